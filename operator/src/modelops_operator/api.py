@@ -1,0 +1,429 @@
+"""The ModelDeployment API (modelops.dev/v1alpha1): the single source of truth.
+
+The CRD in `crds/` is generated from these models (`python -m modelops_operator.crd`), so the
+schema the apiserver enforces and the model the operator parses cannot drift apart. Rules that
+need more than a schema are `Rule`s: one CEL expression for the apiserver and one Python
+predicate for the operator, side by side, and a test runs both over the same cases.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+# -- vocabularies -----------------------------------------------------------------------------
+
+CLASSIFIERS = (
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+    "LogisticRegression",
+    "SVC",
+    "KNeighborsClassifier",
+    "DecisionTreeClassifier",
+)
+REGRESSORS = (
+    "RandomForestRegressor",
+    "ExtraTreesRegressor",
+    "GradientBoostingRegressor",
+    "HistGradientBoostingRegressor",
+    "LinearRegression",
+    "Ridge",
+    "SVR",
+    "KNeighborsRegressor",
+    "DecisionTreeRegressor",
+)
+CLASSIFICATION_DATASETS = ("iris", "wine", "breast_cancer", "digits")
+REGRESSION_DATASETS = ("diabetes",)
+CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+# Error metrics pass the gate from below; every other metric from above.
+LOWER_IS_BETTER = ("rmse", "mae")
+
+Estimator = Literal[
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+    "LogisticRegression",
+    "SVC",
+    "KNeighborsClassifier",
+    "DecisionTreeClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesRegressor",
+    "GradientBoostingRegressor",
+    "HistGradientBoostingRegressor",
+    "LinearRegression",
+    "Ridge",
+    "SVR",
+    "KNeighborsRegressor",
+    "DecisionTreeRegressor",
+]
+BuiltinDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
+Metric = Literal[
+    "accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "rmse", "mae", "r2"
+]
+Phase = Literal["Pending", "Training", "Deploying", "Ready", "Failed"]
+
+QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
+VERSION_PATTERN = r"^v[0-9a-f]{12}$"
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_NAME_LENGTH = 40
+HISTORY_LIMIT = 10
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+# -- rules that a schema alone cannot say -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validation rule, in CEL for admission and in Python for the operator."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+
+
+def _add_rules_to_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    rules: tuple[Rule, ...] = getattr(model, "rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [
+            {"rule": rule.cel, "message": rule.message} for rule in rules
+        ]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, unknown fields refused (the apiserver prunes them; we say so)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra=_add_rules_to_schema,
+    )
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> ApiModel:
+        for rule in self.rules:
+            if not rule.check(self):
+                raise ValueError(rule.message)
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+Quantity = Annotated[
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
+    Field(description="A Kubernetes quantity, such as 500m, 2 or 1Gi."),
+]
+
+
+class Resources(ApiModel):
+    """Container compute resources, as in a Pod's `resources`."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None, description="Minimum resources, e.g. {cpu: 500m, memory: 512Mi}."
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None, description="Maximum resources, e.g. {cpu: 2, memory: 2Gi}."
+    )
+
+
+# -- spec -------------------------------------------------------------------------------------
+
+
+class CsvDataset(ApiModel):
+    rules = (
+        Rule(
+            cel="has(self.url) != has(self.path)",
+            message="csv needs exactly one of url (http or https) or path (a file on a mounted volume)",
+            check=lambda csv: (csv.url is None) != (csv.path is None),
+        ),
+    )
+    url: Annotated[str, Field(pattern=r"^https?://")] | None = Field(
+        default=None, description="An http(s) URL the training Job downloads the CSV from."
+    )
+    path: Annotated[str, Field(pattern=r"^/")] | None = Field(
+        default=None, description="An absolute path to the CSV inside the training container."
+    )
+    target_column: str = Field(
+        min_length=1, description="The column to predict; every other column is a feature."
+    )
+
+
+class Dataset(ApiModel):
+    rules = (
+        Rule(
+            cel="has(self.builtin) != has(self.csv)",
+            message="dataset needs exactly one of builtin (a scikit-learn bundled dataset) or csv",
+            check=lambda dataset: (dataset.builtin is None) != (dataset.csv is None),
+        ),
+    )
+    builtin: BuiltinDataset | None = Field(
+        default=None,
+        description="A dataset bundled with scikit-learn (no download): iris, wine, "
+        "breast_cancer and digits are classification tasks, diabetes is regression.",
+    )
+    csv: CsvDataset | None = Field(default=None, description="A CSV file with a header row.")
+
+
+class QualityGate(ApiModel):
+    rules = (
+        Rule(
+            cel=f"self.metric in {_cel_list(LOWER_IS_BETTER)} ? self.threshold >= 0.0 : "
+            f"(self.metric == 'r2' ? self.threshold <= 1.0 : "
+            f"self.threshold >= 0.0 && self.threshold <= 1.0)",
+            message="qualityGate.threshold is out of range: rmse and mae take a value >= 0, "
+            "r2 a value <= 1, the other metrics a value from 0 to 1",
+            check=lambda gate: (
+                gate.threshold >= 0
+                if gate.metric in LOWER_IS_BETTER
+                else gate.threshold <= 1
+                if gate.metric == "r2"
+                else 0 <= gate.threshold <= 1
+            ),
+        ),
+    )
+    metric: Metric = Field(
+        description="The held-out metric that decides promotion. Classification: accuracy, "
+        "f1_macro, precision_macro, recall_macro, roc_auc; regression: rmse, mae, r2."
+    )
+    threshold: float = Field(
+        description="A model is promoted when its metric is at least this (at most this for "
+        "rmse and mae); otherwise the model already serving keeps serving."
+    )
+
+
+def _is_regressor(estimator: str) -> bool:
+    return estimator in REGRESSORS
+
+
+class TrainingSpec(ApiModel):
+    rules = (
+        Rule(
+            cel=f"!has(self.qualityGate) || ((self.estimator in {_cel_list(REGRESSORS)}) == "
+            f"(self.qualityGate.metric in {_cel_list(REGRESSION_METRICS)}))",
+            message="qualityGate.metric does not suit the estimator: classifiers take "
+            "accuracy, f1_macro, precision_macro, recall_macro or roc_auc; regressors take "
+            "rmse, mae or r2",
+            check=lambda training: (
+                training.quality_gate is None
+                or _is_regressor(training.estimator)
+                == (training.quality_gate.metric in REGRESSION_METRICS)
+            ),
+        ),
+        Rule(
+            cel=f"!has(self.dataset.builtin) || ((self.estimator in {_cel_list(REGRESSORS)}) "
+            f"== (self.dataset.builtin in {_cel_list(REGRESSION_DATASETS)}))",
+            message="the builtin dataset does not suit the estimator: diabetes needs a "
+            "regressor; iris, wine, breast_cancer and digits need a classifier",
+            check=lambda training: (
+                training.dataset.builtin is None
+                or _is_regressor(training.estimator)
+                == (training.dataset.builtin in REGRESSION_DATASETS)
+            ),
+        ),
+    )
+    dataset: Dataset = Field(description="Where the training data comes from.")
+    estimator: Estimator = Field(description="The scikit-learn estimator class to fit.")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor arguments of the estimator, checked against its own "
+        "parameters by the trainer (an unknown or ill-typed one fails the training).",
+    )
+    test_size: float = Field(
+        default=0.2, gt=0, lt=1, description="Fraction of rows held out to compute metrics."
+    )
+    random_seed: int = Field(default=42, ge=0, description="Seed for the split and estimator.")
+    quality_gate: QualityGate | None = Field(
+        default=None, description="Promotion rule; without it every trained model is promoted."
+    )
+    resources: Resources | None = Field(
+        default=None, description="Compute resources of the training container."
+    )
+    backoff_limit: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed training pod before giving up."
+    )
+    active_deadline_seconds: int = Field(
+        default=1800, ge=1, description="Training is stopped and failed after this long."
+    )
+
+
+class Autoscaling(ApiModel):
+    rules = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+            check=lambda scaling: scaling.min_replicas <= scaling.max_replicas,
+        ),
+    )
+    min_replicas: int = Field(default=1, ge=1, description="Fewest serving replicas.")
+    max_replicas: int = Field(ge=1, description="Most serving replicas.")
+    target_cpu_utilization_percentage: int = Field(
+        default=80,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU use the autoscaler aims for, as in HPA v1.",
+    )
+
+
+class ServingSpec(ApiModel):
+    replicas: int = Field(
+        default=1, ge=0, description="Serving replicas (ignored while autoscaling is set)."
+    )
+    resources: Resources | None = Field(
+        default=None, description="Compute resources of each serving container."
+    )
+    image: str | None = Field(
+        default=None, min_length=1, description="Inference server image; default: operator's."
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Scale on CPU with a HorizontalPodAutoscaler."
+    )
+    model_version: Annotated[str, Field(pattern=VERSION_PATTERN)] | None = Field(
+        default=None,
+        description="Serve this earlier version (from status.history) instead of the newest "
+        "promoted one: a rollback without retraining. Remove it to follow training again.",
+    )
+
+
+class StorageSpec(ApiModel):
+    rules = (
+        Rule(
+            cel="!(has(self.existingClaim) && has(self.storageClassName))",
+            message="storage: storageClassName applies only to a claim the operator creates; "
+            "drop it when using existingClaim",
+            check=lambda storage: (
+                storage.existing_claim is None or storage.storage_class_name is None
+            ),
+        ),
+    )
+    existing_claim: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Keep artifacts on this existing PersistentVolumeClaim (ReadWriteMany "
+        "when training and serving pods run on different nodes).",
+    )
+    size: Annotated[str, Field(pattern=QUANTITY_PATTERN)] = Field(
+        default="1Gi", description="Size of the claim the operator creates."
+    )
+    storage_class_name: str | None = Field(
+        default=None, description="Storage class of the claim the operator creates."
+    )
+
+
+class PrometheusMonitoring(ApiModel):
+    enabled: bool = Field(default=True, description="Add a scrape job for the serving pods.")
+    interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = Field(
+        default="15s", description="Scrape interval, e.g. 15s or 1m."
+    )
+
+
+class GrafanaMonitoring(ApiModel):
+    enabled: bool = Field(default=True, description="Provision a dashboard for the model.")
+
+
+class MonitoringSpec(ApiModel):
+    prometheus: PrometheusMonitoring = Field(
+        default_factory=PrometheusMonitoring, description="Prometheus scraping."
+    )
+    grafana: GrafanaMonitoring = Field(
+        default_factory=GrafanaMonitoring, description="Grafana dashboard."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state: how to train the model and how to serve and watch it."""
+
+    training: TrainingSpec = Field(description="How the model is trained.")
+    serving: ServingSpec = Field(default_factory=ServingSpec, description="How it is served.")
+    storage: StorageSpec = Field(
+        default_factory=StorageSpec, description="Where model artifacts are kept."
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec, description="Prometheus scraping and Grafana."
+    )
+
+
+# -- status -----------------------------------------------------------------------------------
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class StatusModel(ApiModel):
+    """Status is written by the operator only; unknown fields would be pruned, so forbid them."""
+
+
+class Condition(StatusModel):
+    type: str = Field(description="Trained, Deployed or Ready.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="A CamelCase word for why.")
+    message: str = Field(default="", description="What happened, for humans.")
+    last_transition_time: Timestamp = Field(description="When status last changed.")
+    observed_generation: int = Field(description="The generation this condition is about.")
+
+
+class ModelRecord(StatusModel):
+    version: str = Field(description="The model version (derived from spec and data).")
+    sha256: str = Field(description="Digest of the model file, verified by the server.")
+    artifact_path: str = Field(description="The version's directory on the artifact volume.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Held-out metrics.")
+    score: str | None = Field(default=None, description="The gating metric, e.g. accuracy=0.967.")
+    trained_at: Timestamp | None = Field(default=None, description="When it was trained.")
+
+
+class TrainingStatus(StatusModel):
+    spec_hash: str = Field(description="Hash of the training spec this run is for.")
+    job_name: str = Field(description="The training Job.")
+    state: Literal["Running", "Succeeded", "Failed"] = Field(description="How the Job fares.")
+    message: str = Field(default="", description="The trainer's own words on failure.")
+    result: ModelRecord | None = Field(default=None, description="The trained model.")
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state, rebuilt from the Job, its pod and the Deployment on every reconcile."""
+
+    phase: Phase = Field(
+        default="Pending", description="Pending, Training, Deploying, Ready, Failed."
+    )
+    message: str = Field(default="", description="What the operator is doing or waiting for.")
+    observed_generation: int | None = Field(default=None, description="Last generation seen.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Trained, Deployed, Ready."
+    )
+    model: ModelRecord | None = Field(default=None, description="The model being served.")
+    history: list[ModelRecord] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description="Promoted models, newest first; serving.modelVersion may pin any of them.",
+    )
+    training: TrainingStatus | None = Field(default=None, description="The latest training run.")
+    replicas: int | None = Field(default=None, description="Serving replicas wanted.")
+    ready_replicas: int | None = Field(default=None, description="Serving replicas ready.")
+    endpoint: str | None = Field(default=None, description="In-cluster URL of the model's API.")
+
+
+# The object's name becomes a Service name and the stem of every child's name.
+NAME_RULE = Rule(
+    cel=f"self.metadata.name.size() <= {MAX_NAME_LENGTH} && "
+    f"self.metadata.name.matches('{NAME_PATTERN}')",
+    message=f"metadata.name must be at most {MAX_NAME_LENGTH} characters of lowercase letters, "
+    "digits and '-', starting with a letter (it names the model's Service)",
+    check=lambda name: (
+        len(name) <= MAX_NAME_LENGTH and re.fullmatch(NAME_PATTERN, name) is not None
+    ),
+)

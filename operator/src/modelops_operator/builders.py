@@ -1,0 +1,283 @@
+"""Pure builders: a ModelDeployment's spec in, the manifests of its children out. No I/O.
+
+Owner references are added by the caller (they need the live object's uid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from modelops_operator import api, constants
+from modelops_operator.settings import Settings
+
+NON_ROOT_UID = 10001
+SERVER_PORT_NAME = "http"
+
+
+def digest(value: Any, length: int = 10) -> str:
+    """A short, stable hash of any JSON-able value."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def training_hash(training: api.TrainingSpec) -> str:
+    """What names the training Job. The quality gate is left out: changing only the threshold
+    re-judges the model already trained instead of training it again."""
+    return digest(training.to_wire() | {"qualityGate": None})
+
+
+def labels(name: str, component: str) -> dict[str, str]:
+    return {
+        constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+        constants.LABEL_MODEL: name,
+        constants.LABEL_COMPONENT: component,
+    }
+
+
+def claim_name(name: str, storage: api.StorageSpec) -> str:
+    return storage.existing_claim or constants.CLAIM_NAME.format(name=name)
+
+
+def endpoint(name: str, namespace: str, settings: Settings) -> str:
+    service = constants.SERVICE_NAME.format(name=name)
+    return f"http://{service}.{namespace}.svc.{settings.cluster_domain}:{constants.SERVER_PORT}"
+
+
+def _metadata(name: str, namespace: str, child_labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": child_labels}
+
+
+def _with_spec_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Stamp the manifest with a hash of itself, so an unchanged child is never re-applied."""
+    manifest["metadata"].setdefault("annotations", {})[constants.ANNOTATION_SPEC_HASH] = digest(
+        manifest
+    )
+    return manifest
+
+
+def _resources(resources: api.Resources | None) -> dict[str, Any]:
+    return resources.to_wire() if resources else {}
+
+
+def _restricted_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT_UID,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def build_claim(name: str, namespace: str, storage: api.StorageSpec) -> dict[str, Any] | None:
+    """The artifact volume's claim, or None when the user brings an existing one."""
+    if storage.existing_claim:
+        return None
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class_name:
+        spec["storageClassName"] = storage.storage_class_name
+    return _with_spec_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(claim_name(name, storage), namespace, labels(name, "storage")),
+            "spec": spec,
+        }
+    )
+
+
+def training_job_name(name: str, training: api.TrainingSpec) -> str:
+    return constants.TRAINING_JOB_NAME.format(name=name, training_hash=training_hash(training))
+
+
+def build_training_job(
+    name: str, namespace: str, spec: api.ModelDeploymentSpec, settings: Settings
+) -> dict[str, Any]:
+    training = spec.training
+    job_labels = labels(name, "training") | {constants.LABEL_TRAINING_HASH: training_hash(training)}
+    container = {
+        "name": "trainer",
+        "image": settings.trainer_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": ["--output-root", constants.ARTIFACT_MOUNT_PATH, "--name", name],
+        "env": [
+            {"name": "MODELOPS_TRAINING_SPEC", "value": json.dumps(training.to_wire())},
+            {"name": "MODELOPS_NAMESPACE", "value": namespace},
+        ],
+        "resources": _resources(training.resources),
+        "securityContext": _restricted_security_context(),
+        "terminationMessagePath": constants.TERMINATION_LOG,
+        # The summary is in the termination log; a crash before it still tells something.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return _with_spec_hash(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": _metadata(training_job_name(name, training), namespace, job_labels),
+            "spec": {
+                "backoffLimit": training.backoff_limit,
+                "activeDeadlineSeconds": training.active_deadline_seconds,
+                "template": {
+                    "metadata": {"labels": job_labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"fsGroup": NON_ROOT_UID},
+                        "containers": [container],
+                        "volumes": [
+                            {
+                                "name": "models",
+                                "persistentVolumeClaim": {
+                                    "claimName": claim_name(name, spec.storage)
+                                },
+                            },
+                            {"name": "tmp", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+        }
+    )
+
+
+def build_server_deployment(
+    name: str,
+    namespace: str,
+    spec: api.ModelDeploymentSpec,
+    model: api.ModelRecord,
+    settings: Settings,
+) -> dict[str, Any]:
+    serving = spec.serving
+    selector = labels(name, "server")
+    pod_labels = selector | {constants.LABEL_VERSION: model.version}
+    probe = {"httpGet": {"port": SERVER_PORT_NAME}, "periodSeconds": 10}
+    container = {
+        "name": "server",
+        "image": serving.image or settings.server_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "ports": [{"name": SERVER_PORT_NAME, "containerPort": constants.SERVER_PORT}],
+        "env": [
+            {"name": "MODELOPS_MODEL_DIR", "value": model.artifact_path},
+            {"name": "MODELOPS_MODEL_NAME", "value": name},
+            {"name": "MODELOPS_MODEL_VERSION", "value": model.version},
+            {"name": "MODELOPS_MODEL_SHA256", "value": model.sha256},
+            {"name": "MODELOPS_PORT", "value": str(constants.SERVER_PORT)},
+        ],
+        "resources": _resources(serving.resources),
+        "securityContext": _restricted_security_context(),
+        "readinessProbe": _probe(probe, "/v2/health/ready"),
+        "livenessProbe": _probe(probe, "/v2/health/live") | {"failureThreshold": 6},
+        "volumeMounts": [
+            {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "template": {
+            "metadata": {
+                "labels": pod_labels,
+                "annotations": {
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(constants.SERVER_PORT),
+                    "prometheus.io/path": "/metrics",
+                    constants.ANNOTATION_MODEL_SHA256: model.sha256,
+                },
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": {"fsGroup": NON_ROOT_UID},
+                "containers": [container],
+                "volumes": [
+                    {
+                        "name": "models",
+                        "persistentVolumeClaim": {
+                            "claimName": claim_name(name, spec.storage),
+                            "readOnly": True,
+                        },
+                    },
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        },
+    }
+    # Under an autoscaler the HPA owns the replica count; leaving it out hands it over.
+    if serving.autoscaling is None:
+        deployment_spec["replicas"] = serving.replicas
+    return _with_spec_hash(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(
+                constants.SERVER_NAME.format(name=name),
+                namespace,
+                selector | {constants.LABEL_VERSION: model.version},
+            ),
+            "spec": deployment_spec,
+        }
+    )
+
+
+def _probe(base: dict[str, Any], path: str) -> dict[str, Any]:
+    return base | {"httpGet": base["httpGet"] | {"path": path}}
+
+
+def build_service(name: str, namespace: str) -> dict[str, Any]:
+    return _with_spec_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(
+                constants.SERVICE_NAME.format(name=name), namespace, labels(name, "server")
+            ),
+            "spec": {
+                "selector": labels(name, "server"),
+                "ports": [
+                    {
+                        "name": SERVER_PORT_NAME,
+                        "port": constants.SERVER_PORT,
+                        "targetPort": SERVER_PORT_NAME,
+                    }
+                ],
+            },
+        }
+    )
+
+
+def build_autoscaler(name: str, namespace: str, autoscaling: api.Autoscaling) -> dict[str, Any]:
+    server = constants.SERVER_NAME.format(name=name)
+    return _with_spec_hash(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _metadata(server, namespace, labels(name, "server")),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": server},
+                "minReplicas": autoscaling.min_replicas,
+                "maxReplicas": autoscaling.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "averageUtilization": autoscaling.target_cpu_utilization_percentage,
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+    )

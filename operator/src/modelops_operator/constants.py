@@ -1,0 +1,37 @@
+"""Names shared by the CRD, the builders and the handlers."""
+
+GROUP = "modelops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ["mdep"]
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# Labels on every child; LABEL_MODEL finds a child's ModelDeployment.
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "modelops"
+LABEL_MODEL = f"{GROUP}/model"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_VERSION = f"{GROUP}/version"
+LABEL_TRAINING_HASH = f"{GROUP}/training-hash"
+
+# Annotations on children.
+ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
+ANNOTATION_MODEL_SHA256 = f"{GROUP}/model-sha256"
+
+# Child name patterns (the ModelDeployment's name is at most 40 characters, so all fit in 63).
+TRAINING_JOB_NAME = "{name}-train-{training_hash}"
+SERVER_NAME = "{name}-server"
+SERVICE_NAME = "{name}"
+CLAIM_NAME = "{name}-models"
+
+# Paths and ports of the artifact contract (docs/artifact-contract.md).
+ARTIFACT_MOUNT_PATH = "/models"
+SERVER_PORT = 8080
+TERMINATION_LOG = "/dev/termination-log"
+
+CONDITION_TRAINED = "Trained"
+CONDITION_DEPLOYED = "Deployed"
+CONDITION_READY = "Ready"

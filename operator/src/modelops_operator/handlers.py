@@ -1,0 +1,78 @@
+"""kopf handlers: thin triggers that all lead to `reconcile` (and `forget` on delete)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import kubernetes
+
+from modelops_operator import constants
+from modelops_operator.kube import Kube, is_transient
+from modelops_operator.reconcile import reconcile
+from modelops_operator.settings import Settings
+
+RESYNC_SECONDS = Settings().resync_seconds
+MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
+RETRY_DELAY_SECONDS = 5
+
+
+def _api_client() -> kubernetes.client.ApiClient:
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf's own bookkeeping lives under our API group, not kopf's.
+    settings.persistence.finalizer = f"{constants.GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=constants.GROUP, key="last-handled-configuration"
+    )
+    # Peering: of two replicas only the higher priority acts. The newest start wins, so a
+    # rollout hands over at once; the random part breaks a tie within one millisecond.
+    settings.peering.priority = int(time.time() * 1000) * 1000 + random.randrange(1000)
+    memo.settings = Settings()
+    # Two replicas with peering absent would both act: refuse to start instead.
+    settings.peering.mandatory = not memo.settings.standalone
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = 16
+    memo.kube = Kube(_api_client())
+
+
+def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
+    assert namespace, "ModelDeployments are namespaced"
+    try:
+        reconcile(memo.kube, memo.settings, namespace, name)
+    except Exception as error:
+        if is_transient(error):
+            raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error
+        raise
+
+
+@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL)
+@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL, field="spec")
+def model_changed(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    _reconcile_or_retry(memo, namespace, name)
+
+
+@kopf.timer(constants.GROUP, constants.VERSION, constants.PLURAL, interval=RESYNC_SECONDS)
+def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    _reconcile_or_retry(memo, namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+def child_changed(labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+    owner = labels.get(constants.LABEL_MODEL)
+    if owner and namespace:
+        reconcile(memo.kube, memo.settings, namespace, owner)

@@ -1,0 +1,121 @@
+"""The one place that talks to the Kubernetes API."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, cast
+
+import kubernetes
+import urllib3
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+from modelops_operator import constants
+
+FIELD_MANAGER = "modelops-operator"
+# Worth retrying: conflicts, throttling and an apiserver that is briefly unwell.
+TRANSIENT_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+
+
+def is_transient(error: Exception) -> bool:
+    if isinstance(error, kubernetes.client.ApiException):
+        return error.status in TRANSIENT_STATUSES
+    return isinstance(error, urllib3.exceptions.HTTPError)
+
+
+class Kube:
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.dynamic = DynamicClient(api_client)
+
+    # -- the ModelDeployment itself --------------------------------------------------------
+
+    def get_model(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = cast(
+                dict[str, Any],
+                self.custom.get_namespaced_custom_object(
+                    constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
+                ),
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def patch_model_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            constants.GROUP,
+            constants.VERSION,
+            namespace,
+            constants.PLURAL,
+            name,
+            {"status": status},
+        )
+
+    # -- children --------------------------------------------------------------------------
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        result: dict[str, Any] = found.to_dict()
+        return result
+
+    def create_if_absent(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create, or return what is already there under that name (a retry, another replica)."""
+        metadata = manifest["metadata"]
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        try:
+            created: dict[str, Any] = resource.create(
+                body=manifest, namespace=metadata["namespace"]
+            ).to_dict()
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
+            existing = self.get(
+                manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
+            )
+            if existing is None:
+                raise
+            return existing
+        return created
+
+    def apply(self, manifest: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any]:
+        """Server-side apply, skipped when the observed child carries the same spec hash."""
+        if observed is not None and _spec_hash(observed) == _spec_hash(manifest):
+            return observed
+        metadata = manifest["metadata"]
+        applied: dict[str, Any] = (
+            self._resource(manifest["apiVersion"], manifest["kind"])
+            .server_side_apply(
+                body=manifest,
+                name=metadata["name"],
+                namespace=metadata["namespace"],
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+            .to_dict()
+        )
+        return applied
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            self._resource(api_version, kind).delete(
+                name=name, namespace=namespace, propagation_policy="Background"
+            )
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        pods = self._resource("v1", "Pod").get(namespace=namespace, label_selector=label_selector)
+        return [pod.to_dict() for pod in pods.items]
+
+
+def _spec_hash(manifest: dict[str, Any]) -> str | None:
+    annotations = manifest.get("metadata", {}).get("annotations") or {}
+    return annotations.get(constants.ANNOTATION_SPEC_HASH)

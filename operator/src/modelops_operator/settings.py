@@ -1,0 +1,42 @@
+"""Operator settings, from environment variables prefixed MODELOPS_."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_")
+
+    namespaces: str = Field(
+        default="", description="Comma-separated namespaces to watch; empty watches all."
+    )
+    trainer_image: str = Field(default="modelops/trainer:0.1.0")
+    server_image: str = Field(default="modelops/inference-server:0.1.0")
+    image_pull_policy: str = Field(default="IfNotPresent")
+    cluster_domain: str = Field(default="cluster.local")
+    prometheus_config: str = Field(
+        default="modelops-system/prometheus-config",
+        description="namespace/name of the ConfigMap holding prometheus.yml.",
+    )
+    prometheus_url: str = Field(
+        default="", description="Prometheus base URL to POST /-/reload to after a change."
+    )
+    grafana_dashboards: str = Field(
+        default="modelops-system/grafana-dashboards",
+        description="namespace/name of the ConfigMap Grafana provisions dashboards from.",
+    )
+    health_port: int = Field(default=8081, description="Port of the operator's /healthz.")
+    standalone: bool = Field(
+        default=False,
+        description="Run without peering (one replica only); otherwise the peering object "
+        "named modelops must exist and only one replica acts at a time.",
+    )
+    resync_seconds: float = Field(
+        default=60.0, gt=0, description="Reconcile every resource at least this often."
+    )
+
+    @property
+    def watched_namespaces(self) -> list[str]:
+        return [namespace.strip() for namespace in self.namespaces.split(",") if namespace.strip()]

@@ -1,0 +1,177 @@
+"""Pure status logic: what the observed Job, pods and Deployment mean for a ModelDeployment."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic
+
+from modelops_operator import api, constants
+
+# The training summary's own keys (docs/artifact-contract.md) that a ModelRecord keeps.
+_SUMMARY_KEYS = ("version", "sha256", "artifactPath", "metrics", "trainedAt")
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def _termination_message(pod: dict[str, Any]) -> str:
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if terminated.get("message"):
+            return str(terminated["message"]).strip()
+    return ""
+
+
+def _newest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
+    matching = [pod for pod in pods if pod.get("status", {}).get("phase") == phase]
+    return max(matching, key=lambda pod: pod["metadata"].get("creationTimestamp", ""), default=None)
+
+
+def parse_summary(message: str) -> api.ModelRecord:
+    """The trainer's JSON summary, as left in its termination message."""
+    try:
+        summary = json.loads(message)
+        return api.ModelRecord.model_validate({key: summary.get(key) for key in _SUMMARY_KEYS})
+    except (ValueError, AttributeError, pydantic.ValidationError) as error:
+        raise ValueError(
+            f"the trainer's summary is unreadable ({error}): {message[:200]!r}"
+        ) from None
+
+
+def training_status(
+    job: dict[str, Any], pods: list[dict[str, Any]], spec_hash: str
+) -> api.TrainingStatus:
+    name = job["metadata"]["name"]
+    if _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet"):
+        succeeded = _newest(pods, "Succeeded")
+        message = _termination_message(succeeded) if succeeded else ""
+        try:
+            result = parse_summary(message)
+        except ValueError as error:
+            return api.TrainingStatus(
+                spec_hash=spec_hash, job_name=name, state="Failed", message=str(error)
+            )
+        return api.TrainingStatus(
+            spec_hash=spec_hash, job_name=name, state="Succeeded", result=result
+        )
+    failed = _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
+    if failed:
+        pod = _newest(pods, "Failed")
+        trainer_said = _termination_message(pod) if pod else ""
+        reason = trainer_said or failed.get("message") or failed.get("reason") or "unknown"
+        return api.TrainingStatus(
+            spec_hash=spec_hash, job_name=name, state="Failed", message=reason
+        )
+    return api.TrainingStatus(spec_hash=spec_hash, job_name=name, state="Running")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promoted: bool
+    score: str | None
+    explanation: str
+
+
+def judge(model: api.ModelRecord, gate: api.QualityGate | None) -> Verdict:
+    if gate is None:
+        return Verdict(True, None, f"{model.version} promoted (no quality gate)")
+    value = model.metrics.get(gate.metric)
+    if value is None:
+        return Verdict(False, None, f"{model.version} has no {gate.metric} metric to judge it by")
+    score = f"{gate.metric}={value:.4g}"
+    lower_is_better = gate.metric in api.LOWER_IS_BETTER
+    passed = value <= gate.threshold if lower_is_better else value >= gate.threshold
+    relation = ("<=" if passed else ">") if lower_is_better else (">=" if passed else "<")
+    verdict = "promoted" if passed else "not promoted"
+    return Verdict(passed, score, f"{model.version} {verdict}: {score} {relation} {gate.threshold}")
+
+
+def promote(history: list[api.ModelRecord], model: api.ModelRecord) -> list[api.ModelRecord]:
+    """Newest first, each version once, at most HISTORY_LIMIT entries."""
+    rest = [entry for entry in history if entry.version != model.version]
+    return [model, *rest][: api.HISTORY_LIMIT]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The model to serve, or None with the reason (a CamelCase word and a sentence)."""
+
+    model: api.ModelRecord | None
+    reason: str = ""
+    message: str = ""
+
+
+def serving_target(history: list[api.ModelRecord], pinned: str | None) -> Target:
+    if pinned is None:
+        if history:
+            return Target(history[0])
+        return Target(None, "NoModel", "no model has been promoted yet")
+    for entry in history:
+        if entry.version == pinned:
+            return Target(entry)
+    known = ", ".join(entry.version for entry in history) or "none yet"
+    return Target(
+        None,
+        "VersionNotFound",
+        f"serving.modelVersion {pinned} is not a promoted version of this model "
+        f"(known: {known}); pin one of them or remove the pin",
+    )
+
+
+@dataclass(frozen=True)
+class Rollout:
+    complete: bool
+    replicas: int
+    ready_replicas: int
+
+
+def rollout(deployment: dict[str, Any], version: str) -> Rollout:
+    spec = deployment.get("spec", {})
+    status = deployment.get("status", {})
+    wanted = int(spec.get("replicas", 1))
+    ready = int(status.get("readyReplicas") or 0)
+    serves_version = (
+        deployment["metadata"].get("labels", {}).get(constants.LABEL_VERSION) == version
+    )
+    complete = (
+        serves_version
+        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and int(status.get("updatedReplicas") or 0) >= wanted
+        and int(status.get("availableReplicas") or 0) >= wanted
+        and int(status.get("replicas") or 0) == int(status.get("updatedReplicas") or 0)
+    )
+    return Rollout(complete=complete, replicas=wanted, ready_replicas=ready)
+
+
+def condition(
+    previous: list[api.Condition],
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int,
+) -> api.Condition:
+    """A condition that keeps its lastTransitionTime while its status does not change."""
+    status: Literal["True", "False"] = "True" if ok else "False"
+    before = next((c for c in previous if c.type == kind), None)
+    since = before.last_transition_time if before and before.status == status else now()
+    return api.Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )

@@ -1,0 +1,285 @@
+"""The CRD and the pydantic spec model are one API: generated from one source, and agreeing on
+every accepted and rejected example, as judged by the real apiserver."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+from modelops_envtest.controlplane import ControlPlane
+from modelops_operator import api, crd
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "modelops.dev_modeldeployments.yaml"
+SAMPLES = sorted((ROOT / "deploy" / "samples").glob("*.yaml"))
+
+VALID_SPEC: dict[str, Any] = {
+    "training": {
+        "dataset": {"builtin": "iris"},
+        "estimator": "RandomForestClassifier",
+        "qualityGate": {"metric": "accuracy", "threshold": 0.9},
+    }
+}
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    """VALID_SPEC with one dotted path set (None deletes it)."""
+    spec = copy.deepcopy(VALID_SPEC)
+    *parents, leaf = path.split(".")
+    node = spec
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is None:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return spec
+
+
+# (case, spec, the rule message both must give, or None for a schema-level rejection)
+INVALID: list[tuple[str, dict[str, Any], str | None]] = [
+    ("unknown estimator", with_change("training.estimator", "DeepNet"), None),
+    ("unknown dataset", with_change("training.dataset.builtin", "mnist"), None),
+    ("test split of 1", with_change("training.testSize", 1), None),
+    ("test split of 0", with_change("training.testSize", 0), None),
+    ("negative replicas", with_change("serving.replicas", -1), None),
+    ("bad pinned version", with_change("serving.modelVersion", "latest"), None),
+    ("bad interval", with_change("monitoring.prometheus.interval", "soon"), None),
+    ("unknown metric", with_change("training.qualityGate.metric", "auc"), None),
+    ("negative backoff", with_change("training.backoffLimit", -1), None),
+    ("bad quantity", with_change("training.resources", {"limits": {"cpu": "lots"}}), None),
+    (
+        "bad csv url",
+        with_change("training.dataset", {"csv": {"url": "ftp://x/y.csv", "targetColumn": "y"}}),
+        None,
+    ),
+    ("no dataset source", with_change("training.dataset", {}), api.Dataset.rules[0].message),
+    (
+        "two dataset sources",
+        with_change(
+            "training.dataset", {"builtin": "iris", "csv": {"path": "/d.csv", "targetColumn": "y"}}
+        ),
+        api.Dataset.rules[0].message,
+    ),
+    (
+        "csv with url and path",
+        with_change(
+            "training.dataset",
+            {"csv": {"path": "/d.csv", "url": "https://x/d.csv", "targetColumn": "y"}},
+        ),
+        api.CsvDataset.rules[0].message,
+    ),
+    (
+        "threshold above 1",
+        with_change("training.qualityGate.threshold", 1.5),
+        api.QualityGate.rules[0].message,
+    ),
+    (
+        "negative rmse threshold",
+        with_change(
+            "training",
+            {
+                **VALID_SPEC["training"],
+                "dataset": {"builtin": "diabetes"},
+                "estimator": "Ridge",
+                "qualityGate": {"metric": "rmse", "threshold": -1},
+            },
+        ),
+        api.QualityGate.rules[0].message,
+    ),
+    (
+        "regression metric for a classifier",
+        with_change("training.qualityGate.metric", "r2"),
+        api.TrainingSpec.rules[0].message,
+    ),
+    (
+        "classifier on diabetes",
+        with_change("training.dataset.builtin", "diabetes"),
+        api.TrainingSpec.rules[1].message,
+    ),
+    (
+        "min above max replicas",
+        with_change("serving.autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
+        api.Autoscaling.rules[0].message,
+    ),
+    (
+        "storage class with existing claim",
+        with_change("storage", {"existingClaim": "shared", "storageClassName": "fast"}),
+        api.StorageSpec.rules[0].message,
+    ),
+]
+
+VALID: list[tuple[str, dict[str, Any]]] = [
+    ("minimal", VALID_SPEC),
+    ("no gate", with_change("training.qualityGate", None)),
+    (
+        "csv from url",
+        with_change(
+            "training.dataset", {"csv": {"url": "https://example.org/d.csv", "targetColumn": "y"}}
+        ),
+    ),
+    (
+        "regressor with r2 gate",
+        with_change(
+            "training",
+            {
+                "dataset": {"builtin": "diabetes"},
+                "estimator": "Ridge",
+                "qualityGate": {"metric": "r2", "threshold": -0.5},
+            },
+        ),
+    ),
+    ("pinned version", with_change("serving.modelVersion", "v0123456789ab")),
+    (
+        "integer quantities",
+        with_change("serving.resources", {"limits": {"cpu": 2, "memory": "1Gi"}}),
+    ),
+    ("scale to zero", with_change("serving.replicas", 0)),
+]
+
+
+def manifest(name: str, spec: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def test_committed_crd_is_generated_from_the_models() -> None:
+    assert CRD_FILE.read_text() == crd.render(), "run: python -m modelops_operator.crd > " + str(
+        CRD_FILE.relative_to(ROOT)
+    )
+
+
+def test_every_rule_is_covered_by_an_invalid_case() -> None:
+    models = [
+        api.CsvDataset,
+        api.Dataset,
+        api.QualityGate,
+        api.TrainingSpec,
+        api.Autoscaling,
+        api.StorageSpec,
+    ]
+    rule_messages = {rule.message for model in models for rule in model.rules}
+    assert rule_messages == {message for _, _, message in INVALID if message}
+
+
+def test_every_schema_field_has_a_description() -> None:
+    def walk(node: dict[str, Any], path: str) -> list[str]:
+        missing = []
+        for name, child in node.get("properties", {}).items():
+            if "description" not in child and path not in ("", ".status.conditions[]"):
+                missing.append(f"{path}.{name}")
+            missing += walk(child, f"{path}.{name}")
+        if "items" in node:
+            missing += walk(node["items"], f"{path}[]")
+        return missing
+
+    schema = crd.build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert walk(schema["properties"]["spec"], ".spec") == []
+
+
+@pytest.mark.parametrize("case,spec,message", INVALID, ids=[case for case, _, _ in INVALID])
+def test_pydantic_rejects(case: str, spec: dict[str, Any], message: str | None) -> None:
+    with pytest.raises(pydantic.ValidationError) as rejected:
+        api.ModelDeploymentSpec.model_validate(spec)
+    if message:
+        assert message in str(rejected.value)
+
+
+@pytest.mark.parametrize("case,spec", VALID, ids=[case for case, _ in VALID])
+def test_pydantic_accepts(case: str, spec: dict[str, Any]) -> None:
+    api.ModelDeploymentSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
+def test_samples_parse(sample: Path) -> None:
+    api.ModelDeploymentSpec.model_validate(yaml.safe_load(sample.read_text())["spec"])
+
+
+def test_name_rule() -> None:
+    assert api.NAME_RULE.check("iris-v2")
+    assert not api.NAME_RULE.check("2iris")
+    assert not api.NAME_RULE.check("x" * 41)
+
+
+@pytest.mark.controlplane
+class TestAdmission:
+    """The same cases through the real apiserver (server-side dry run)."""
+
+    @pytest.fixture(autouse=True, scope="class")
+    def installed_crd(self, control_plane: ControlPlane) -> None:
+        control_plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+        control_plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "crd/modeldeployments.modelops.dev",
+            "--timeout=30s",
+        )
+
+    def dry_run(self, control_plane: ControlPlane, namespace: str, text: str) -> tuple[int, str]:
+        done = control_plane.kubectl(
+            "-n", namespace, "apply", "--dry-run=server", "-f", "-", stdin=text, check=False
+        )
+        return done.returncode, done.stderr
+
+    @pytest.mark.parametrize("case,spec,message", INVALID, ids=[case for case, _, _ in INVALID])
+    def test_apiserver_rejects(
+        self,
+        control_plane: ControlPlane,
+        namespace: str,
+        case: str,
+        spec: dict[str, Any],
+        message: str | None,
+    ) -> None:
+        code, stderr = self.dry_run(control_plane, namespace, manifest("m", spec))
+        assert code != 0, f"{case} was admitted"
+        if message:
+            assert message in stderr
+
+    @pytest.mark.parametrize("case,spec", VALID, ids=[case for case, _ in VALID])
+    def test_apiserver_accepts(
+        self, control_plane: ControlPlane, namespace: str, case: str, spec: dict[str, Any]
+    ) -> None:
+        code, stderr = self.dry_run(control_plane, namespace, manifest("m", spec))
+        assert code == 0, stderr
+
+    @pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
+    def test_samples_are_admitted(
+        self, control_plane: ControlPlane, namespace: str, sample: Path
+    ) -> None:
+        code, stderr = self.dry_run(control_plane, namespace, sample.read_text())
+        assert code == 0, stderr
+
+    def test_bad_name_is_rejected(self, control_plane: ControlPlane, namespace: str) -> None:
+        code, stderr = self.dry_run(control_plane, namespace, manifest("x" * 41, VALID_SPEC))
+        assert code != 0
+        assert api.NAME_RULE.message in stderr
+
+    def test_defaults_agree(self, control_plane: ControlPlane, namespace: str) -> None:
+        """What the apiserver stores after defaulting parses to the same model as the input."""
+        spec = with_change("serving", {"autoscaling": {"maxReplicas": 3}})
+        done = control_plane.kubectl(
+            "-n",
+            namespace,
+            "apply",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+            stdin=manifest("m", spec),
+        )
+        stored = json.loads(done.stdout)["spec"]
+        assert api.ModelDeploymentSpec.model_validate(
+            stored
+        ) == api.ModelDeploymentSpec.model_validate(spec)

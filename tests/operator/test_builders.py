@@ -1,0 +1,166 @@
+"""The pure builders: what each child manifest must say, without an API server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import sample  # type: ignore[import-not-found]
+from modelops_operator import api, builders, constants
+from modelops_operator.settings import Settings
+
+SETTINGS = Settings(trainer_image="trainer:test", server_image="server:test")
+MODEL = api.ModelRecord(
+    version="v0123456789ab",
+    sha256="f" * 64,
+    artifact_path="/models/ns/iris/v0123456789ab",
+    metrics={"accuracy": 0.97},
+)
+
+
+def spec_of(name: str, **changes: Any) -> api.ModelDeploymentSpec:
+    spec = sample(name)["spec"]
+    for path, value in changes.items():
+        node = spec
+        *parents, leaf = path.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return api.ModelDeploymentSpec.model_validate(spec)
+
+
+def container(manifest: dict[str, Any]) -> dict[str, Any]:
+    spec = manifest["spec"]
+    template = spec["template"]
+    result: dict[str, Any] = template["spec"]["containers"][0]
+    return result
+
+
+def test_training_job_name_is_deterministic_and_follows_the_training_spec() -> None:
+    iris = spec_of("iris")
+    assert builders.training_job_name("iris", iris.training) == builders.training_job_name(
+        "iris", spec_of("iris").training
+    )
+    assert builders.training_job_name("iris", iris.training) != builders.training_job_name(
+        "iris", spec_of("iris", training__randomSeed=1).training
+    )
+    name = builders.training_job_name("x" * api.MAX_NAME_LENGTH, iris.training)
+    assert len(name) <= 63, "a Job's name becomes a pod label value"
+
+
+def test_quality_gate_does_not_retrain() -> None:
+    stricter = spec_of("iris", training__qualityGate={"metric": "accuracy", "threshold": 0.99})
+    assert builders.training_hash(stricter.training) == builders.training_hash(
+        spec_of("iris").training
+    )
+
+
+def test_serving_changes_do_not_touch_the_training_job() -> None:
+    more = spec_of("iris", serving__replicas=5)
+    assert builders.build_training_job("iris", "ns", more, SETTINGS) == builders.build_training_job(
+        "iris", "ns", spec_of("iris"), SETTINGS
+    )
+
+
+def test_training_job_passes_the_spec_and_collects_the_termination_message() -> None:
+    spec = spec_of("iris")
+    job = builders.build_training_job("iris", "ns", spec, SETTINGS)
+    trainer = container(job)
+    env = {item["name"]: item["value"] for item in trainer["env"]}
+    assert json.loads(env["MODELOPS_TRAINING_SPEC"]) == spec.training.to_wire()
+    assert env["MODELOPS_NAMESPACE"] == "ns"
+    assert trainer["terminationMessagePath"] == "/dev/termination-log"
+    assert trainer["image"] == "trainer:test"
+    assert trainer["resources"] == {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert (
+        job["spec"]["backoffLimit"] == 2
+        and job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    )
+    claim = job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim == "iris-models"
+
+
+def test_server_deployment_is_locked_down_and_verifies_the_artifact() -> None:
+    deployment = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    server = container(deployment)
+    env = {item["name"]: item["value"] for item in server["env"]}
+    assert env["MODELOPS_MODEL_SHA256"] == MODEL.sha256
+    assert env["MODELOPS_MODEL_DIR"] == MODEL.artifact_path
+    assert env["MODELOPS_MODEL_VERSION"] == MODEL.version
+    security = server["securityContext"]
+    assert (
+        security["runAsNonRoot"]
+        and security["readOnlyRootFilesystem"]
+        and not security["allowPrivilegeEscalation"]
+    )
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    mount = next(m for m in server["volumeMounts"] if m["name"] == "models")
+    assert mount["readOnly"] is True
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        annotations["prometheus.io/scrape"] == "true"
+        and annotations["prometheus.io/port"] == "8080"
+    )
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["metadata"]["labels"][constants.LABEL_VERSION] == MODEL.version
+
+
+def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
+    spec = spec_of("wine")
+    assert (
+        "replicas"
+        not in builders.build_server_deployment("wine", "ns", spec, MODEL, SETTINGS)["spec"]
+    )
+    assert spec.serving.autoscaling is not None
+    hpa = builders.build_autoscaler("wine", "ns", spec.serving.autoscaling)
+    assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 4
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+
+
+def test_serving_image_override() -> None:
+    spec = spec_of("iris", serving__image="registry.example/custom:1")
+    assert (
+        container(builders.build_server_deployment("iris", "ns", spec, MODEL, SETTINGS))["image"]
+        == "registry.example/custom:1"
+    )
+
+
+def test_existing_claim_is_used_not_created() -> None:
+    spec = spec_of("iris", storage={"existingClaim": "shared-models"})
+    assert builders.build_claim("iris", "ns", spec.storage) is None
+    job = builders.build_training_job("iris", "ns", spec, SETTINGS)
+    assert (
+        job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        == "shared-models"
+    )
+
+
+def test_created_claim_honours_size_and_class() -> None:
+    spec = spec_of("iris", storage={"size": "5Gi", "storageClassName": "fast"})
+    claim = builders.build_claim("iris", "ns", spec.storage)
+    assert claim is not None
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+
+
+@pytest.mark.parametrize("change", [{"serving__replicas": 3}, {"serving__image": "other:1"}])
+def test_spec_hash_annotation_changes_with_the_manifest(change: dict[str, Any]) -> None:
+    def spec_hash(spec: api.ModelDeploymentSpec) -> str:
+        deployment = builders.build_server_deployment("iris", "ns", spec, MODEL, SETTINGS)
+        return str(deployment["metadata"]["annotations"][constants.ANNOTATION_SPEC_HASH])
+
+    assert spec_hash(spec_of("iris")) == spec_hash(spec_of("iris"))
+    assert spec_hash(spec_of("iris")) != spec_hash(spec_of("iris", **change))
+
+
+def test_service_selects_the_serving_pods() -> None:
+    service = builders.build_service("iris", "ns")
+    deployment = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    assert service["metadata"]["name"] == "iris"
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert builders.endpoint("iris", "ns", SETTINGS) == "http://iris.ns.svc.cluster.local:8080"

@@ -1,0 +1,215 @@
+"""Whole lifecycles of ModelDeployments against the real control plane and the real operator."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from conftest import Kubelet, Models, sample, wait_until  # type: ignore[import-not-found]
+
+pytestmark = pytest.mark.controlplane
+
+
+def deploy_to_ready(
+    models: Models, kubelet: Kubelet, trained: Any, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    name = manifest["metadata"]["name"]
+    models.apply(manifest)
+    job = models.training_job(name)
+    summary = trained(manifest["spec"]["training"], name)
+    kubelet.finish_training(models.namespace, job, summary)
+    models.wait_for_phase(name, "Deploying")
+    wait_until(
+        lambda: (
+            kubelet.make_ready(models.namespace, name)
+            or models.status(name).get("phase") == "Ready"
+        ),
+        what="serving pods",
+    )
+    return models.wait_for_phase(name, "Ready")
+
+
+def test_iris_sample_reaches_ready(models: Models, kubelet: Kubelet, trained: Any) -> None:
+    status = deploy_to_ready(models, kubelet, trained, sample("iris"))
+    summary = trained(sample("iris")["spec"]["training"], "iris")
+    assert status["model"]["version"] == summary["version"]
+    assert status["model"]["sha256"] == summary["sha256"]
+    assert status["model"]["score"].startswith("accuracy=")
+    assert status["readyReplicas"] == 2
+    assert status["endpoint"] == f"http://iris.{models.namespace}.svc.cluster.local:8080"
+    ready = models.condition("iris", "Ready")
+    assert (
+        ready["status"] == "True"
+        and ready["observedGeneration"] == models.get("iris")["metadata"]["generation"]
+    )
+    # kubectl wait works on the condition
+    models.kubectl("wait", "--for=condition=Ready", "mdep/iris", "--timeout=5s")
+    # The serving Deployment carries what the server needs to verify the artifact.
+    deployment = models.kubectl("get", "deployment", "iris-server", "-o", "json").stdout
+    assert summary["sha256"] in deployment and summary["artifactPath"] in deployment
+
+
+def test_kubectl_get_shows_the_columns(models: Models, kubelet: Kubelet, trained: Any) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("diabetes"))
+    header, row = models.kubectl("get", "mdep").stdout.splitlines()
+    assert header.split() == ["NAME", "PHASE", "VERSION", "SCORE", "READY", "ENDPOINT", "AGE"]
+    cells = row.split()
+    assert cells[:2] == ["diabetes", "Ready"]
+    assert cells[2].startswith("v") and cells[3].startswith("r2=") and cells[4] == "1"
+    assert cells[5].startswith("http://diabetes.")
+
+
+def test_trainer_failure_fails_the_resource(models: Models, kubelet: Kubelet) -> None:
+    manifest = sample("iris")
+    manifest["spec"]["training"]["backoffLimit"] = 0
+    models.apply(manifest)
+    job = models.training_job("iris")
+    kubelet.fail_training(models.namespace, job, "error: hyperparameter 'max_depth' must be an int")
+    status = models.wait_for_phase("iris", "Failed")
+    assert "hyperparameter 'max_depth' must be an int" in status["message"]
+    trained_condition = models.condition("iris", "Trained")
+    assert trained_condition["reason"] == "TrainingFailed"
+    events = models.kubectl("get", "events", "--field-selector", "involvedObject.name=iris").stdout
+    assert "Failed" in events and "TrainingStarted" in events
+
+
+def test_below_threshold_keeps_the_old_model_serving(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    first = deploy_to_ready(models, kubelet, trained, sample("iris"))
+    retrain = sample("iris")
+    retrain["spec"]["training"]["hyperparameters"] = {"n_estimators": 1, "max_depth": 1}
+    retrain["spec"]["training"]["qualityGate"]["threshold"] = 0.999
+    models.apply(retrain)
+    wait_until(
+        lambda: (
+            models.status("iris").get("training", {}).get("jobName") != first["training"]["jobName"]
+        )
+    )
+    kubelet.finish_training(
+        models.namespace, models.training_job("iris"), trained(retrain["spec"]["training"], "iris")
+    )
+    status = models.wait_for_phase("iris", "Failed")
+    assert models.condition("iris", "Trained")["reason"] == "BelowThreshold"
+    assert status["model"]["version"] == first["model"]["version"]
+    assert f"{first['model']['version']} keeps serving" in status["message"]
+    assert models.condition("iris", "Deployed")["status"] == "True"
+    image_env = models.kubectl(
+        "get", "deployment", "iris-server", "-o", "jsonpath={.spec.template.spec.containers[0].env}"
+    ).stdout
+    assert first["model"]["sha256"] in image_env
+
+
+def test_training_change_retrains_and_rolls_out_then_pin_rolls_back(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    first = deploy_to_ready(models, kubelet, trained, sample("wine"))
+    changed = sample("wine")
+    changed["spec"]["training"]["randomSeed"] = 8
+    second = deploy_to_ready(models, kubelet, trained, changed)
+    assert second["model"]["version"] != first["model"]["version"]
+    assert [m["version"] for m in second["history"]] == [
+        second["model"]["version"],
+        first["model"]["version"],
+    ]
+    assert len(models.jobs("wine")) == 2
+
+    pinned = copy.deepcopy(changed)
+    pinned["spec"]["serving"]["modelVersion"] = first["model"]["version"]
+    models.apply(pinned)
+    wait_until(
+        lambda: (
+            kubelet.make_ready(models.namespace, "wine")
+            or (
+                models.status("wine").get("model", {}).get("version") == first["model"]["version"]
+                and models.status("wine").get("phase") == "Ready"
+            )
+        ),
+        what="rollback",
+    )
+    assert len(models.jobs("wine")) == 2, "a rollback never retrains"
+    version_label = models.kubectl(
+        "get",
+        "deployment",
+        "wine-server",
+        "-o",
+        "jsonpath={.metadata.labels.modelops\\.dev/version}",
+    ).stdout
+    assert version_label == first["model"]["version"]
+
+
+def test_serving_change_updates_without_retraining(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("diabetes"))
+    scaled = sample("diabetes")
+    scaled["spec"]["serving"]["replicas"] = 3
+    models.apply(scaled)
+    wait_until(
+        lambda: (
+            kubelet.make_ready(models.namespace, "diabetes")
+            or models.status("diabetes").get("readyReplicas") == 3
+        ),
+        what="3 ready replicas",
+    )
+    assert len(models.jobs("diabetes")) == 1
+
+
+def test_pinning_an_unknown_version_fails_clearly(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("diabetes"))
+    pinned = sample("diabetes")
+    pinned["spec"]["serving"]["modelVersion"] = "v000000000000"
+    models.apply(pinned)
+    status = models.wait_for_phase("diabetes", "Failed")
+    assert "v000000000000 is not a promoted version" in status["message"]
+    assert models.kubectl("get", "deployment", "diabetes-server").returncode == 0
+
+
+def test_autoscaling_creates_and_removes_the_hpa(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("wine"))
+    hpa = models.kubectl("get", "hpa", "wine-server", "-o", "json").stdout
+    assert '"maxReplicas": 4' in hpa
+    fixed = sample("wine")
+    fixed["spec"]["serving"] = {"replicas": 1}
+    models.apply(fixed)
+    wait_until(
+        lambda: models.kubectl("get", "hpa", "wine-server", check=False).returncode != 0,
+        what="the HPA to go",
+    )
+
+
+def test_deletion_leaves_nothing_behind(models: Models, kubelet: Kubelet, trained: Any) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("iris"))
+    models.kubectl("delete", "mdep", "iris", "--timeout=30s")
+
+    def nothing_left() -> bool:
+        out = models.kubectl(
+            "get",
+            "jobs,deployments,services,pvc,hpa,pods",
+            "-l",
+            "modelops.dev/model=iris",
+            "-o",
+            "name",
+        ).stdout
+        return not out.strip()
+
+    wait_until(nothing_left, what="garbage collection of iris's children")
+
+
+def test_operator_restart_mid_training_makes_no_second_job(
+    models: Models, kubelet: Kubelet, trained: Any, operator: Any
+) -> None:
+    models.apply(sample("iris"))
+    job = models.training_job("iris")
+    operator.stop(kill=True)
+    operator.start()
+    kubelet.finish_training(
+        models.namespace, job, trained(sample("iris")["spec"]["training"], "iris")
+    )
+    models.wait_for_phase("iris", "Deploying")
+    assert models.jobs("iris") == [f"job.batch/{job}"]

@@ -1,0 +1,160 @@
+"""Pure status logic: reading the Job and its pods, the quality gate, history and rollouts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modelops_operator import api, status
+
+SUMMARY = {
+    "name": "iris",
+    "namespace": "ns",
+    "version": "v0123456789ab",
+    "sha256": "a" * 64,
+    "metrics": {"accuracy": 0.95, "f1_macro": 0.94},
+    "artifactPath": "/models/ns/iris/v0123456789ab",
+    "trainedAt": "2026-11-23T08:00:00Z",
+}
+
+
+def job(condition: str | None) -> dict[str, Any]:
+    conditions = (
+        [
+            {
+                "type": condition,
+                "status": "True",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ]
+        if condition
+        else []
+    )
+    return {"metadata": {"name": "iris-train-abc"}, "status": {"conditions": conditions}}
+
+
+def pod(phase: str, message: str, created: str = "2026-11-23T08:00:00Z") -> dict[str, Any]:
+    return {
+        "metadata": {"creationTimestamp": created},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"state": {"terminated": {"message": message}}}],
+        },
+    }
+
+
+def record(version: str, **metrics: float) -> api.ModelRecord:
+    return api.ModelRecord(
+        version=version, sha256="0" * 64, artifact_path=f"/m/{version}", metrics=metrics
+    )
+
+
+def test_running_job() -> None:
+    assert status.training_status(job(None), [], "h").state == "Running"
+
+
+def test_completed_job_yields_the_trainers_summary() -> None:
+    training = status.training_status(job("Complete"), [pod("Succeeded", json.dumps(SUMMARY))], "h")
+    assert training.state == "Succeeded" and training.result is not None
+    assert training.result.version == SUMMARY["version"]
+    assert training.result.metrics == SUMMARY["metrics"]
+
+
+def test_unreadable_summary_is_a_failure_that_says_so() -> None:
+    training = status.training_status(job("Complete"), [pod("Succeeded", "not json")], "h")
+    assert training.state == "Failed" and "unreadable" in training.message
+
+
+def test_failed_job_reports_the_newest_pods_words() -> None:
+    pods = [
+        pod("Failed", "error: first try", "2026-11-23T08:00:00Z"),
+        pod("Failed", "error: dataset 'mnist' is unknown", "2026-11-23T08:01:00Z"),
+    ]
+    training = status.training_status(job("Failed"), pods, "h")
+    assert training.state == "Failed" and training.message == "error: dataset 'mnist' is unknown"
+
+
+def test_failed_job_without_a_message_falls_back_to_the_jobs_condition() -> None:
+    training = status.training_status(job("Failed"), [], "h")
+    assert training.message == "Job has reached the specified backoff limit"
+
+
+def test_gate_higher_is_better() -> None:
+    gate = api.QualityGate(metric="accuracy", threshold=0.9)
+    assert status.judge(record("v1", accuracy=0.95), gate).promoted
+    verdict = status.judge(record("v1", accuracy=0.85), gate)
+    assert not verdict.promoted and verdict.explanation == "v1 not promoted: accuracy=0.85 < 0.9"
+
+
+def test_gate_lower_is_better_for_errors() -> None:
+    gate = api.QualityGate(metric="rmse", threshold=50)
+    assert status.judge(record("v1", rmse=40.0), gate).promoted
+    assert not status.judge(record("v1", rmse=60.0), gate).promoted
+
+
+def test_gate_on_a_missing_metric_refuses() -> None:
+    verdict = status.judge(
+        record("v1", accuracy=0.9), api.QualityGate(metric="roc_auc", threshold=0.5)
+    )
+    assert not verdict.promoted and "no roc_auc metric" in verdict.explanation
+
+
+def test_no_gate_promotes() -> None:
+    assert status.judge(record("v1"), None).promoted
+
+
+def test_history_is_newest_first_unique_and_bounded() -> None:
+    history: list[api.ModelRecord] = []
+    for index in range(api.HISTORY_LIMIT + 3):
+        history = status.promote(history, record(f"v{index}"))
+    history = status.promote(history, record("v5"))
+    versions = [entry.version for entry in history]
+    assert (
+        versions[0] == "v5"
+        and len(versions) == api.HISTORY_LIMIT
+        and len(set(versions)) == len(versions)
+    )
+
+
+def test_serving_target_pins_and_explains() -> None:
+    history = [record("v2"), record("v1")]
+    assert status.serving_target(history, None).model == history[0]
+    assert status.serving_target(history, "v1").model == history[1]
+    missing = status.serving_target(history, "v9")
+    assert (
+        missing.model is None
+        and missing.reason == "VersionNotFound"
+        and "known: v2, v1" in missing.message
+    )
+    assert status.serving_target([], None).reason == "NoModel"
+
+
+def deployment(version: str, **state: int) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 2, "labels": {"modelops.dev/version": version}},
+        "spec": {"replicas": 2},
+        "status": {"observedGeneration": 2, **state},
+    }
+
+
+def test_rollout_complete_only_when_the_new_version_is_available() -> None:
+    done = dict(replicas=2, updatedReplicas=2, availableReplicas=2, readyReplicas=2)
+    assert status.rollout(deployment("v2", **done), "v2").complete
+    assert not status.rollout(deployment("v1", **done), "v2").complete
+    surging = dict(replicas=3, updatedReplicas=2, availableReplicas=2, readyReplicas=3)
+    assert not status.rollout(deployment("v2", **surging), "v2").complete
+
+
+def test_condition_keeps_its_transition_time_while_unchanged() -> None:
+    first = status.condition([], "Ready", True, "Ready", "ok", 1)
+    again = status.condition(
+        [first.model_copy(update={"last_transition_time": "2000-01-01T00:00:00Z"})],
+        "Ready",
+        True,
+        "Ready",
+        "ok",
+        2,
+    )
+    assert again.last_transition_time == "2000-01-01T00:00:00Z" and again.observed_generation == 2
+    flipped = status.condition([again], "Ready", False, "Training", "", 3)
+    assert flipped.last_transition_time != "2000-01-01T00:00:00Z"

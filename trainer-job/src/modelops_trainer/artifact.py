@@ -1,0 +1,145 @@
+"""The artifact directory of docs/artifact-contract.md: its version, digest, metadata and summary,
+and the atomic write that makes a reader see a whole version or none."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+
+from .errors import TrainingError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+
+
+def version_of(model_inputs: dict[str, Any], data_fingerprint: str) -> str:
+    canonical = json.dumps(
+        {"training": model_inputs, "dataFingerprint": data_fingerprint},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "v" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def library_versions() -> dict[str, str]:
+    # What unpickling the model needs to match.
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def existing(directory: Path) -> dict[str, Any] | None:
+    """The metadata of a version already written, or None when the version is not there."""
+    return verified(directory) if directory.exists() else None
+
+
+def verified(directory: Path) -> dict[str, Any]:
+    """The metadata of a written version, after checking its model against its digest."""
+    try:
+        metadata: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
+        intact = sha256_file(directory / metadata["modelFile"]) == metadata["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        intact = False
+    if not intact:
+        raise TrainingError(
+            f"{directory} already exists but is not an intact artifact (its {METADATA_FILE} or "
+            f"model digest does not check out): delete that directory and run again"
+        )
+    return metadata
+
+
+def write(directory: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Writes the model and its metadata (completed with the file name and digest) as the
+    version `directory`, and returns the metadata written.
+
+    Everything goes into a hidden temporary sibling that is renamed into place at the end, so
+    a reader sees a whole version or none, and a failure leaves nothing behind. Should another
+    run of the same inputs get there first, its artifact stands and its metadata is returned.
+    """
+    created = _make_directories(directory.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        joblib.dump(model, staging / MODEL_FILE)
+        complete = metadata | {"modelFile": MODEL_FILE, "sha256": sha256_file(staging / MODEL_FILE)}
+        text = json.dumps(complete, indent=2, allow_nan=False) + "\n"
+        (staging / METADATA_FILE).write_text(text)
+        for path in (staging / MODEL_FILE, staging / METADATA_FILE, staging):
+            _fsync(path)
+        # mkdtemp makes it private; the server may run as another user of the volume's group.
+        staging.chmod(0o755)
+    except BaseException:
+        _discard(staging, created)
+        raise
+    try:
+        os.rename(staging, directory)
+    except OSError:
+        _discard(staging, created)
+        if not directory.is_dir():
+            raise
+        log.info("another run wrote %s first; keeping its artifact", directory)
+        return verified(directory)
+    _fsync(directory.parent)
+    return complete
+
+
+def summary(metadata: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """The termination message and stdout line the operator reads."""
+    return {
+        "name": metadata["name"],
+        "namespace": metadata["namespace"],
+        "version": metadata["version"],
+        "sha256": metadata["sha256"],
+        "metrics": metadata["metrics"],
+        "artifactPath": str(directory.absolute()),
+        "trainedAt": metadata["createdAt"],
+    }
+
+
+def _make_directories(path: Path) -> list[Path]:
+    """Creates `path` and its missing parents; returns the ones created, deepest first."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _discard(staging: Path, created: list[Path]) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:  # not empty: someone else's artifacts live there too
+            break
+
+
+def _fsync(path: Path) -> None:
+    # On a network volume the rename must not be seen before the data it points at.
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

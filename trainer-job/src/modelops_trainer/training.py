@@ -1,0 +1,126 @@
+"""One training run: spec in, verified artifact and summary out."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from sklearn.utils.multiclass import type_of_target
+
+from . import artifact, datasets, estimators, evaluate, features
+from .errors import TrainingError
+from .spec import parse_spec
+
+log = logging.getLogger(__name__)
+
+# Name and namespace become directory names on the artifact volume.
+_PATH_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+_EXAMPLE = {"classification": "RandomForestClassifier", "regression": "RandomForestRegressor"}
+_KIND = {"classification": "classifier", "regression": "regressor"}
+
+
+def train(
+    spec: dict[str, Any], output_root: Path, name: str, namespace: str = "default"
+) -> dict[str, Any]:
+    """Trains the model `spec` describes and writes it as `<output_root>/<namespace>/<name>/
+    <version>/`; returns the summary (the termination message). When that version is already
+    there it is checked and reported, not trained again. Raises TrainingError on bad input."""
+    for label, value in (("name", name), ("namespace", namespace)):
+        if not _PATH_COMPONENT.fullmatch(value):
+            raise TrainingError(
+                f"{label} {value!r} cannot be a directory name: use up to 253 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit"
+            )
+    training = parse_spec(spec)
+    # The cheap checks first: a bad estimator fails before any download.
+    arguments = estimators.constructor_arguments(
+        training.estimator, training.hyperparameters, training.random_seed
+    )
+    estimator = estimators.build(training.estimator, arguments)
+    task = estimators.task_of(training.estimator)
+    table = datasets.load(training.dataset)
+    _check_task(table, task, training.estimator)
+
+    data_fingerprint = datasets.fingerprint(table)
+    version = artifact.version_of(training.model_inputs(), data_fingerprint)
+    directory = Path(output_root) / namespace / name / version
+    previous = artifact.existing(directory)
+    if previous is not None:
+        log.info("version %s of %s is already at %s; keeping it", version, name, directory)
+        return artifact.summary(previous, directory)
+
+    encoding = features.encode(table.features)
+    x_train, x_test, y_train, y_test = evaluate.split(
+        encoding.matrix, table.target.to_numpy(), task, training.test_size, training.random_seed
+    )
+    model = (
+        estimator
+        if encoding.preprocessor is None
+        else Pipeline([("preprocess", encoding.preprocessor), ("estimator", estimator)])
+    )
+    started = time.perf_counter()
+    try:
+        model.fit(x_train, y_train)
+        metrics = evaluate.score(model, x_test, y_test, task)
+    except ValueError as exc:
+        # Hyperparameters valid one by one can still clash with each other or with the data
+        # (a solver without that penalty, more neighbours than rows).
+        problem = str(exc).strip().splitlines()[0]
+        raise TrainingError(
+            f"{training.estimator} could not be trained on {table.origin}: {problem}; "
+            "adjust the hyperparameters"
+        ) from None
+    log.info(
+        "trained %s on %d rows in %.2fs: %s",
+        training.estimator,
+        len(y_train),
+        time.perf_counter() - started,
+        metrics,
+    )
+    metadata = {
+        "formatVersion": artifact.FORMAT_VERSION,
+        "name": name,
+        "namespace": namespace,
+        "version": version,
+        "task": task,
+        "estimator": training.estimator,
+        "hyperparameters": arguments,
+        "features": encoding.features,
+        "target": {
+            "name": str(table.target.name),
+            "classes": [str(c) for c in model.classes_] if task == "classification" else None,
+        },
+        "metrics": metrics,
+        "dataFingerprint": data_fingerprint,
+        "libraryVersions": artifact.library_versions(),
+        "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "trainingSpec": spec,
+    }
+    return artifact.summary(artifact.write(directory, model, metadata), directory)
+
+
+def _check_task(table: datasets.Table, task: estimators.Task, estimator: str) -> None:
+    """The estimator must suit the data: scikit-learn's own errors for this are cryptic."""
+    if table.task is not None and table.task != task:
+        raise TrainingError(
+            f"{table.origin} is a {table.task} dataset but {estimator} is a {_KIND[task]}: "
+            f"choose a {_KIND[table.task]}, such as {_EXAMPLE[table.task]}"
+        )
+    target = table.target
+    if task == "regression" and not pd.api.types.is_numeric_dtype(target):
+        raise TrainingError(
+            f"target column {target.name!r} of {table.origin} is not numeric (it holds values "
+            f"such as {str(target.iloc[0])!r}) but {estimator} predicts numbers: choose a "
+            f"classifier, such as {_EXAMPLE['classification']}"
+        )
+    if task == "classification" and type_of_target(target.to_numpy()) == "continuous":
+        raise TrainingError(
+            f"target column {target.name!r} of {table.origin} holds continuous numbers but "
+            f"{estimator} predicts classes: choose a regressor, such as {_EXAMPLE['regression']}"
+        )
