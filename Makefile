@@ -27,9 +27,9 @@ typecheck: setup
 pytest: setup controlplane
 	$(UV) run --locked pytest
 
-demo:
-	@echo "make demo lands with the deploy issue (images, kind, local mode); see README.md." >&2
-	@exit 2
+# kind mode where Docker and kind are usable, otherwise the local mode (see README.md).
+demo: setup controlplane
+	$(UV) run --locked python -m modelops_envtest demo
 
 clean-cache:
 	rm -rf $${MODELOPS_CACHE:-$$HOME/.cache/modelops}

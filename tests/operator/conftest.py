@@ -1,17 +1,10 @@
-"""The operator under test, run as a real process against the real control plane, and a
-stand-in for the kubelet: pods never run here, so tests report their outcome through the API
-the way a kubelet would, and the real Job, ReplicaSet and Deployment controllers do the rest."""
+"""The operator under test, run as a real process against the real control plane, with the
+kubelet's part played through the API (see modelops_envtest.kubelet)."""
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,30 +13,13 @@ import kubernetes
 import pytest
 import yaml
 from modelops_envtest.controlplane import ControlPlane
+from modelops_envtest.kubelet import Kubelet
+from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 SAMPLES = ROOT / "deploy" / "samples"
-MODEL_CRD = "crd/modeldeployments.modelops.dev"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")
@@ -56,151 +32,11 @@ def crds_installed(control_plane: ControlPlane) -> None:
     )
 
 
-class OperatorProcess:
-    """`python -m modelops_operator`, as the operator's container runs it."""
-
-    def __init__(self, control_plane: ControlPlane, **env: str) -> None:
-        self.control_plane = control_plane
-        self.health_port = free_port()
-        self.log_path = Path(tempfile.mkstemp(prefix="modelops-operator-", suffix=".log")[1])
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(control_plane.kubeconfig),
-            "MODELOPS_HEALTH_PORT": str(self.health_port),
-            "MODELOPS_RESYNC_SECONDS": "5",
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> OperatorProcess:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "modelops_operator"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self.healthy, timeout=60, what="the operator's /healthz")
-        return self
-
-    def healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"operator exited:\n{self.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            self.process.wait(30)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-
 @pytest.fixture(scope="session")
 def operator(control_plane: ControlPlane, crds_installed: None) -> Iterator[OperatorProcess]:
     running = OperatorProcess(control_plane).start()
     yield running
     running.stop()
-
-
-class Kubelet:
-    """Plays the kubelet's part for pods the real controllers create."""
-
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.core = kubernetes.client.CoreV1Api(api_client)
-
-    def pods(self, namespace: str, selector: str) -> list[Any]:
-        return list(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
-
-    def _terminate(self, pod: Any, exit_code: int, message: str) -> None:
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        container = pod.spec.containers[0]
-        status = {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "startTime": now,
-            "containerStatuses": [
-                {
-                    "name": container.name,
-                    "image": container.image,
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {
-                        "terminated": {
-                            "exitCode": exit_code,
-                            "reason": "Completed" if exit_code == 0 else "Error",
-                            "message": message,
-                            "startedAt": now,
-                            "finishedAt": now,
-                        }
-                    },
-                }
-            ],
-        }
-        self.core.patch_namespaced_pod_status(
-            pod.metadata.name, pod.metadata.namespace, {"status": status}
-        )
-
-    def _training_pod(self, namespace: str, job_name: str) -> Any:
-        def running_pod() -> Any:
-            pods = [
-                pod
-                for pod in self.pods(namespace, f"job-name={job_name}")
-                if pod.status.phase not in ("Succeeded", "Failed")
-            ]
-            return pods[0] if pods else None
-
-        return wait_until(running_pod, what=f"a pod of Job {job_name}")
-
-    def finish_training(self, namespace: str, job_name: str, summary: dict[str, Any]) -> None:
-        self._terminate(self._training_pod(namespace, job_name), 0, json.dumps(summary))
-
-    def fail_training(self, namespace: str, job_name: str, message: str) -> None:
-        self._terminate(self._training_pod(namespace, job_name), 1, message)
-
-    def make_ready(self, namespace: str, model: str) -> int:
-        """Mark every serving pod of the model Running and Ready; returns how many it marked."""
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        marked = 0
-        selector = f"modelops.dev/model={model},app.kubernetes.io/component=server"
-        for pod in self.pods(namespace, selector):
-            if pod.status.phase == "Running" or pod.metadata.deletion_timestamp:
-                continue
-            container = pod.spec.containers[0]
-            status = {
-                "phase": "Running",
-                "startTime": now,
-                "conditions": [
-                    {"type": kind, "status": "True", "lastTransitionTime": now}
-                    for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-                ],
-                "containerStatuses": [
-                    {
-                        "name": container.name,
-                        "image": container.image,
-                        "imageID": "",
-                        "ready": True,
-                        "started": True,
-                        "restartCount": 0,
-                        "state": {"running": {"startedAt": now}},
-                    }
-                ],
-            }
-            self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": status})
-            marked += 1
-        return marked
 
 
 @pytest.fixture(scope="session")

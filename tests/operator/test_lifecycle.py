@@ -6,7 +6,10 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import Kubelet, Models, sample, wait_until  # type: ignore[import-not-found]
+from conftest import Models, sample  # type: ignore[import-not-found]
+from modelops_envtest.kubelet import Kubelet
+from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.waiting import wait_until
 
 pytestmark = pytest.mark.controlplane
 
@@ -213,3 +216,25 @@ def test_operator_restart_mid_training_makes_no_second_job(
     )
     models.wait_for_phase("iris", "Deploying")
     assert models.jobs("iris") == [f"job.batch/{job}"]
+
+
+def test_a_second_replica_takes_over_and_the_first_pauses(
+    control_plane: Any, models: Models, kubelet: Kubelet, trained: Any, operator: Any
+) -> None:
+    newer = OperatorProcess(control_plane).start()
+    try:
+        wait_until(
+            lambda: "Pausing operations in favour of" in operator.log(),
+            what="the older replica to pause",
+        )
+        # Only the newer replica acts now, and it does act.
+        paused_at = len(operator.log())
+        deploy_to_ready(models, kubelet, trained, sample("diabetes"))
+        assert "diabetes" not in operator.log()[paused_at:]
+        assert "diabetes" in newer.log()
+    finally:
+        newer.stop()
+    wait_until(
+        lambda: "Resuming operations after the pause" in operator.log(),
+        what="the older replica to resume",
+    )

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from modelops_envtest import binaries
+from modelops_envtest import binaries, demo
 from modelops_envtest.controlplane import ControlPlane
 
 
@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start a control plane and keep it running")
     up.add_argument("--workdir", type=Path, help="keep state here (default: a temp dir)")
     up.add_argument("--kubeconfig-out", type=Path, help="also copy the kubeconfig here")
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "demo", help="the README's main job (see modelops_envtest.demo)", add_help=False
+    )
+    args, rest = parser.parse_known_args(argv)
+
+    if args.command == "demo":
+        return demo.main(rest)
 
     if args.command == "build":
         started = time.monotonic()

@@ -34,7 +34,7 @@ class ControlPlaneError(RuntimeError):
     """The control plane did not come up; the message carries the failing component's log."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -81,7 +81,7 @@ class ControlPlane:
     def _start(self) -> None:
         found = binaries.locate()
         self._pki = pki.generate(self.workdir / "pki")
-        etcd_port, peer_port, api_port = _free_port(), _free_port(), _free_port()
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         self._spawn(

@@ -15,7 +15,8 @@ PEERING_NAME = "modelops"
 def main() -> None:
     settings = Settings()
     namespaces = settings.watched_namespaces
-    kopf.configure(verbose=bool(os.environ.get("MODELOPS_VERBOSE")))
+    # The prefix names the object in every line: "[namespace/name] Handler ... succeeded".
+    kopf.configure(verbose=bool(os.environ.get("MODELOPS_VERBOSE")), log_prefix=True)
     importlib.import_module("modelops_operator.handlers")  # registers the handlers
     kopf.run(
         clusterwide=not namespaces,

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 import kubernetes
 
-from modelops_operator import constants
+from modelops_operator import constants, registration
 from modelops_operator.kube import Kube, is_transient
 from modelops_operator.reconcile import reconcile
 from modelops_operator.settings import Settings
@@ -21,12 +21,18 @@ MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 RETRY_DELAY_SECONDS = 5
 
 
+API_CONNECTIONS = 32
+
+
 def _api_client() -> kubernetes.client.ApiClient:
+    configuration = kubernetes.client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    # Handlers run on many threads at once; the default pool of 4 would churn connections.
+    configuration.connection_pool_maxsize = API_CONNECTIONS
+    return kubernetes.client.ApiClient(configuration)
 
 
 @kopf.on.startup()
@@ -68,6 +74,13 @@ def model_changed(name: str, namespace: str | None, memo: Any, **_: Any) -> None
 @kopf.timer(constants.GROUP, constants.VERSION, constants.PLURAL, interval=RESYNC_SECONDS)
 def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     _reconcile_or_retry(memo, namespace, name)
+
+
+@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
+def model_deleted(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    # Owned children go by garbage collection; only the shared entries need removing.
+    assert namespace, "ModelDeployments are namespaced"
+    registration.forget(memo.kube, memo.settings, namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)

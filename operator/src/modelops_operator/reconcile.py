@@ -13,7 +13,7 @@ from typing import Any, cast
 import kopf
 import pydantic
 
-from modelops_operator import api, builders, constants, status
+from modelops_operator import api, builders, constants, registration, status
 from modelops_operator.kube import Kube
 from modelops_operator.settings import Settings
 
@@ -130,6 +130,8 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
     if target is not None:
         rollout = _ensure_serving(kube, settings, body, spec, target)
 
+    _sync_monitoring(kube, settings, body, spec.monitoring)
+
     trained = _trained_condition(training, verdict)
     deployed = _deployed_condition(chosen, rollout)
     outcome = _outcome(spec, training, verdict, chosen, rollout)
@@ -217,6 +219,18 @@ def _ensure_serving(
     elif observed_autoscaler is not None:
         kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, server)
     return status.rollout(deployment, target.version)
+
+
+def _sync_monitoring(
+    kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
+) -> None:
+    try:
+        registration.sync(
+            kube, settings, body["metadata"]["namespace"], body["metadata"]["name"], monitoring
+        )
+    except ValueError as error:
+        # The shared configuration is the platform's, not this model's: say so, keep serving.
+        kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=str(error))
 
 
 def _trained_condition(

@@ -1,0 +1,65 @@
+"""The operator as a real process against a control plane, as its container runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from modelops_envtest.controlplane import ControlPlane, free_port
+from modelops_envtest.waiting import wait_until
+
+
+class OperatorProcess:
+    """`python -m modelops_operator`, as the operator's container runs it."""
+
+    def __init__(self, control_plane: ControlPlane, **env: str) -> None:
+        self.control_plane = control_plane
+        self.health_port = free_port()
+        self.log_path = Path(tempfile.mkstemp(prefix="modelops-operator-", suffix=".log")[1])
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(control_plane.kubeconfig),
+            "MODELOPS_HEALTH_PORT": str(self.health_port),
+            "MODELOPS_RESYNC_SECONDS": "5",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "modelops_operator"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self.healthy, timeout=60, what="the operator's /healthz")
+        return self
+
+    def healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""Observability of served models: Prometheus scrape jobs and Grafana dashboards (pure)."""

@@ -1,0 +1,144 @@
+"""Prometheus scrape jobs for the serving pods, and their merge into a shared prometheus.yml.
+
+Pure: text and dicts in, text and dicts out. The caller reads and writes the ConfigMap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from modelops_operator import builders, constants
+
+JOB_PREFIX = "modelops/"
+METRICS_PATH = "/metrics"
+_KUBERNETES_META = "__meta_kubernetes_"
+
+
+def scrape_job_name(namespace: str, name: str) -> str:
+    return f"{JOB_PREFIX}{namespace}/{name}"
+
+
+def _pod_label_meta(label: str) -> str:
+    """The discovery meta label of a pod label: Prometheus turns every other character into _."""
+    sanitized = "".join(char if char.isalnum() else "_" for char in label)
+    return f"{_KUBERNETES_META}pod_label_{sanitized}"
+
+
+def _static_label(target_label: str, value: str) -> dict[str, Any]:
+    # A replace without source labels writes the replacement as is.
+    return {"target_label": target_label, "replacement": value}
+
+
+def _copied_label(source: str, target_label: str) -> dict[str, Any]:
+    return {"source_labels": [source], "target_label": target_label}
+
+
+def build_scrape_job(namespace: str, name: str, interval: str) -> dict[str, Any]:
+    """One scrape_config for the model's serving pods, labelled namespace/model/version/pod."""
+    selector = f"{constants.LABEL_MODEL}={name},{constants.LABEL_COMPONENT}=server"
+    return {
+        "job_name": scrape_job_name(namespace, name),
+        "scrape_interval": interval,
+        "metrics_path": METRICS_PATH,
+        "kubernetes_sd_configs": [
+            {
+                "role": "pod",
+                "namespaces": {"names": [namespace]},
+                # Filtered by the apiserver, so Prometheus never lists the namespace's other pods.
+                "selectors": [{"role": "pod", "label": selector}],
+            }
+        ],
+        "relabel_configs": [
+            # Pod discovery yields one target per container port; only the server's is wanted.
+            {
+                "source_labels": [f"{_KUBERNETES_META}pod_container_port_name"],
+                "regex": builders.SERVER_PORT_NAME,
+                "action": "keep",
+            },
+            # Evicted and completed pods stay listed until deleted; they would count as down.
+            {
+                "source_labels": [f"{_KUBERNETES_META}pod_phase"],
+                "regex": "Succeeded|Failed",
+                "action": "drop",
+            },
+            # Static, so that a job pointed at static targets (local_scrape_job) labels alike.
+            _static_label("namespace", namespace),
+            _static_label("model", name),
+            _copied_label(_pod_label_meta(constants.LABEL_VERSION), "version"),
+            _copied_label(f"{_KUBERNETES_META}pod_name", "pod"),
+        ],
+    }
+
+
+def local_scrape_job(
+    job: dict[str, Any], target: str, *, version: str | None = None
+) -> dict[str, Any]:
+    """`job` scraping `target` (host:port) instead of discovered pods, for servers run as local
+    processes. Series keep their namespace and model labels; `version`, known to the caller
+    rather than read from pod labels, is added when given."""
+    static_config: dict[str, Any] = {"targets": [target]}
+    if version is not None:
+        static_config["labels"] = {"version": version}
+    local = {key: value for key, value in job.items() if key != "kubernetes_sd_configs"}
+    # Rules reading pod metadata would drop the target or blank its labels without pods.
+    local["relabel_configs"] = [
+        rule
+        for rule in job.get("relabel_configs", [])
+        if not any(source.startswith(_KUBERNETES_META) for source in rule.get("source_labels", []))
+    ]
+    local["static_configs"] = [static_config]
+    return local
+
+
+def with_scrape_job(config_text: str | None, job: dict[str, Any]) -> str:
+    """prometheus.yml with `job` added, or replacing the job of the same name in place."""
+    config = _parse(config_text)
+    jobs = _scrape_configs(config)
+    name = job["job_name"]
+    position = next(
+        (index for index, entry in enumerate(jobs) if entry.get("job_name") == name), len(jobs)
+    )
+    others = [entry for entry in jobs if entry.get("job_name") != name]
+    return _render_if_changed(config_text, config, [*others[:position], job, *others[position:]])
+
+
+def without_scrape_job(config_text: str | None, job_name: str) -> str:
+    """prometheus.yml without the job named `job_name`."""
+    config = _parse(config_text)
+    jobs = _scrape_configs(config)
+    return _render_if_changed(
+        config_text, config, [entry for entry in jobs if entry.get("job_name") != job_name]
+    )
+
+
+def _parse(config_text: str | None) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(config_text or "")
+    except yaml.YAMLError as error:
+        raise ValueError(f"prometheus.yml is not valid YAML: {error}") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"prometheus.yml must be a mapping at the top level, not a {type(config).__name__}"
+        )
+    return config
+
+
+def _scrape_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    jobs = config.get("scrape_configs") or []
+    if not isinstance(jobs, list) or not all(isinstance(entry, dict) for entry in jobs):
+        raise ValueError("prometheus.yml: scrape_configs must be a list of mappings")
+    return jobs
+
+
+def _render_if_changed(
+    config_text: str | None, config: dict[str, Any], jobs: list[dict[str, Any]]
+) -> str:
+    """The input itself when the jobs are unchanged, so that the caller can skip the write."""
+    if jobs == _scrape_configs(config):
+        return config_text or ""
+    # Key order is kept: the user's layout survives, and equal input renders equal text.
+    return yaml.safe_dump(config | {"scrape_configs": jobs}, sort_keys=False, width=100)

@@ -1,0 +1,148 @@
+"""Each model's entries in the shared Prometheus and Grafana ConfigMaps, written concurrently by
+many reconciles, never lost or duplicated, and removed on delete (through the finalizer)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Models, sample  # type: ignore[import-not-found]
+from modelops_envtest.controlplane import ControlPlane
+from modelops_envtest.waiting import wait_until
+from modelops_operator.settings import Settings
+
+pytestmark = pytest.mark.controlplane
+
+SETTINGS = Settings()
+PROMETHEUS_NS, PROMETHEUS_CM = SETTINGS.prometheus_config.split("/")
+GRAFANA_NS, GRAFANA_CM = SETTINGS.grafana_dashboards.split("/")
+USER_PROMETHEUS_YML = """# the platform team's own settings
+global:
+  scrape_interval: 30s
+  external_labels: {cluster: test}
+scrape_configs:
+- job_name: node
+  static_configs:
+  - targets: ['node-exporter:9100']
+"""
+COUNT = 50
+
+
+def configmap_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    found = cp.kubectl("-n", namespace, "get", "configmap", name, "-o", "json", check=False)
+    if found.returncode != 0:
+        return {}
+    data: dict[str, str] = json.loads(found.stdout).get("data") or {}
+    return data
+
+
+def scrape_job_names(cp: ControlPlane) -> list[str]:
+    text = configmap_data(cp, PROMETHEUS_NS, PROMETHEUS_CM).get("prometheus.yml", "")
+    config: dict[str, Any] = yaml.safe_load(text) or {}
+    return [job["job_name"] for job in config.get("scrape_configs") or []]
+
+
+@pytest.fixture
+def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
+    # Other tests' namespaces may still be going away: start from a quiet cluster.
+    wait_until(
+        lambda: not control_plane.kubectl("get", "mdep", "-A", "-o", "name").stdout.strip(),
+        timeout=180,
+        what="other tests' ModelDeployments to be gone",
+    )
+    for namespace in {PROMETHEUS_NS, GRAFANA_NS}:
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+    for namespace, name, data in (
+        (PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": USER_PROMETHEUS_YML}),
+        (GRAFANA_NS, GRAFANA_CM, {"platform.json": '{"title": "the platform team\'s own"}'}),
+    ):
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": data,
+        }
+        control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    return {
+        "prometheus": configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM),
+        "grafana": configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM),
+    }
+
+
+def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(
+    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+) -> None:
+    names = [f"m{index:02d}" for index in range(COUNT)]
+    items = []
+    for name in names:
+        item = sample("iris")
+        item["metadata"] = {"name": name}
+        items.append(item)
+    models.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
+
+    expected_jobs = sorted(f"modelops/{models.namespace}/{name}" for name in names)
+
+    def all_registered() -> bool:
+        ours = sorted(
+            job
+            for job in scrape_job_names(control_plane)
+            if job.startswith(f"modelops/{models.namespace}/")
+        )
+        dashboards = [
+            key
+            for key in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+            if models.namespace in key
+        ]
+        return ours == expected_jobs and len(dashboards) == COUNT
+
+    wait_until(all_registered, timeout=180, what="50 scrape jobs and 50 dashboards")
+    jobs = scrape_job_names(control_plane)
+    assert len(jobs) == len(set(jobs)), "no job twice"
+    assert "node" in jobs, "the platform's own job is kept"
+    config = yaml.safe_load(
+        configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+    )
+    assert config["global"] == {"scrape_interval": "30s", "external_labels": {"cluster": "test"}}
+    assert "platform.json" in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+
+    models.kubectl("delete", "mdep", "--all", "--timeout=120s")
+    wait_until(
+        lambda: (
+            configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM) == shared_configmaps["grafana"]
+            and yaml.safe_load(
+                configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+            )
+            == yaml.safe_load(shared_configmaps["prometheus"]["prometheus.yml"])
+        ),
+        timeout=120,
+        what="the shared ConfigMaps to be as they were",
+    )
+
+
+def test_turning_monitoring_off_removes_the_entries(
+    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+) -> None:
+    manifest = sample("iris")
+    models.apply(manifest)
+    job = f"modelops/{models.namespace}/iris"
+    wait_until(lambda: job in scrape_job_names(control_plane), what="the scrape job")
+    manifest["spec"]["monitoring"] = {
+        "prometheus": {"enabled": False},
+        "grafana": {"enabled": False},
+    }
+    models.apply(manifest)
+    wait_until(lambda: job not in scrape_job_names(control_plane), what="the scrape job to go")
+    wait_until(
+        lambda: (
+            not [
+                key
+                for key in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+                if models.namespace in key
+            ]
+        ),
+        what="the dashboard to go",
+    )
