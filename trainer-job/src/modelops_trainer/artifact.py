@@ -81,29 +81,37 @@ def write(directory: Path, model: Any, metadata: dict[str, Any]) -> dict[str, An
     a reader sees a whole version or none, and a failure leaves nothing behind. Should another
     run of the same inputs get there first, its artifact stands and its metadata is returned.
     """
-    created = _make_directories(directory.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    parent = directory.parent
+    created = [path for path in (parent, *parent.parents) if not path.exists()]
+    staging: Path | None = None
     try:
-        joblib.dump(model, staging / MODEL_FILE)
-        complete = metadata | {"modelFile": MODEL_FILE, "sha256": sha256_file(staging / MODEL_FILE)}
-        text = json.dumps(complete, indent=2, allow_nan=False) + "\n"
-        (staging / METADATA_FILE).write_text(text)
-        for path in (staging / MODEL_FILE, staging / METADATA_FILE, staging):
-            _fsync(path)
-        # mkdtemp makes it private; the server may run as another user of the volume's group.
-        staging.chmod(0o755)
-    except BaseException:
-        _discard(staging, created)
-        raise
-    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=parent))
+        complete = _stage(staging, model, metadata)
         os.rename(staging, directory)
-    except OSError:
+    except BaseException as exc:
         _discard(staging, created)
-        if not directory.is_dir():
+        if not isinstance(exc, OSError):
             raise
-        log.info("another run wrote %s first; keeping its artifact", directory)
-        return verified(directory)
-    _fsync(directory.parent)
+        if directory.is_dir():
+            log.info("another run wrote %s first; keeping its artifact", directory)
+            return verified(directory)
+        raise TrainingError(
+            f"cannot write the artifact {directory}: {exc.strerror or exc}; check that the "
+            "artifact volume is mounted, writable and not full"
+        ) from None
+    _fsync(parent)
+    return complete
+
+
+def _stage(staging: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    joblib.dump(model, staging / MODEL_FILE)
+    complete = metadata | {"modelFile": MODEL_FILE, "sha256": sha256_file(staging / MODEL_FILE)}
+    (staging / METADATA_FILE).write_text(json.dumps(complete, indent=2, allow_nan=False) + "\n")
+    for path in (staging / MODEL_FILE, staging / METADATA_FILE, staging):
+        _fsync(path)
+    # mkdtemp makes it private; the server may run as another user of the volume's group.
+    staging.chmod(0o755)
     return complete
 
 
@@ -120,15 +128,10 @@ def summary(metadata: dict[str, Any], directory: Path) -> dict[str, Any]:
     }
 
 
-def _make_directories(path: Path) -> list[Path]:
-    """Creates `path` and its missing parents; returns the ones created, deepest first."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    path.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
-def _discard(staging: Path, created: list[Path]) -> None:
-    shutil.rmtree(staging, ignore_errors=True)
+def _discard(staging: Path | None, created: list[Path]) -> None:
+    """Removes the staging directory and the parents this run created, deepest first."""
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
     for path in created:
         try:
             path.rmdir()

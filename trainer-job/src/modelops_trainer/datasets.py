@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import urllib.error
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets as sk_datasets
 
-from .errors import TrainingError
+from .errors import TrainingError, did_you_mean
 from .estimators import Task
 from .spec import CsvSource, DatasetSpec
 
@@ -74,11 +73,10 @@ def _load_csv(source: CsvSource) -> Table:
     frame = _parse_csv(_read_bytes(source), origin)
     column = source.target_column
     if column not in frame.columns:
-        close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        columns = [str(c) for c in frame.columns]
         raise TrainingError(
-            f"target column {column!r} is not in {origin}: {hint}its columns are "
-            f"{', '.join(map(str, frame.columns))}; set dataset.csv.targetColumn to one of them"
+            f"target column {column!r} is not in {origin}: {did_you_mean(column, columns)}"
+            f"its columns are {', '.join(columns)}; set dataset.csv.targetColumn to one of them"
         )
     if len(frame.columns) < 2:
         raise TrainingError(
@@ -149,7 +147,9 @@ def _check_missing(table: Table) -> None:
         )
     empty = [str(name) for name in table.features.columns if table.features[name].isna().all()]
     if len(empty) == len(table.features.columns):
-        raise TrainingError(f"{table.origin} has no feature values at all (every one is empty)")
+        raise TrainingError(
+            f"{table.origin} has no feature values at all (every one is empty): fill them in"
+        )
     if empty:
         raise TrainingError(
             f"feature column(s) {', '.join(map(repr, empty))} of {table.origin} have no values: "

@@ -3,7 +3,6 @@ parameter constraints, so a bad one fails with its name instead of deep inside `
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal
 
 from sklearn.base import BaseEstimator, is_classifier
@@ -23,7 +22,7 @@ from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
-from .errors import TrainingError
+from .errors import TrainingError, did_you_mean
 
 Task = Literal["classification", "regression"]
 
@@ -66,10 +65,9 @@ def constructor_arguments(name: str, hyperparameters: dict[str, Any], seed: int)
     valid = sorted(cls().get_params(deep=False))
     for key in hyperparameters:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
             raise TrainingError(
-                f"{name} has no hyperparameter {key!r}: {hint}valid ones are {', '.join(valid)}"
+                f"{name} has no hyperparameter {key!r}: {did_you_mean(key, valid)}valid ones are "
+                f"{', '.join(valid)}"
             )
     seeded = {"random_state": seed} if "random_state" in valid else {}
     return TRAINER_DEFAULTS.get(name, {}) | seeded | hyperparameters
@@ -89,8 +87,7 @@ def build(name: str, arguments: dict[str, Any]) -> BaseEstimator:
 def _estimator_class(name: str) -> type[BaseEstimator]:
     if name in ESTIMATORS:
         return ESTIMATORS[name]
-    close = difflib.get_close_matches(name, ESTIMATORS, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
     raise TrainingError(
-        f"unknown estimator {name!r}: {hint}the allowed estimators are {', '.join(ESTIMATORS)}"
+        f"unknown estimator {name!r}: {did_you_mean(name, ESTIMATORS)}the allowed estimators are "
+        f"{', '.join(ESTIMATORS)}"
     )

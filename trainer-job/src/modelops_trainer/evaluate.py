@@ -31,15 +31,13 @@ def split(x: np.ndarray, y: np.ndarray, task: Task, test_size: float, seed: int)
             raise TrainingError(
                 f"the target has a single class ('{labels[0]}'): a classifier needs at least two"
             )
-        rare = [
-            f"'{label}' ({count} row{'s' if count > 1 else ''})"
-            for label, count in zip(labels, counts, strict=True)
-            if count < MIN_ROWS_PER_CLASS
-        ]
+        rare = [f"'{label}'" for label in labels[counts < MIN_ROWS_PER_CLASS]]
         if rare:
+            more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
             raise TrainingError(
-                f"class(es) {', '.join(rare)} have fewer than {MIN_ROWS_PER_CLASS} rows, too few "
-                "for a stratified split: add rows for them or remove those rows"
+                f"class(es) {', '.join(rare[:5])}{more} have a single row, too few for a "
+                f"stratified split, which needs {MIN_ROWS_PER_CLASS} rows per class: add rows "
+                "for them or remove those rows"
             )
     try:
         parts: list[np.ndarray] = train_test_split(

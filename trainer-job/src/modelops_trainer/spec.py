@@ -7,13 +7,12 @@ accepted and not interpreted.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from .errors import TrainingError
+from .errors import TrainingError, did_you_mean
 
 # The CRD's defaults, so a spec with them left out gets the same version as the operator's copy
 # (which has them filled in).
@@ -24,9 +23,8 @@ MAX_RANDOM_SEED = 2**32 - 1
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, extra="forbid", strict=True, frozen=True, populate_by_name=False
-    )
+    # Strict: "0.2" is not a number and 1.0 is not a seed; the resource says what it means.
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
 
 
 class CsvSource(_Section):
@@ -91,7 +89,7 @@ def parse_spec(raw: object) -> TrainingSpec:
 def _describe(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
-        return f"{location}: unknown key{_suggestion(error['loc'])}"
+        return f"{location}: unknown key: {_suggestion(error['loc'])}"
     if error["type"] == "missing":
         return f"{location}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
@@ -99,16 +97,14 @@ def _describe(error: Any) -> str:
 
 
 def _suggestion(location: tuple[Any, ...]) -> str:
-    """For an unknown key: the close allowed key (typos are the usual cause) and the allowed keys."""
+    """For an unknown key: the closest allowed one (typos are the usual cause) and all of them."""
     model: Any = TrainingSpec
     for part in location[:-1]:
         # Down through the sections: each is `Section | None` or `Section`.
         annotation = model.model_fields[_field_name(model, str(part))].annotation
         model = next(arg for arg in get_args(annotation) or (annotation,) if arg is not type(None))
     allowed = [field.alias or name for name, field in model.model_fields.items()]
-    close = difflib.get_close_matches(str(location[-1]), allowed, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{hint}; allowed keys: {', '.join(allowed)}"
+    return f"{did_you_mean(str(location[-1]), allowed)}the allowed keys are {', '.join(allowed)}"
 
 
 def _field_name(model: type[BaseModel], alias: str) -> str:

@@ -20,7 +20,7 @@ from .spec import parse_spec
 log = logging.getLogger(__name__)
 
 # Name and namespace become directory names on the artifact volume.
-_PATH_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+_PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 _EXAMPLE = {"classification": "RandomForestClassifier", "regression": "RandomForestRegressor"}
 _KIND = {"classification": "classifier", "regression": "regressor"}
 
@@ -56,7 +56,7 @@ def train(
         return artifact.summary(previous, directory)
 
     encoding = features.encode(table.features)
-    x_train, x_test, y_train, y_test = evaluate.split(
+    split = evaluate.split(
         encoding.matrix, table.target.to_numpy(), task, training.test_size, training.random_seed
     )
     model = (
@@ -64,25 +64,7 @@ def train(
         if encoding.preprocessor is None
         else Pipeline([("preprocess", encoding.preprocessor), ("estimator", estimator)])
     )
-    started = time.perf_counter()
-    try:
-        model.fit(x_train, y_train)
-        metrics = evaluate.score(model, x_test, y_test, task)
-    except ValueError as exc:
-        # Hyperparameters valid one by one can still clash with each other or with the data
-        # (a solver without that penalty, more neighbours than rows).
-        problem = str(exc).strip().splitlines()[0]
-        raise TrainingError(
-            f"{training.estimator} could not be trained on {table.origin}: {problem}; "
-            "adjust the hyperparameters"
-        ) from None
-    log.info(
-        "trained %s on %d rows in %.2fs: %s",
-        training.estimator,
-        len(y_train),
-        time.perf_counter() - started,
-        metrics,
-    )
+    metrics = _fit_and_score(model, split, task, training.estimator, table.origin)
     metadata = {
         "formatVersion": artifact.FORMAT_VERSION,
         "name": name,
@@ -103,6 +85,26 @@ def train(
         "trainingSpec": spec,
     }
     return artifact.summary(artifact.write(directory, model, metadata), directory)
+
+
+def _fit_and_score(
+    model: Any, split: evaluate.Split, task: estimators.Task, estimator: str, origin: str
+) -> dict[str, float]:
+    x_train, x_test, y_train, y_test = split
+    started = time.perf_counter()
+    try:
+        model.fit(x_train, y_train)
+        metrics = evaluate.score(model, x_test, y_test, task)
+    except ValueError as exc:
+        # Hyperparameters valid one by one can still clash with each other or with the data
+        # (a solver without that penalty, more neighbours than rows).
+        problem = str(exc).strip().splitlines()[0]
+        raise TrainingError(
+            f"{estimator} could not be trained on {origin}: {problem}; adjust the hyperparameters"
+        ) from None
+    seconds = time.perf_counter() - started
+    log.info("trained %s on %d rows in %.2fs: %s", estimator, len(y_train), seconds, metrics)
+    return metrics
 
 
 def _check_task(table: datasets.Table, task: estimators.Task, estimator: str) -> None:
