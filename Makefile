@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := uv
 
-.PHONY: test setup controlplane lint typecheck pytest demo clean-cache
+.PHONY: test setup controlplane prometheus lint typecheck pytest demo clean-cache
 
 test: setup controlplane lint typecheck pytest
 
@@ -17,6 +17,11 @@ setup:
 controlplane: setup
 	$(UV) run --locked python -m modelops_envtest build
 
+# Debian's prometheus (the real server for the end-to-end test) and a promtool with Kubernetes
+# discovery built from source (Debian's has none), cached like the control plane.
+prometheus: setup
+	$(UV) run --locked python tests/monitoring/prometheus_bin.py
+
 lint: setup
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
@@ -24,7 +29,7 @@ lint: setup
 typecheck: setup
 	$(UV) run --locked mypy
 
-pytest: setup controlplane
+pytest: setup controlplane prometheus
 	$(UV) run --locked pytest
 
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).

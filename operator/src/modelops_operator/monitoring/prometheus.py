@@ -5,6 +5,7 @@ Pure: text and dicts in, text and dicts out. The caller reads and writes the Con
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import yaml
@@ -113,9 +114,22 @@ def without_scrape_job(config_text: str | None, job_name: str) -> str:
     )
 
 
+# Every model's reconcile reads the whole shared file: libyaml's C parser is ~10x faster.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _parse(config_text: str | None) -> dict[str, Any]:
+    """The parsed config; callers build new objects from it and never mutate it."""
+    return _parse_text(config_text or "")
+
+
+# Most reconciles find their job already in place: parsing the same shared file once, not once
+# per model, keeps that check cheap however many models there are.
+@functools.lru_cache(maxsize=4)
+def _parse_text(config_text: str) -> dict[str, Any]:
     try:
-        config = yaml.safe_load(config_text or "")
+        config = yaml.load(config_text, Loader=_SafeLoader)
     except yaml.YAMLError as error:
         raise ValueError(f"prometheus.yml is not valid YAML: {error}") from None
     if config is None:
@@ -141,4 +155,6 @@ def _render_if_changed(
     if jobs == _scrape_configs(config):
         return config_text or ""
     # Key order is kept: the user's layout survives, and equal input renders equal text.
-    return yaml.safe_dump(config | {"scrape_configs": jobs}, sort_keys=False, width=100)
+    return yaml.dump(
+        config | {"scrape_configs": jobs}, Dumper=_SafeDumper, sort_keys=False, width=100
+    )

@@ -1,0 +1,163 @@
+"""The scrape job and its merge into a prometheus.yml that others edit too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from modelops_operator.monitoring.prometheus import (
+    build_scrape_job,
+    local_scrape_job,
+    scrape_job_name,
+    with_scrape_job,
+    without_scrape_job,
+)
+
+USER_CONFIG = """\
+# Kept by the cluster admins.
+global:
+  scrape_interval: 30s
+  external_labels: {cluster: eu-1}
+rule_files: [/etc/prometheus/rules/*.yml]
+alerting:
+  alertmanagers:
+    - static_configs: [{targets: ['alertmanager:9093']}]
+scrape_configs:
+  - job_name: node
+    static_configs: [{targets: ['node-exporter:9100']}]
+  - job_name: apiserver
+    scheme: https
+    kubernetes_sd_configs: [{role: endpoints}]
+"""
+
+IRIS = build_scrape_job("ml", "iris", "15s")
+WINE = build_scrape_job("ml", "wine", "30s")
+
+
+def _jobs(text: str) -> list[dict[str, Any]]:
+    return list(yaml.safe_load(text)["scrape_configs"])
+
+
+def _job_names(text: str) -> list[str]:
+    return [job["job_name"] for job in _jobs(text)]
+
+
+def test_the_job_scrapes_the_models_server_pods_in_its_namespace() -> None:
+    sd_config = IRIS["kubernetes_sd_configs"][0]
+
+    assert IRIS["job_name"] == scrape_job_name("ml", "iris") == "modelops/ml/iris"
+    assert IRIS["scrape_interval"] == "15s"
+    assert IRIS["metrics_path"] == "/metrics"
+    assert sd_config["role"] == "pod"
+    assert sd_config["namespaces"] == {"names": ["ml"]}
+    assert sd_config["selectors"] == [
+        {"role": "pod", "label": "modelops.dev/model=iris,app.kubernetes.io/component=server"}
+    ]
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+        "regex": "http",
+        "action": "keep",
+    } in IRIS["relabel_configs"]
+
+
+def test_the_job_labels_series_with_namespace_model_version_and_pod() -> None:
+    labelled = {
+        rule["target_label"]: rule for rule in IRIS["relabel_configs"] if "target_label" in rule
+    }
+
+    assert labelled["namespace"]["replacement"] == "ml"
+    assert labelled["model"]["replacement"] == "iris"
+    assert labelled["version"]["source_labels"] == [
+        "__meta_kubernetes_pod_label_modelops_dev_version"
+    ]
+    assert labelled["pod"]["source_labels"] == ["__meta_kubernetes_pod_name"]
+
+
+def test_the_local_job_scrapes_a_static_target_with_the_same_labels() -> None:
+    local = local_scrape_job(IRIS, "127.0.0.1:8080", version="v0123456789ab")
+    labelled = {rule["target_label"] for rule in local["relabel_configs"]}
+
+    assert "kubernetes_sd_configs" not in local
+    assert local["static_configs"] == [
+        {"targets": ["127.0.0.1:8080"], "labels": {"version": "v0123456789ab"}}
+    ]
+    assert labelled == {"namespace", "model"}
+    assert {key: local[key] for key in ("job_name", "scrape_interval", "metrics_path")} == {
+        key: IRIS[key] for key in ("job_name", "scrape_interval", "metrics_path")
+    }
+    assert "labels" not in local_scrape_job(IRIS, "127.0.0.1:8080")["static_configs"][0]
+
+
+@pytest.mark.parametrize("empty", ["", None, "\n", "# nothing yet\n"])
+def test_an_empty_config_gets_just_the_job(empty: str | None) -> None:
+    assert yaml.safe_load(with_scrape_job(empty, IRIS)) == {"scrape_configs": [IRIS]}
+
+
+def test_adding_keeps_the_users_jobs_and_settings() -> None:
+    merged = with_scrape_job(with_scrape_job(USER_CONFIG, IRIS), WINE)
+    before, after = yaml.safe_load(USER_CONFIG), yaml.safe_load(merged)
+
+    assert {key: value for key, value in after.items() if key != "scrape_configs"} == {
+        key: value for key, value in before.items() if key != "scrape_configs"
+    }
+    assert after["scrape_configs"] == [*before["scrape_configs"], IRIS, WINE]
+
+
+def test_adding_again_replaces_the_job_in_place() -> None:
+    merged = with_scrape_job(with_scrape_job(USER_CONFIG, IRIS), WINE)
+    faster = build_scrape_job("ml", "iris", "5s")
+
+    replaced = with_scrape_job(merged, faster)
+
+    assert _job_names(replaced) == _job_names(merged)
+    assert _jobs(replaced)[2] == faster
+
+
+def test_a_job_of_the_same_model_in_another_namespace_is_another_job() -> None:
+    merged = with_scrape_job(with_scrape_job("", IRIS), build_scrape_job("staging", "iris", "15s"))
+
+    assert _job_names(merged) == ["modelops/ml/iris", "modelops/staging/iris"]
+
+
+def test_an_unchanged_config_comes_back_as_the_same_text() -> None:
+    merged = with_scrape_job(USER_CONFIG, IRIS)
+    commented = "# a comment the next write would lose\n" + merged
+
+    assert with_scrape_job(merged, IRIS) == merged
+    assert with_scrape_job(commented, IRIS) == commented
+    assert without_scrape_job(USER_CONFIG, "modelops/ml/absent") == USER_CONFIG
+    assert without_scrape_job(None, "modelops/ml/iris") == ""
+
+
+def test_output_is_deterministic_and_keeps_the_key_order() -> None:
+    first = with_scrape_job(USER_CONFIG, IRIS)
+
+    assert first == with_scrape_job(USER_CONFIG, build_scrape_job("ml", "iris", "15s"))
+    assert list(yaml.safe_load(first)) == ["global", "rule_files", "alerting", "scrape_configs"]
+
+
+def test_removing_takes_out_only_that_job() -> None:
+    merged = with_scrape_job(with_scrape_job(USER_CONFIG, IRIS), WINE)
+
+    removed = without_scrape_job(merged, IRIS["job_name"])
+
+    assert _job_names(removed) == ["node", "apiserver", "modelops/ml/wine"]
+    assert yaml.safe_load(without_scrape_job(removed, WINE["job_name"])) == yaml.safe_load(
+        USER_CONFIG
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("global: [unclosed\n", "not valid YAML"),
+        ("- job_name: a\n", "mapping at the top level"),
+        ("scrape_configs: {job_name: a}\n", "scrape_configs must be a list"),
+        ("scrape_configs: [just-a-string]\n", "scrape_configs must be a list"),
+    ],
+)
+def test_a_malformed_config_is_refused_with_the_reason(text: str, problem: str) -> None:
+    for change in (lambda: with_scrape_job(text, IRIS), lambda: without_scrape_job(text, "x")):
+        with pytest.raises(ValueError, match=problem):
+            change()
