@@ -20,7 +20,7 @@ controlplane: setup
 # Debian's prometheus (the real server for the end-to-end test) and a promtool with Kubernetes
 # discovery built from source (Debian's has none), cached like the control plane.
 prometheus: setup
-	$(UV) run --locked python tests/monitoring/prometheus_bin.py
+	$(UV) run --locked python -m modelops_envtest.prometheus_tools
 
 lint: setup
 	$(UV) run --locked ruff check .

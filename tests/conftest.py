@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import kubernetes
 import pytest
+from modelops_envtest import prometheus_tools
 from modelops_envtest.controlplane import ControlPlane
 
 
@@ -28,3 +30,21 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
     control_plane.kubectl("create", "namespace", name)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _provide(find: Callable[[], Path]) -> Path:
+    try:
+        return find()
+    except prometheus_tools.PrometheusUnavailable as error:
+        pytest.skip(f"NO PROMETHEUS BINARY, REAL-PROMETHEUS TESTS SKIPPED: {error}")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """promtool with Kubernetes discovery (see modelops_envtest.prometheus_tools)."""
+    return _provide(prometheus_tools.promtool)
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> Path:
+    return _provide(prometheus_tools.prometheus)

@@ -213,18 +213,9 @@ def test_name_rule() -> None:
 
 
 @pytest.mark.controlplane
+@pytest.mark.usefixtures("crds_installed")
 class TestAdmission:
     """The same cases through the real apiserver (server-side dry run)."""
-
-    @pytest.fixture(autouse=True, scope="class")
-    def installed_crd(self, control_plane: ControlPlane) -> None:
-        control_plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-        control_plane.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/modeldeployments.modelops.dev",
-            "--timeout=30s",
-        )
 
     def dry_run(self, control_plane: ControlPlane, namespace: str, text: str) -> tuple[int, str]:
         done = control_plane.kubectl(

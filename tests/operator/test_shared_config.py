@@ -4,6 +4,8 @@ many reconciles, never lost or duplicated, and removed on delete (through the fi
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,7 +74,11 @@ def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
 
 
 def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(
-    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+    control_plane: ControlPlane,
+    models: Models,
+    shared_configmaps: dict[str, dict[str, str]],
+    promtool: Path,
+    tmp_path: Path,
 ) -> None:
     names = [f"m{index:02d}" for index in range(COUNT)]
     items = []
@@ -108,6 +114,14 @@ def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(
     )
     assert config["global"] == {"scrape_interval": "30s", "external_labels": {"cluster": "test"}}
     assert "platform.json" in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+    written = tmp_path / "prometheus.yml"
+    written.write_text(
+        configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+    )
+    checked = subprocess.run(
+        [str(promtool), "check", "config", str(written)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
     models.kubectl("delete", "mdep", "--all", "--timeout=120s")
     wait_until(

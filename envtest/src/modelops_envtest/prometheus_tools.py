@@ -6,7 +6,7 @@
   through the Go module proxy, with only Kubernetes discovery compiled in, and cached like the
   control-plane binaries.
 
-Run this file (`python tests/monitoring/prometheus_bin.py`) to provision both ahead of a test run.
+`python -m modelops_envtest.prometheus_tools` provisions both ahead of a test run.
 """
 
 from __future__ import annotations
