@@ -1,0 +1,47 @@
+"""The control-plane side of the deploy tests: the CRDs installed for real (server-side dry
+runs of custom resources need them), and the namespaces the manifests name."""
+
+from __future__ import annotations
+
+import pytest
+from deploy_manifests import CRDS, MODELS_NAMESPACE, MONITORING_NAMESPACE, SHARED_ARGOCD, kubectl_ok
+from modelops_envtest.controlplane import ControlPlane
+
+ARGOCD_NAMESPACE = "argocd"
+
+
+def ensure_namespace(control_plane: ControlPlane, name: str) -> None:
+    if control_plane.kubectl("get", "namespace", name, check=False).returncode != 0:
+        kubectl_ok(control_plane, "create", "namespace", name)
+
+
+@pytest.fixture(scope="session")
+def modelops_crds(control_plane: ControlPlane) -> None:
+    """The ModelDeployment and kopf peering CRDs, applied as tests/operator applies them."""
+    kubectl_ok(control_plane, "apply", "--server-side", "-f", str(CRDS))
+    for crd in (
+        "modeldeployments.modelops.dev",
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    ):
+        kubectl_ok(
+            control_plane, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s"
+        )
+    for namespace in (MONITORING_NAMESPACE, MODELS_NAMESPACE):
+        ensure_namespace(control_plane, namespace)
+
+
+@pytest.fixture(scope="session")
+def argocd_crds(control_plane: ControlPlane) -> None:
+    """Argo CD's Application and AppProject CRDs, from ../shared/argocd/ (not in the repo)."""
+    files = [SHARED_ARGOCD / "application-crd.yaml", SHARED_ARGOCD / "appproject-crd.yaml"]
+    missing = [str(path) for path in files if not path.exists()]
+    if missing:
+        pytest.skip(f"Argo CD's CRDs are not beside the repository: {', '.join(missing)} missing")
+    for path in files:
+        kubectl_ok(control_plane, "apply", "--server-side", "-f", str(path))
+    for crd in ("applications.argoproj.io", "appprojects.argoproj.io"):
+        kubectl_ok(
+            control_plane, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s"
+        )
+    ensure_namespace(control_plane, ARGOCD_NAMESPACE)

@@ -1,0 +1,214 @@
+"""The Argo CD manifests: an app of apps whose waves put the CRDs and the operator before any
+ModelDeployment, validated against Argo CD's real Application and AppProject CRDs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deploy_manifests import (
+    ARGOCD,
+    CLUSTER_SCOPED,
+    MODELS_NAMESPACE,
+    MONITORING_NAMESPACE,
+    ROOT,
+    built,
+    find,
+    kubectl_ok,
+    load_yaml_files,
+)
+from modelops_envtest.controlplane import ControlPlane
+
+PLACEHOLDER_REPO = "https://github.com/example/modelops.git"
+ROOT_APP = ARGOCD / "root.yaml"
+APPS = ARGOCD / "apps"
+CM_PATCH = ARGOCD / "argocd-cm-patch.yaml"
+
+
+def root_app() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(ROOT_APP.read_text())
+    return loaded
+
+
+def apps() -> list[dict[str, Any]]:
+    return load_yaml_files(APPS)
+
+
+def application(name: str) -> dict[str, Any]:
+    return find(apps(), "Application", name)
+
+
+def wave(doc: dict[str, Any]) -> int:
+    return int(doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def test_root_application_points_at_the_apps_folder() -> None:
+    source = root_app()["spec"]["source"]
+    assert (ROOT / source["path"]) == APPS
+    assert root_app()["spec"]["syncPolicy"]["automated"]["prune"] is True
+
+
+def test_every_repo_url_is_the_marked_placeholder() -> None:
+    documents = [root_app(), *apps()]
+    urls = {doc["spec"]["source"]["repoURL"] for doc in documents if doc["kind"] == "Application"}
+    urls |= {
+        url
+        for doc in documents
+        if doc["kind"] == "AppProject"
+        for url in doc["spec"]["sourceRepos"]
+    }
+    assert urls == {PLACEHOLDER_REPO}
+    for path in [ROOT_APP, *APPS.glob("*.yaml")]:
+        for line in path.read_text().splitlines():
+            if PLACEHOLDER_REPO in line:
+                assert "CHANGE ME" in line, f"{path.name}: mark the placeholder: {line.strip()}"
+
+
+def test_waves_order_project_platform_models() -> None:
+    project = find(apps(), "AppProject", "modelops")
+    platform, models = application("modelops-platform"), application("modelops-models")
+    assert wave(project) < wave(platform) < wave(models)
+    # Inside the platform, the CRDs come before everything else (wave -1 < default 0).
+    crd_waves = {
+        wave(doc)
+        for doc in built(platform["spec"]["source"]["path"])
+        if doc["kind"] == "CustomResourceDefinition"
+    }
+    assert crd_waves == {-1}
+
+
+def test_application_sources_exist_and_build() -> None:
+    platform, models = application("modelops-platform"), application("modelops-models")
+    assert (ROOT / platform["spec"]["source"]["path"] / "kustomization.yaml").exists()
+    assert built(platform["spec"]["source"]["path"])
+    model_files = sorted((ROOT / models["spec"]["source"]["path"]).glob("*.yaml"))
+    kinds = {
+        doc["kind"] for path in model_files for doc in yaml.safe_load_all(path.read_text()) if doc
+    }
+    assert kinds == {"ModelDeployment"}
+
+
+def test_models_application_tolerates_a_missing_crd_and_creates_its_namespace() -> None:
+    models = application("modelops-models")
+    options = models["spec"]["syncPolicy"]["syncOptions"]
+    assert "SkipDryRunOnMissingResource=true" in options
+    assert "CreateNamespace=true" in options
+    assert models["spec"]["destination"]["namespace"] == MODELS_NAMESPACE
+
+
+def test_platform_leaves_the_operators_configmap_data_alone() -> None:
+    platform = application("modelops-platform")
+    docs = built(platform["spec"]["source"]["path"])
+    ignored = {
+        (entry["kind"], entry["name"], entry["namespace"]): entry["jsonPointers"]
+        for entry in platform["spec"]["ignoreDifferences"]
+    }
+    operator_env = {
+        item["name"]: item.get("value")
+        for item in find(docs, "Deployment", "modelops-operator")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    for setting in ("MODELOPS_PROMETHEUS_CONFIG", "MODELOPS_GRAFANA_DASHBOARDS"):
+        namespace, name = operator_env[setting].split("/")
+        find(docs, "ConfigMap", name)
+        assert ignored[("ConfigMap", name, namespace)] == ["/data"]
+    assert "RespectIgnoreDifferences=true" in platform["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_project_admits_what_the_applications_deploy() -> None:
+    project = find(apps(), "AppProject", "modelops")
+    allowed_kinds = {
+        (entry["group"], entry["kind"]) for entry in project["spec"]["clusterResourceWhitelist"]
+    }
+    platform = application("modelops-platform")
+    docs = built(platform["spec"]["source"]["path"])
+    cluster_kinds = {
+        (doc["apiVersion"].rpartition("/")[0], doc["kind"])
+        for doc in docs
+        if doc["kind"] in CLUSTER_SCOPED
+    }
+    # CreateNamespace=true of the models Application creates a Namespace too.
+    assert cluster_kinds | {("", "Namespace")} <= allowed_kinds
+    destinations = {entry["namespace"] for entry in project["spec"]["destinations"]}
+    assert destinations == {MONITORING_NAMESPACE, MODELS_NAMESPACE}
+    for app in (platform, application("modelops-models")):
+        assert app["spec"]["project"] == "modelops"
+        assert app["spec"]["source"]["repoURL"] in project["spec"]["sourceRepos"]
+
+
+# -- against Argo CD's CRDs in a real apiserver ---------------------------------------------
+
+
+def argocd_manifests() -> list[Path]:
+    return [ROOT_APP, *sorted(APPS.glob("*.yaml"))]
+
+
+@pytest.mark.controlplane
+@pytest.mark.parametrize("path", argocd_manifests(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_argo_cd_accepts_the_manifest(
+    control_plane: ControlPlane, argocd_crds: None, path: Path
+) -> None:
+    out = kubectl_ok(
+        control_plane,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-o",
+        "json",
+        "-f",
+        str(path),
+    )
+    applied = json.loads(out)
+    assert applied["metadata"]["namespace"] == "argocd"
+
+
+@pytest.mark.controlplane
+def test_argo_cd_rejects_a_broken_application(
+    control_plane: ControlPlane, argocd_crds: None
+) -> None:
+    """The dry runs above validate against the real schema: a misspelt field is refused."""
+    broken = root_app()
+    broken["spec"]["syncPolicy"]["automated"]["prunne"] = True
+    done = control_plane.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        stdin=json.dumps(broken),
+        check=False,
+    )
+    assert done.returncode != 0 and "prunne" in done.stderr
+
+
+@pytest.mark.controlplane
+def test_argocd_cm_patch_applies_as_documented(
+    control_plane: ControlPlane, argocd_crds: None
+) -> None:
+    """`kubectl -n argocd patch configmap argocd-cm --type merge --patch-file ...`, on the
+    ConfigMap Argo CD's install creates (empty here), as a server-side dry run."""
+    if control_plane.kubectl(
+        "-n", "argocd", "get", "configmap", "argocd-cm", check=False
+    ).returncode:
+        kubectl_ok(control_plane, "-n", "argocd", "create", "configmap", "argocd-cm")
+    out = kubectl_ok(
+        control_plane,
+        "-n",
+        "argocd",
+        "patch",
+        "configmap",
+        "argocd-cm",
+        "--type",
+        "merge",
+        "--patch-file",
+        str(CM_PATCH),
+        "--dry-run=server",
+        "-o",
+        "json",
+    )
+    data = json.loads(out)["data"]
+    assert data == yaml.safe_load(CM_PATCH.read_text())["data"]

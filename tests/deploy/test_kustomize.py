@@ -1,0 +1,307 @@
+"""The Kustomize tree builds, and what it builds fits the operator: its settings, the shared
+monitoring ConfigMaps, Prometheus and Grafana. No apiserver needed (see test_dry_run.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from deploy_manifests import (
+    CLUSTER_SCOPED,
+    DEPLOY,
+    KUSTOMIZATIONS,
+    MODELS_NAMESPACE,
+    MONITORING_NAMESPACE,
+    OVERLAYS,
+    ROOT,
+    SAMPLES,
+    build,
+    built,
+    container,
+    env,
+    find,
+    find_prefixed,
+    volume,
+)
+from modelops_envtest.controlplane import kubectl_binary
+from modelops_operator import __main__ as operator_main
+from modelops_operator import builders
+from modelops_operator.monitoring import grafana, prometheus
+from modelops_operator.settings import Settings
+
+BASE = Path("deploy/base")
+FLEET_DASHBOARD = DEPLOY / "base" / "monitoring" / "fleet-dashboard.json"
+
+
+def operator_deployment(path: Path = BASE) -> dict:
+    return find(built(path), "Deployment", "modelops-operator")
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=str)
+def test_every_kustomization_builds(path: Path) -> None:
+    docs = built(path)
+    assert docs
+    for doc in docs:
+        assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), doc
+
+
+def test_the_tree_has_base_overlays_and_models() -> None:
+    assert {str(path) for path in OVERLAYS} >= {
+        "deploy/overlays/kind",
+        "deploy/overlays/production",
+        "deploy/overlays/models",
+    }
+
+
+def test_crds_come_from_the_crds_folder_unchanged() -> None:
+    from_folder = {
+        doc["metadata"]["name"]: doc
+        for path in sorted((ROOT / "crds").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    }
+    crds = {
+        doc["metadata"]["name"]: doc
+        for doc in built(BASE)
+        if doc["kind"] == "CustomResourceDefinition"
+    }
+    assert crds.keys() == from_folder.keys()
+    for name, crd in crds.items():
+        assert crd["spec"] == from_folder[name]["spec"], name
+        # Argo CD: first, and never pruned or deleted with the Application.
+        annotations = crd["metadata"]["annotations"]
+        assert annotations["argocd.argoproj.io/sync-wave"] == "-1"
+        assert set(annotations["argocd.argoproj.io/sync-options"].split(",")) == {
+            "Prune=false",
+            "Delete=false",
+        }
+
+
+def test_the_crd_folder_is_outside_the_kustomization_root() -> None:
+    """Why every build passes --load-restrictor LoadRestrictionsNone (documented in
+    docs/gitops.md and in argocd/argocd-cm-patch.yaml): kustomize refuses it by default."""
+    refused = run_without_restrictor(BASE / "crds")
+    assert "is not in or below" in refused
+
+
+def run_without_restrictor(path: Path) -> str:
+    done = subprocess.run(
+        [kubectl_binary(), "kustomize", str(ROOT / path)], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    return done.stderr
+
+
+@pytest.mark.parametrize("path", [BASE, *(p for p in OVERLAYS if p.name != "models")], ids=str)
+def test_namespaces_are_explicit(path: Path) -> None:
+    for doc in built(path):
+        namespace = doc["metadata"].get("namespace")
+        if doc["kind"] in CLUSTER_SCOPED:
+            assert namespace is None, f"{doc['kind']} {doc['metadata']['name']} is cluster-scoped"
+        else:
+            assert namespace == MONITORING_NAMESPACE, f"{doc['kind']} {doc['metadata']['name']}"
+
+
+def test_peering_is_the_one_the_operator_meets_at() -> None:
+    peering = find(built(BASE), "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == operator_main.PEERING_NAME
+    # Its CRD is synced in the same Argo CD sync: no dry run before it exists.
+    assert (
+        peering["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+        == "SkipDryRunOnMissingResource=true"
+    )
+
+
+def test_operator_deployment_is_hardened_and_probed() -> None:
+    deployment = operator_deployment()
+    pod = deployment["spec"]["template"]["spec"]
+    operator = container(deployment, "operator")
+    assert operator["image"] == "modelops/operator:0.1.0"
+    assert pod["serviceAccountName"] == "modelops-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert operator["securityContext"]["readOnlyRootFilesystem"] is True
+    assert operator["securityContext"]["allowPrivilegeEscalation"] is False
+    assert operator["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert operator["resources"]["requests"] and operator["resources"]["limits"]["memory"]
+    port = int(env(operator)["MODELOPS_HEALTH_PORT"])
+    assert {"name": "health", "containerPort": port} in operator["ports"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Two replicas, one acting through the peering; a rollout never goes below what is there.
+    assert deployment["spec"]["replicas"] == 2
+    assert env(operator)["MODELOPS_STANDALONE"] == "false"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_operator_env_names_are_settings_the_operator_reads() -> None:
+    names = {name for name in env(container(operator_deployment(), "operator"))}
+    known = {f"MODELOPS_{field.upper()}" for field in Settings.model_fields}
+    assert names - {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"} <= known
+
+
+def test_operator_env_points_at_the_monitoring_it_writes() -> None:
+    docs = built(BASE)
+    settings = env(container(operator_deployment(), "operator"))
+    assert settings["MODELOPS_PROMETHEUS_CONFIG"] == "modelops-system/prometheus-config"
+    assert settings["MODELOPS_GRAFANA_DASHBOARDS"] == "modelops-system/grafana-dashboards"
+    assert settings["MODELOPS_PROMETHEUS_URL"] == "http://prometheus.modelops-system.svc:9090"
+    for reference in (
+        settings["MODELOPS_PROMETHEUS_CONFIG"],
+        settings["MODELOPS_GRAFANA_DASHBOARDS"],
+    ):
+        namespace, name = reference.split("/")
+        assert find(docs, "ConfigMap", name)["metadata"]["namespace"] == namespace
+    url = urlsplit(settings["MODELOPS_PROMETHEUS_URL"])
+    service_name, service_namespace, _ = url.hostname.split(".", 2)
+    service = find(docs, "Service", service_name)
+    assert service["metadata"]["namespace"] == service_namespace
+    assert url.port in [port["port"] for port in service["spec"]["ports"]]
+    # The Role lets the operator at exactly these two ConfigMaps.
+    role = find(docs, "Role", "modelops-operator-monitoring")
+    assert role["metadata"]["namespace"] == MONITORING_NAMESPACE
+    named = next(rule for rule in role["rules"] if "resourceNames" in rule)
+    assert sorted(named["resourceNames"]) == ["grafana-dashboards", "prometheus-config"]
+
+
+def test_prometheus_reloads_and_reads_the_shared_config() -> None:
+    docs = built(BASE)
+    deployment = find(docs, "Deployment", "prometheus")
+    server = container(deployment, "prometheus")
+    assert server["image"].startswith("prom/prometheus:")
+    assert "--web.enable-lifecycle" in server["args"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in server["args"]
+    assert volume(deployment, "config")["configMap"]["name"] == "prometheus-config"
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
+    # The base prometheus.yml takes the operator's jobs (and is valid YAML with a job list).
+    text = find(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
+    job = prometheus.build_scrape_job("ml", "iris", "15s")
+    merged = yaml.safe_load(prometheus.with_scrape_job(text, job))
+    assert [entry["job_name"] for entry in merged["scrape_configs"]] == [
+        "prometheus",
+        "modelops/ml/iris",
+    ]
+    assert merged["global"] == yaml.safe_load(text)["global"]
+
+
+def test_prometheus_may_discover_pods_everywhere_and_nothing_else() -> None:
+    docs = built(BASE)
+    binding = find(docs, "ClusterRoleBinding", "modelops-prometheus")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prometheus", "namespace": MONITORING_NAMESPACE}
+    ]
+    role = find(docs, "ClusterRole", binding["roleRef"]["name"])
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    ]
+
+
+def test_grafana_provisions_the_datasource_and_both_dashboard_sources() -> None:
+    docs = built(BASE)
+    deployment = find(docs, "Deployment", "grafana")
+    mounts = {m["name"]: m["mountPath"] for m in container(deployment, "grafana")["volumeMounts"]}
+
+    datasources_cm = find_prefixed(docs, "ConfigMap", "grafana-provisioning-datasources-")
+    assert (
+        volume(deployment, "datasources")["configMap"]["name"] == datasources_cm["metadata"]["name"]
+    )
+    (source,) = yaml.safe_load(datasources_cm["data"]["datasources.yaml"])["datasources"]
+    assert source["uid"] == grafana.DATASOURCE_UID == "prometheus"
+    assert source["type"] == "prometheus"
+    assert (
+        source["url"]
+        == env(container(operator_deployment(), "operator"))["MODELOPS_PROMETHEUS_URL"]
+    )
+
+    providers_cm = find_prefixed(docs, "ConfigMap", "grafana-provisioning-dashboards-")
+    assert (
+        volume(deployment, "dashboard-providers")["configMap"]["name"]
+        == providers_cm["metadata"]["name"]
+    )
+    providers = yaml.safe_load(providers_cm["data"]["dashboard-providers.yaml"])["providers"]
+    paths = {provider["options"]["path"] for provider in providers}
+    assert paths == {mounts["model-dashboards"], mounts["fleet-dashboard"]}
+    assert mounts["datasources"] == "/etc/grafana/provisioning/datasources"
+    assert mounts["dashboard-providers"] == "/etc/grafana/provisioning/dashboards"
+
+    # The operator's per-model ConfigMap, mounted as a directory.
+    assert volume(deployment, "model-dashboards")["configMap"]["name"] == "grafana-dashboards"
+    # The committed fleet dashboard, unchanged.
+    fleet_cm = find_prefixed(docs, "ConfigMap", "grafana-fleet-dashboard-")
+    assert (
+        volume(deployment, "fleet-dashboard")["configMap"]["name"] == fleet_cm["metadata"]["name"]
+    )
+    fleet = json.loads(fleet_cm["data"]["fleet-dashboard.json"])
+    assert fleet == json.loads(FLEET_DASHBOARD.read_text())
+    assert fleet["uid"] == grafana.FLEET_UID
+
+
+def test_shared_configmaps_are_created_empty_of_models() -> None:
+    docs = built(BASE)
+    dashboards = find(docs, "ConfigMap", "grafana-dashboards")
+    assert not dashboards.get("data")
+    prometheus_yml = yaml.safe_load(
+        find(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
+    )
+    assert not [
+        job
+        for job in prometheus_yml["scrape_configs"]
+        if job["job_name"].startswith(prometheus.JOB_PREFIX)
+    ]
+
+
+def test_kind_overlay_uses_loaded_images_and_one_replica() -> None:
+    docs = built("deploy/overlays/kind")
+    deployment = find(docs, "Deployment", "modelops-operator")
+    operator = container(deployment, "operator")
+    assert deployment["spec"]["replicas"] == 1
+    assert operator["imagePullPolicy"] == "Never"
+    assert env(operator)["MODELOPS_IMAGE_PULL_POLICY"] == "Never"
+    node_ports = {
+        doc["metadata"]["name"]: doc["spec"]["ports"][0].get("nodePort")
+        for doc in docs
+        if doc["kind"] == "Service"
+    }
+    assert node_ports == {"prometheus": 30090, "grafana": 30300}
+
+
+def test_production_overlay_keeps_prometheus_data_and_an_operator_replica() -> None:
+    docs = built("deploy/overlays/production")
+    claim = find(docs, "PersistentVolumeClaim", "prometheus-data")
+    data = volume(find(docs, "Deployment", "prometheus"), "data")
+    assert data == {
+        "name": "data",
+        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]},
+    }
+    budget = find(docs, "PodDisruptionBudget", "modelops-operator")
+    operator = find(docs, "Deployment", "modelops-operator")
+    assert budget["spec"]["selector"]["matchLabels"] == operator["spec"]["selector"]["matchLabels"]
+    assert operator["spec"]["replicas"] > budget["spec"]["minAvailable"]
+
+
+def test_models_overlay_lists_every_sample() -> None:
+    docs = built("deploy/overlays/models")
+    models = [doc for doc in docs if doc["kind"] == "ModelDeployment"]
+    samples = sorted(path.stem for path in SAMPLES.glob("*.yaml"))
+    assert sorted(doc["metadata"]["name"] for doc in models) == samples
+    assert {doc["metadata"]["namespace"] for doc in models} == {MODELS_NAMESPACE}
+    assert find(docs, "Namespace")["metadata"]["name"] == MODELS_NAMESPACE
+
+
+def test_child_images_are_the_images_the_operator_defaults_to() -> None:
+    settings = env(container(operator_deployment(), "operator"))
+    defaults = Settings()
+    assert settings["MODELOPS_TRAINER_IMAGE"] == defaults.trainer_image
+    assert settings["MODELOPS_SERVER_IMAGE"] == defaults.server_image
+    assert builders.SERVER_PORT_NAME == "http"  # the port the operator's scrape jobs keep
+
+
+def test_builds_are_deterministic() -> None:
+    build.cache_clear()
+    first = build(BASE)
+    build.cache_clear()
+    assert build(BASE) == first

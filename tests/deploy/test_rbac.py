@@ -1,0 +1,309 @@
+"""The operator's RBAC is least privilege, and enough: no wildcards and no secrets, checked
+statically; what it grants and denies, asked of a real apiserver; and the operator itself, run
+under its ServiceAccount's token, taking a model from training to Ready, through a spec
+change that removes its autoscaler, to deletion."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+from deploy_manifests import MONITORING_NAMESPACE, SAMPLES, built, container, env, find, kubectl_ok
+from modelops_envtest.controlplane import ControlPlane
+from modelops_envtest.kubelet import Kubelet
+from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.waiting import wait_until
+from modelops_operator import constants
+from modelops_operator.monitoring import grafana, prometheus
+
+BASE = Path("deploy/base")
+OPERATOR = f"system:serviceaccount:{MONITORING_NAMESPACE}:modelops-operator"
+PROMETHEUS = f"system:serviceaccount:{MONITORING_NAMESPACE}:prometheus"
+SECRET_LIKE = {"secrets", "*"}
+
+
+def roles() -> list[dict[str, Any]]:
+    return [doc for doc in built(BASE) if doc["kind"] in ("ClusterRole", "Role")]
+
+
+def operator_rules() -> list[dict[str, Any]]:
+    docs = built(BASE)
+    bound = {
+        doc["roleRef"]["name"]
+        for doc in docs
+        if doc["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and any(subject["name"] == "modelops-operator" for subject in doc["subjects"])
+    }
+    assert bound == {"modelops-operator", "modelops-operator-monitoring"}
+    return [rule for doc in roles() if doc["metadata"]["name"] in bound for rule in doc["rules"]]
+
+
+def test_operator_roles_grant_no_wildcards() -> None:
+    for rule in operator_rules():
+        for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert "*" not in rule.get(field, []), rule
+        assert not rule.get("nonResourceURLs"), rule
+
+
+def test_no_role_in_the_platform_touches_secrets() -> None:
+    for role in roles():
+        for rule in role["rules"]:
+            assert not SECRET_LIKE & set(rule["resources"]), (role["metadata"]["name"], rule)
+            assert "*" not in rule["verbs"], (role["metadata"]["name"], rule)
+
+
+def test_operator_configmap_access_is_only_in_the_monitoring_namespace() -> None:
+    cluster_role = find(built(BASE), "ClusterRole", "modelops-operator")
+    assert not [rule for rule in cluster_role["rules"] if "configmaps" in rule["resources"]]
+    role = find(built(BASE), "Role", "modelops-operator-monitoring")
+    assert role["metadata"]["namespace"] == MONITORING_NAMESPACE
+    assert {resource for rule in role["rules"] for resource in rule["resources"]} == {"configmaps"}
+
+
+def test_user_roles_aggregate_into_the_builtin_roles() -> None:
+    docs = built(BASE)
+    editor = find(docs, "ClusterRole", "modelops-modeldeployment-editor")
+    viewer = find(docs, "ClusterRole", "modelops-modeldeployment-viewer")
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {verb for rule in viewer["rules"] for verb in rule["verbs"]} == {"get", "list", "watch"}
+    assert "create" in editor["rules"][0]["verbs"]
+
+
+# -- against the apiserver -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def platform(control_plane: ControlPlane, modelops_crds: None) -> Iterator[list[dict[str, Any]]]:
+    """The base applied for real (its CRDs are already there); removed afterwards, except the
+    namespace and the peering object, which other tests share."""
+    docs = [doc for doc in built(BASE) if doc["kind"] != "CustomResourceDefinition"]
+    listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    kubectl_ok(control_plane, "apply", "-f", "-", stdin=listed)
+    yield docs
+    removable = [doc for doc in docs if doc["kind"] not in ("Namespace", "ClusterKopfPeering")]
+    control_plane.kubectl(
+        "delete",
+        "--ignore-not-found",
+        "--wait=false",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": removable}),
+        check=False,
+    )
+
+
+def can(control_plane: ControlPlane, user: str, verb: str, resource: str, *args: str) -> bool:
+    answer = control_plane.kubectl(
+        "auth", "can-i", verb, resource, f"--as={user}", *args, check=False
+    )
+    assert answer.stdout.strip() in ("yes", "no"), answer.stderr
+    return answer.stdout.strip() == "yes"
+
+
+ALLOWED = [
+    ("watch", "modeldeployments.modelops.dev", "--all-namespaces"),
+    ("patch", "modeldeployments.modelops.dev", "-n", "any"),
+    ("patch", "modeldeployments.modelops.dev", "--subresource=status", "-n", "any"),
+    ("update", "modeldeployments.modelops.dev", "--subresource=finalizers", "-n", "any"),
+    ("create", "jobs.batch", "-n", "any"),
+    ("watch", "jobs.batch", "--all-namespaces"),
+    ("list", "pods", "-n", "any"),
+    ("create", "persistentvolumeclaims", "-n", "any"),
+    ("patch", "deployments.apps", "-n", "any"),
+    ("create", "deployments.apps", "-n", "any"),
+    ("watch", "deployments.apps", "--all-namespaces"),
+    ("patch", "services", "-n", "any"),
+    ("patch", "horizontalpodautoscalers.autoscaling", "-n", "any"),
+    ("delete", "horizontalpodautoscalers.autoscaling", "-n", "any"),
+    ("create", "events", "-n", "any"),
+    ("create", "events.events.k8s.io", "-n", "any"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("patch", "clusterkopfpeerings.kopf.dev/modelops"),
+    ("patch", "kopfpeerings.kopf.dev", "-n", "any"),
+    ("update", "configmaps/prometheus-config", "-n", MONITORING_NAMESPACE),
+    ("update", "configmaps/grafana-dashboards", "-n", MONITORING_NAMESPACE),
+    ("create", "configmaps", "-n", MONITORING_NAMESPACE),
+]
+DENIED = [
+    ("get", "secrets", "-n", MONITORING_NAMESPACE),
+    ("list", "secrets", "--all-namespaces"),
+    ("get", "configmaps/prometheus-config", "-n", "any"),
+    ("update", "configmaps/kube-root-ca.crt", "-n", MONITORING_NAMESPACE),
+    ("delete", "configmaps/prometheus-config", "-n", MONITORING_NAMESPACE),
+    ("delete", "modeldeployments.modelops.dev", "-n", "any"),
+    ("create", "modeldeployments.modelops.dev", "-n", "any"),
+    ("create", "pods", "-n", "any"),
+    ("delete", "deployments.apps", "-n", "any"),
+    ("update", "clusterroles.rbac.authorization.k8s.io"),
+    ("create", "pods/exec", "-n", "any"),
+]
+
+
+@pytest.mark.controlplane
+@pytest.mark.parametrize("check", ALLOWED, ids=" ".join)
+def test_operator_may(
+    control_plane: ControlPlane, platform: list[dict[str, Any]], check: tuple[str, ...]
+) -> None:
+    assert can(control_plane, OPERATOR, *check)
+
+
+@pytest.mark.controlplane
+@pytest.mark.parametrize("check", DENIED, ids=" ".join)
+def test_operator_may_not(
+    control_plane: ControlPlane, platform: list[dict[str, Any]], check: tuple[str, ...]
+) -> None:
+    assert not can(control_plane, OPERATOR, *check)
+
+
+@pytest.mark.controlplane
+def test_prometheus_may_only_discover_pods(
+    control_plane: ControlPlane, platform: list[dict[str, Any]]
+) -> None:
+    assert can(control_plane, PROMETHEUS, "watch", "pods", "--all-namespaces")
+    assert not can(control_plane, PROMETHEUS, "get", "secrets", "-n", MONITORING_NAMESPACE)
+    assert not can(control_plane, PROMETHEUS, "list", "services", "--all-namespaces")
+
+
+def service_account_kubeconfig(control_plane: ControlPlane, directory: Path) -> Path:
+    """The admin kubeconfig's cluster, with the operator ServiceAccount's token as the user."""
+    token = kubectl_ok(
+        control_plane,
+        "-n",
+        MONITORING_NAMESPACE,
+        "create",
+        "token",
+        "modelops-operator",
+        "--duration=1h",
+    ).strip()
+    config = yaml.safe_load(control_plane.kubeconfig.read_text())
+    config["users"] = [{"name": "modelops-operator", "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "modelops-operator"
+    path = directory / "operator-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.controlplane
+def test_operator_runs_under_its_service_account(
+    control_plane: ControlPlane,
+    api_client: kubernetes.client.ApiClient,
+    platform: list[dict[str, Any]],
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    from modelops_trainer import train
+
+    custom = kubernetes.client.CustomObjectsApi(api_client)
+    core = kubernetes.client.CoreV1Api(api_client)
+    autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
+    name = "wine"  # trains fast, and has an autoscaler to create and then delete
+    manifest = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
+
+    def model() -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = custom.get_namespaced_custom_object(
+                constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def phase() -> str | None:
+        return ((model() or {}).get("status") or {}).get("phase")
+
+    def configmap(reference: str) -> dict[str, str]:
+        cm_namespace, cm_name = reference.split("/")
+        return core.read_namespaced_config_map(cm_name, cm_namespace).data or {}
+
+    def autoscaler_exists() -> bool:
+        try:
+            autoscaling.read_namespaced_horizontal_pod_autoscaler(f"{name}-server", namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    deployment_env = env(container(find(platform, "Deployment", "modelops-operator"), "operator"))
+    settings = {
+        key: value for key, value in deployment_env.items() if key != "MODELOPS_HEALTH_PORT"
+    }
+    # No Prometheus runs here to reload.
+    settings["MODELOPS_PROMETHEUS_URL"] = ""
+    kubeconfig = service_account_kubeconfig(control_plane, tmp_path)
+    operator = OperatorProcess(control_plane, KUBECONFIG=str(kubeconfig), **settings)
+    kubelet = Kubelet(api_client)
+    scrape_job = prometheus.scrape_job_name(namespace, name)
+    dashboard_key = grafana.dashboard_key(namespace, name)
+    operator.start()
+    try:
+        kubectl_ok(control_plane, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+        def current_job() -> str | None:
+            body = model() or {}
+            status = body.get("status") or {}
+            if status.get("observedGeneration") != body["metadata"]["generation"]:
+                return None
+            job: str | None = (status.get("training") or {}).get("jobName")
+            return job
+
+        job = wait_until(current_job, timeout=90, what=f"the training Job ({operator.log_tail()})")
+        summary = train(
+            manifest["spec"]["training"], tmp_path / "artifacts", name=name, namespace=namespace
+        )
+        kubelet.finish_training(namespace, job, summary)
+        wait_until(
+            lambda: phase() in ("Deploying", "Ready"),
+            timeout=60,
+            what=f"{name} Deploying (now {phase()}; {operator.log_tail()})",
+        )
+        wait_until(
+            lambda: [kubelet.make_ready(namespace, name)] and phase() == "Ready",
+            timeout=90,
+            what=f"{name} Ready (now {phase()}; {operator.log_tail()})",
+        )
+        assert phase() == "Ready"
+        assert autoscaler_exists()
+        assert core.read_namespaced_service(name, namespace)
+        assert core.read_namespaced_persistent_volume_claim(f"{name}-models", namespace)
+        assert scrape_job in configmap(settings["MODELOPS_PROMETHEUS_CONFIG"])["prometheus.yml"]
+        assert dashboard_key in configmap(settings["MODELOPS_GRAFANA_DASHBOARDS"])
+        reasons = kubectl_ok(
+            control_plane, "-n", namespace, "get", "events", "-o", "jsonpath={.items[*].reason}"
+        ).split()
+        assert "TrainingStarted" in reasons
+
+        # Autoscaling off: the operator deletes the autoscaler.
+        custom.patch_namespaced_custom_object(
+            constants.GROUP,
+            constants.VERSION,
+            namespace,
+            constants.PLURAL,
+            name,
+            {"spec": {"serving": {"autoscaling": None, "replicas": 1}}},
+        )
+        wait_until(lambda: not autoscaler_exists(), timeout=60, what="the autoscaler's removal")
+
+        # Deletion: the finalizer runs, the shared entries go.
+        custom.delete_namespaced_custom_object(
+            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
+        )
+        wait_until(lambda: model() is None, timeout=60, what=f"{name} gone ({operator.log_tail()})")
+        assert scrape_job not in configmap(settings["MODELOPS_PROMETHEUS_CONFIG"]).get(
+            "prometheus.yml", ""
+        )
+        assert dashboard_key not in configmap(settings["MODELOPS_GRAFANA_DASHBOARDS"])
+    finally:
+        operator.stop()
+    log = operator.log()
+    for refusal in ("Forbidden", "403"):
+        assert refusal not in log, f"the operator was refused something:\n{operator.log_tail(200)}"
