@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := uv
 
-.PHONY: test setup controlplane prometheus lint typecheck pytest demo clean-cache
+.PHONY: test setup controlplane prometheus images lint typecheck pytest demo clean-cache
 
 test: setup controlplane lint typecheck pytest
 
@@ -29,8 +29,14 @@ lint: setup
 typecheck: setup
 	$(UV) run --locked mypy
 
-pytest: setup controlplane prometheus
-	$(UV) run --locked pytest
+# The three container images, on a debootstrapped base (no registry here): see docs/images.md.
+images:
+	bash images/base.sh
+	bash images/build.sh
+
+# The image tests are opt-in for a bare `pytest` (they need Docker); `make test` runs them.
+pytest: setup controlplane prometheus images
+	MODELOPS_IMAGE_TESTS=1 $(UV) run --locked pytest
 
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).
 demo: setup controlplane

@@ -100,7 +100,7 @@ def main() -> None:
         wait_until(all_ready, timeout=900, what="all Ready")
         all_ready_after = time.monotonic() - marked_at
         peak = peak_rss_mib(operator.process.pid) if operator.process else float("nan")
-        operator.stop()
+        operator.stop(kill=True)
 
     print(f"models                         {count}")
     print(f"kubectl apply of all           {applied:7.1f} s")

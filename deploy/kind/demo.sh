@@ -13,7 +13,7 @@ step "kind cluster $CLUSTER"
 kind get clusters | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --config deploy/kind/cluster.yaml
 
 step "images (built here, loaded into the kind nodes)"
-bash images/build.sh
+MODELOPS_BASE_IMAGE=${MODELOPS_BASE_IMAGE:-python:3.11-slim} bash images/build.sh
 for image in modelops/operator:0.1.0 modelops/trainer:0.1.0 modelops/inference-server:0.1.0; do
   kind load docker-image --name "$CLUSTER" "$image"
 done
@@ -24,7 +24,7 @@ kubectl apply -n argocd --server-side -f "https://raw.githubusercontent.com/argo
 kubectl -n argocd patch configmap argocd-cm --type merge --patch-file argocd/argocd-cm-patch.yaml
 
 step "platform: CRDs, operator, Prometheus, Grafana (kind overlay)"
-kubectl apply --server-side -k deploy/overlays/kind
+kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/overlays/kind | kubectl apply --server-side -f -
 kubectl -n modelops-system rollout status deployment/modelops-operator --timeout=300s
 
 step "models: the samples"

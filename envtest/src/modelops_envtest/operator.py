@@ -12,6 +12,8 @@ from pathlib import Path
 from modelops_envtest.controlplane import ControlPlane, free_port
 from modelops_envtest.waiting import wait_until
 
+STOP_GRACE_SECONDS = 30
+
 
 class OperatorProcess:
     """`python -m modelops_operator`, as the operator's container runs it."""
@@ -51,12 +53,18 @@ class OperatorProcess:
             return False
 
     def stop(self, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            self.process.wait(30)
+        """SIGTERM (kopf finishes its handlers), or SIGKILL when asked or when that is slow."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if not kill:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_GRACE_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        self.process.kill()
+        self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

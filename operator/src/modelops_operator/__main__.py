@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
+from importlib.metadata import version
 
 import kopf
 
@@ -12,7 +14,24 @@ from modelops_operator.settings import Settings
 PEERING_NAME = "modelops"
 
 
-def main() -> None:
+def _describe_settings() -> str:
+    lines = ["settings (environment variables):"]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"  MODELOPS_{name.upper():<22} {field.description or ''} [{field.default!r}]")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="modelops-operator",
+        description="Reconciles ModelDeployments: trains, gates, serves and monitors models.",
+        epilog=_describe_settings(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('modelops-operator')}"
+    )
+    parser.parse_args(argv)
     settings = Settings()
     namespaces = settings.watched_namespaces
     # The prefix names the object in every line: "[namespace/name] Handler ... succeeded".

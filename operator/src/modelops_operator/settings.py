@@ -12,10 +12,19 @@ class Settings(BaseSettings):
     namespaces: str = Field(
         default="", description="Comma-separated namespaces to watch; empty watches all."
     )
-    trainer_image: str = Field(default="modelops/trainer:0.1.0")
-    server_image: str = Field(default="modelops/inference-server:0.1.0")
-    image_pull_policy: str = Field(default="IfNotPresent")
-    cluster_domain: str = Field(default="cluster.local")
+    trainer_image: str = Field(
+        default="modelops/trainer:0.1.0", description="Image of the training Jobs."
+    )
+    server_image: str = Field(
+        default="modelops/inference-server:0.1.0",
+        description="Default image of the serving pods (spec.serving.image overrides it).",
+    )
+    image_pull_policy: str = Field(
+        default="IfNotPresent", description="imagePullPolicy of both images."
+    )
+    cluster_domain: str = Field(
+        default="cluster.local", description="DNS domain used in status.endpoint."
+    )
     prometheus_config: str = Field(
         default="modelops-system/prometheus-config",
         description="namespace/name of the ConfigMap holding prometheus.yml.",

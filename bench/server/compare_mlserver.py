@@ -1,0 +1,286 @@
+"""Benchmark: modelops-serve against Seldon's MLServer (scikit-learn runtime), side by side.
+
+    uv run python bench/server/compare_mlserver.py [--duration 10] [--rounds 1]
+
+Trains a 100-tree RandomForestClassifier on iris with the trainer, serves the same joblib file
+with each server on loopback (one server at a time, so they never compete for the cores), and
+loads both with `wrk` (Debian: `apt-get install -y wrk`) sending the same Open Inference
+Protocol request: one row at concurrency 1, 8 and 32, and 100-row batches at concurrency 8.
+Prints requests/s and p50/p99 latency of both and their ratios as a Markdown table
+(docs/inference-server.md keeps the last one). Not a test: run it on request, on a quiet
+machine, and compare runs.
+
+MLServer 1.7 pins an older FastAPI, so it lives in its own virtualenv, made here under
+~/.cache/modelops/mlserver-venv with the same scikit-learn, joblib and numpy as ours (so it
+unpickles the same model), and uvloop<0.22: with uvloop 0.22 or newer its inference worker
+crash-loops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from modelops_trainer import train
+
+MLSERVER_VENV = Path.home() / ".cache" / "modelops" / "mlserver-venv"
+MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
+MODEL_NAME = "iris"
+SPEC = {
+    "dataset": {"builtin": "iris"},
+    "estimator": "RandomForestClassifier",
+    "hyperparameters": {"n_estimators": 100},
+    "randomSeed": 42,
+}
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+# (label, rows per request, wrk connections)
+SCENARIOS = [
+    ("1 row, c=1", 1, 1),
+    ("1 row, c=8", 1, 8),
+    ("1 row, c=32", 1, 32),
+    ("100 rows, c=8", 100, 8),
+]
+
+
+@dataclass(frozen=True)
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs per scenario; the median is kept"
+    )
+    parser.add_argument(
+        "--ours-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes for modelops-serve (more than 1 is an experiment: "
+        "each worker keeps its own /metrics)",
+    )
+    arguments = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    mlserver = ensure_mlserver_venv()
+    with tempfile.TemporaryDirectory(prefix="modelops-bench-") as scratch:
+        root = Path(scratch)
+        artifact = Path(train(SPEC, root / "models", MODEL_NAME)["artifactPath"])
+        bodies = {rows: write_wrk_script(root, rows) for rows in {rows for _, rows, _ in SCENARIOS}}
+        servers = {
+            "modelops-serve": lambda port: start_ours(artifact, port, arguments.ours_workers),
+            "MLServer": lambda port: start_mlserver(mlserver, artifact, root, port),
+        }
+        results: dict[str, dict[str, Result]] = {}
+        for server, start in servers.items():
+            port = free_port()
+            with running(start(port), f"http://127.0.0.1:{port}") as url:
+                infer = f"{url}/v2/models/{MODEL_NAME}/infer"
+                run_wrk(infer, bodies[1], connections=8, duration=2)  # warm-up
+                results[server] = {
+                    label: median_of(
+                        [
+                            run_wrk(infer, bodies[rows], connections, arguments.duration)
+                            for _ in range(arguments.rounds)
+                        ]
+                    )
+                    for label, rows, connections in SCENARIOS
+                }
+    print(markdown(results, arguments))
+
+
+def ensure_mlserver_venv() -> Path:
+    python = MLSERVER_VENV / "bin" / "python"
+    # The peer gets our versions of what unpickles the model.
+    same = [f"{name}=={version(name)}" for name in ("scikit-learn", "joblib", "numpy")]
+    marker = MLSERVER_VENV / "modelops-packages.json"
+    wanted = json.dumps(MLSERVER_PACKAGES + same)
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return MLSERVER_VENV
+    print(f"creating {MLSERVER_VENV} with {' '.join(MLSERVER_PACKAGES + same)}", file=sys.stderr)
+    uv = shutil.which("uv")
+    if uv:
+        subprocess.run(
+            [uv, "venv", "--allow-existing", "-p", sys.executable, str(MLSERVER_VENV)], check=True
+        )
+        environment = os.environ | {"VIRTUAL_ENV": str(MLSERVER_VENV)}
+        subprocess.run(
+            [uv, "pip", "install", *MLSERVER_PACKAGES, *same], check=True, env=environment
+        )
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", *MLSERVER_PACKAGES, *same], check=True)
+    marker.write_text(wanted)
+    return MLSERVER_VENV
+
+
+def start_ours(artifact: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    environment = os.environ | {
+        "MODELOPS_MODEL_DIR": str(artifact),
+        "MODELOPS_MODEL_NAME": MODEL_NAME,
+    }
+    bin_dir = Path(sys.executable).parent
+    if workers == 1:
+        command = [str(bin_dir / "modelops-serve"), "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        command = [
+            str(bin_dir / "uvicorn"), "--factory", "modelops_server.cli:app_from_environment",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
+        ]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def start_mlserver(venv: Path, artifact: Path, scratch: Path, port: int) -> subprocess.Popen[bytes]:
+    """MLServer with its default settings (one inference worker process), serving the same file."""
+    directory = scratch / "mlserver"
+    (directory / MODEL_NAME).mkdir(parents=True, exist_ok=True)
+    settings = {
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "host": "127.0.0.1",
+    }
+    (directory / "settings.json").write_text(json.dumps(settings))
+    model_settings = {
+        "name": MODEL_NAME,
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(artifact / "model.joblib")},
+    }
+    (directory / MODEL_NAME / "model-settings.json").write_text(json.dumps(model_settings))
+    log = (scratch / "mlserver.log").open("wb")
+    return subprocess.Popen(
+        [str(venv / "bin" / "mlserver"), "start", str(directory)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@contextmanager
+def running(process: subprocess.Popen[bytes], url: str) -> Iterator[str]:
+    try:
+        deadline = time.monotonic() + 180
+        while not ready(f"{url}/v2/models/{MODEL_NAME}/ready"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server for {url} did not become ready")
+            time.sleep(0.5)
+        yield url
+    finally:
+        # The whole session: MLServer's and uvicorn's worker processes go with their parent.
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def write_wrk_script(directory: Path, rows: int) -> Path:
+    body = {
+        "inputs": [
+            {"name": "input-0", "shape": [rows, 4], "datatype": "FP64", "data": IRIS_ROW * rows}
+        ]
+    }
+    path = directory / f"infer-{rows}.lua"
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    )
+    return path
+
+
+def run_wrk(url: str, script: Path, connections: int, duration: int) -> Result:
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout) (\d+)", output))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", output))
+    return Result(
+        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        p50_ms=latency_ms(output, "50%"),
+        p99_ms=latency_ms(output, "99%"),
+        errors=errors,
+    )
+
+
+def latency_ms(output: str, percentile: str) -> float:
+    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def median_of(results: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.requests_per_second for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def markdown(results: dict[str, dict[str, Result]], arguments: argparse.Namespace) -> str:
+    ours, peer = results["modelops-serve"], results["MLServer"]
+    lines = [
+        f"{os.cpu_count()} cores, wrk -t1, {arguments.duration}s per run, median of {arguments.rounds}, "
+        f"modelops-serve workers: {arguments.ours_workers}",
+        "",
+        "| scenario | modelops req/s | MLServer req/s | ratio | modelops p50 / p99 ms "
+        "| MLServer p50 / p99 ms | p99 ratio (MLServer / ours) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label in ours:
+        a, b = ours[label], peer[label]
+        lines.append(
+            f"| {label} | {a.requests_per_second:,.0f} | {b.requests_per_second:,.0f} "
+            f"| {a.requests_per_second / b.requests_per_second:.1f}x | {a.p50_ms:.2f} / {a.p99_ms:.2f} "
+            f"| {b.p50_ms:.2f} / {b.p99_ms:.2f} | {b.p99_ms / a.p99_ms:.1f}x |"
+        )
+    failed = {name: sum(r.errors for r in runs.values()) for name, runs in results.items()}
+    if any(failed.values()):
+        lines.append(f"\nerrors (non-2xx, timeouts, socket errors): {failed}")
+    return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()

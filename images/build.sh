@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the three images from the repository root, on the local base image (images/base.sh,
+# built first when missing), with Docker's layer cache:
+#   modelops/operator:0.1.0  modelops/trainer:0.1.0  modelops/inference-server:0.1.0
+# (the operator's default image names).
+# Usage: images/build.sh [--no-cache] [operator|trainer|inference-server]...
+#
+# Environment:
+#   MODELOPS_BASE_IMAGE      the base to build on (default modelops/python-base:bookworm, built by
+#                            images/base.sh); set it to python:3.11-slim where registries are reachable
+#   MODELOPS_IMAGE_VERSION   the tag (default 0.1.0)
+#   MODELOPS_BUILD_NETWORK   docker build --network (default host: no bridge is needed)
+#   MODELOPS_EXTRA_CA_FILE   PEM bundle trusted by the build stage (default: the host's
+#                            /usr/local/share/ca-certificates/*.crt, e.g. an egress proxy's CA)
+set -euo pipefail
+# shellcheck source=images/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+declare -A DIRS=([operator]=operator [trainer]=trainer-job [inference-server]=inference-server)
+cache_flags=()
+if [ "${1:-}" = "--no-cache" ]; then
+    cache_flags=(--no-cache)
+    shift
+fi
+components=("$@")
+[ "${#components[@]}" -gt 0 ] || components=(operator trainer inference-server)
+for c in "${components[@]}"; do
+    [ -n "${DIRS[$c]:-}" ] || die "unknown image '$c' (operator, trainer, inference-server)"
+done
+
+if [ "$BASE_IMAGE_TAG" = "modelops/python-base:bookworm" ]; then
+    bash "$REPO_ROOT/images/base.sh"
+else
+    ensure_docker
+fi
+
+extra_ca="$(extra_ca_certs)"
+for c in "${components[@]}"; do
+    tag="modelops/$c:$IMAGE_VERSION"
+    log "building $tag on $BASE_IMAGE_TAG"
+    start=$(date +%s)
+    docker build \
+        "${cache_flags[@]}" \
+        --force-rm \
+        --network "${MODELOPS_BUILD_NETWORK:-host}" \
+        --file "$REPO_ROOT/${DIRS[$c]}/Dockerfile" \
+        --build-arg "BASE_IMAGE=$BASE_IMAGE_TAG" \
+        --build-arg "EXTRA_CA_CERTS=$extra_ca" \
+        --label "org.opencontainers.image.title=modelops-$c" \
+        --label "org.opencontainers.image.version=$IMAGE_VERSION" \
+        --tag "$tag" \
+        "$REPO_ROOT" >&2
+    size=$(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')
+    log "built $tag in $(($(date +%s) - start)) s, $size"
+done
