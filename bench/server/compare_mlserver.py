@@ -85,30 +85,31 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     mlserver = ensure_mlserver_venv()
-    with tempfile.TemporaryDirectory(prefix="modelops-bench-") as scratch:
-        root = Path(scratch)
-        artifact = Path(train(SPEC, root / "models", MODEL_NAME)["artifactPath"])
-        bodies = {rows: write_wrk_script(root, rows) for rows in {rows for _, rows, _ in SCENARIOS}}
-        servers = {
-            "modelops-serve": lambda port: start_ours(artifact, port, arguments.ours_workers),
-            "MLServer": lambda port: start_mlserver(mlserver, artifact, root, port),
-        }
-        results: dict[str, dict[str, Result]] = {}
-        for server, start in servers.items():
-            port = free_port()
-            with running(start(port), f"http://127.0.0.1:{port}") as url:
-                infer = f"{url}/v2/models/{MODEL_NAME}/infer"
-                run_wrk(infer, bodies[1], connections=8, duration=2)  # warm-up
-                results[server] = {
-                    label: median_of(
-                        [
-                            run_wrk(infer, bodies[rows], connections, arguments.duration)
-                            for _ in range(arguments.rounds)
-                        ]
-                    )
-                    for label, rows, connections in SCENARIOS
-                }
+    # Kept afterwards: the servers' logs are there.
+    root = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
+    artifact = Path(train(SPEC, root / "models", MODEL_NAME)["artifactPath"])
+    bodies = {rows: write_wrk_script(root, rows) for rows in {rows for _, rows, _ in SCENARIOS}}
+    servers = {
+        "modelops-serve": lambda port: start_ours(artifact, port, arguments.ours_workers),
+        "MLServer": lambda port: start_mlserver(mlserver, artifact, root, port),
+    }
+    results: dict[str, dict[str, Result]] = {}
+    for server, start in servers.items():
+        port = free_port()
+        with running(start(port), f"http://127.0.0.1:{port}") as url:
+            infer = f"{url}/v2/models/{MODEL_NAME}/infer"
+            run_wrk(infer, bodies[1], connections=8, duration=2)  # warm-up
+            results[server] = {
+                label: median_of(
+                    [
+                        run_wrk(infer, bodies[rows], connections, arguments.duration)
+                        for _ in range(arguments.rounds)
+                    ]
+                )
+                for label, rows, connections in SCENARIOS
+            }
     print(markdown(results, arguments))
+    print(f"\nlogs and artifact: {root}", file=sys.stderr)
 
 
 def ensure_mlserver_venv() -> Path:
@@ -180,6 +181,8 @@ def start_mlserver(venv: Path, artifact: Path, scratch: Path, port: int) -> subp
         [str(venv / "bin" / "mlserver"), "start", str(directory)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # MLServer keeps its multiprocess metrics in ./.metrics and clears it on start.
+        cwd=directory,
         start_new_session=True,
     )
 
@@ -190,13 +193,18 @@ def running(process: subprocess.Popen[bytes], url: str) -> Iterator[str]:
         deadline = time.monotonic() + 180
         while not ready(f"{url}/v2/models/{MODEL_NAME}/ready"):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server for {url} did not become ready")
+                raise RuntimeError(f"the server for {url} did not become ready: see its log")
             time.sleep(0.5)
         yield url
     finally:
         # The whole session: MLServer's and uvicorn's worker processes go with their parent.
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # MLServer ignores SIGTERM while it starts its worker.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def ready(url: str) -> bool:

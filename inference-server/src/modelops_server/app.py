@@ -1,0 +1,260 @@
+"""The REST layer: thin endpoints over the data plane, request bodies read and limited here,
+every error turned into the protocol's {"error": ...} body with its status in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+
+from . import __version__, schemas
+from .dataplane import DataPlane
+from .errors import InvalidInput, ModelNotFound, ModelNotReady, PayloadTooLarge, ServingError
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[ServingError], int] = {
+    InvalidInput: 400,
+    ModelNotFound: 404,
+    PayloadTooLarge: 413,
+    ModelNotReady: 503,
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.Error} for status in (*STATUS.values(), 422)
+}
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+def create_app(
+    dataplane: DataPlane, metrics: Metrics, max_body_bytes: int, load_on_startup: bool = True
+) -> FastAPI:
+    """The app serving `dataplane`'s model. With `load_on_startup` the model is loaded in a
+    thread once the server is up, so liveness answers while a large model loads."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = (
+            asyncio.create_task(asyncio.to_thread(dataplane.load)) if load_on_startup else None
+        )
+        yield
+        if loading is not None:
+            await loading
+
+    app = FastAPI(
+        title="modelops inference server",
+        version=__version__,
+        description="Serves one trained scikit-learn model: a simple /predict API, the Open "
+        "Inference Protocol v2 REST API and Prometheus /metrics. Every error is a JSON "
+        '`{"error": "..."}` body.',
+        lifespan=lifespan,
+        responses=_ERRORS,
+        # OpenTelemetry stays off: /metrics is the server's telemetry, and the check whether
+        # it is configured alone costs several environment lookups per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+
+    async def json_body(request: Request) -> Any:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_body_bytes:
+            raise PayloadTooLarge(_too_large(int(length), max_body_bytes))
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise PayloadTooLarge(_too_large(size, max_body_bytes))
+            chunks.append(chunk)
+        try:
+            return orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+
+    def request_body(model: type[schemas.BaseModel]) -> dict[str, Any]:
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+    @app.post(
+        "/predict",
+        response_model=schemas.PredictResponse,
+        openapi_extra=request_body(schemas.PredictRequest),
+        summary="Predict a batch of rows",
+    )
+    async def predict(request: Request) -> Response:
+        return _json(dataplane.predict(await json_body(request)))
+
+    @app.get("/v2/health/live", response_model=schemas.Health)
+    @app.get("/healthz", response_model=schemas.Health, include_in_schema=False)
+    async def live() -> Response:
+        # Only that the process answers: a model that failed to load is no reason to restart.
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready", response_model=schemas.Health)
+    @app.get("/readyz", response_model=schemas.Health, include_in_schema=False)
+    async def ready() -> Response:
+        dataplane.model.features()  # raises ModelNotReady, with the reason, until loaded
+        return _json({"ready": True})
+
+    @app.get("/v2", response_model=schemas.MetadataServerResponse)
+    async def server_metadata() -> Response:
+        return _json(dataplane.server_metadata())
+
+    @app.get("/v2/models/{name}", response_model=schemas.MetadataModelResponse)
+    async def model_metadata(name: str) -> Response:
+        return _json(dataplane.model_metadata(name, None))
+
+    @app.get("/v2/models/{name}/versions/{version}", response_model=schemas.MetadataModelResponse)
+    async def model_version_metadata(name: str, version: str) -> Response:
+        return _json(dataplane.model_metadata(name, version))
+
+    @app.get("/v2/models/{name}/ready", response_model=schemas.Health)
+    async def model_ready(name: str) -> Response:
+        return _readiness(dataplane.model_ready(name, None), dataplane)
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", response_model=schemas.Health)
+    async def model_version_ready(name: str, version: str) -> Response:
+        return _readiness(dataplane.model_ready(name, version), dataplane)
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        response_model=schemas.InferenceResponse,
+        openapi_extra=request_body(schemas.InferenceRequest),
+    )
+    async def infer(request: Request, name: str) -> Response:
+        return _json(dataplane.infer(name, None, await json_body(request)))
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        response_model=schemas.InferenceResponse,
+        openapi_extra=request_body(schemas.InferenceRequest),
+    )
+    async def infer_version(request: Request, name: str, version: str) -> Response:
+        return _json(dataplane.infer(name, version, await json_body(request)))
+
+    @app.get("/metrics", response_class=Response, summary="Prometheus metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    _map_errors(app)
+    _document_request_bodies(app)
+    return app
+
+
+def _map_errors(app: FastAPI) -> None:
+    """The one place errors become HTTP responses."""
+
+    async def serving_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServingError)
+        return _error(STATUS[type(exc)], str(exc))
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail))
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _error(422, problems)
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error serving a request", exc_info=exc)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    for error in STATUS:
+        app.add_exception_handler(error, serving_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _document_request_bodies(app: FastAPI) -> None:
+    """Adds the request body models, which no endpoint declares as a parameter (they are parsed
+    by hand), to the OpenAPI components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in schemas.REQUEST_BODIES:
+                definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(definition.pop("$defs", {}))
+                components[model.__name__] = definition
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class RequestMetrics:
+    """Counts and times every request by route template and status. Plain ASGI: a
+    BaseHTTPMiddleware would cost more than the prediction."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def remember_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, remember_status)
+        finally:
+            route = scope.get("route")
+            # Unknown paths share one label, so scanners cannot blow up the series count.
+            endpoint = getattr(route, "path", "unmatched")
+            self._metrics.request(endpoint, status, time.perf_counter() - started)
+
+
+def _readiness(ready: bool, dataplane: DataPlane) -> Response:
+    if not ready:
+        return _error(
+            503, f"model {dataplane.model.name!r} is not ready: {dataplane.model.problem}"
+        )
+    return _json({"ready": True})
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(content, option=_JSON_OPTIONS), status, media_type="application/json"
+    )
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"the body is {size} bytes or more; this server takes at most {limit} "
+        "(MODELOPS_MAX_BODY_BYTES): send smaller batches"
+    )

@@ -1,0 +1,107 @@
+"""Reading an artifact directory (docs/artifact-contract.md): its metadata, and its model only
+after the file's digest matched, because unpickling runs code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import joblib
+
+from .errors import ArtifactError
+
+METADATA_FILE = "metadata.json"
+SUPPORTED_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    version: str
+    task: Literal["classification", "regression"]
+    estimator: str
+    features: tuple[Feature, ...]
+    # Class labels in the model's `classes_` order; None for regression.
+    classes: tuple[str, ...] | None
+    metrics: dict[str, float]
+    model_file: str
+    sha256: str
+
+
+def read_metadata(directory: Path) -> Metadata:
+    path = directory / METADATA_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{path} does not exist: is {directory} an artifact directory?"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read as JSON: {exc}") from None
+    try:
+        if raw["formatVersion"] != SUPPORTED_FORMAT:
+            raise ArtifactError(
+                f"{path} has formatVersion {raw['formatVersion']!r}; this server reads "
+                f"{SUPPORTED_FORMAT}: serve it with a matching server image"
+            )
+        classes = raw["target"]["classes"]
+        return Metadata(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            task=_one_of(raw["task"], ("classification", "regression"), "task"),
+            estimator=str(raw["estimator"]),
+            features=tuple(
+                Feature(str(f["name"]), _one_of(f["type"], ("numeric", "categorical"), "type"))
+                for f in raw["features"]
+            ),
+            classes=None if classes is None else tuple(str(c) for c in classes),
+            metrics={str(k): float(v) for k, v in raw.get("metrics", {}).items()},
+            model_file=str(raw["modelFile"]),
+            sha256=str(raw["sha256"]).lower(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path} does not follow the artifact contract: {exc!r}") from None
+
+
+def load_verified(directory: Path, metadata: Metadata, expected_sha256: str) -> Any:
+    """The unpickled model, after checking that the file's sha256 is `expected_sha256`."""
+    path = directory / metadata.model_file
+    if path.parent != directory:
+        raise ArtifactError(f"modelFile {metadata.model_file!r} must name a file in {directory}")
+    actual = file_sha256(path)
+    if actual != expected_sha256.lower():
+        raise ArtifactError(
+            f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not the model "
+            "that was trained and verified, so it is not loaded"
+        )
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        # Whatever the unpickler raises (a missing class, a truncated file, a library mismatch).
+        raise ArtifactError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    return digest.hexdigest()
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], field: str) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{field} {value!r} is not one of {', '.join(allowed)}")
+    return value

@@ -1,0 +1,73 @@
+"""`modelops-serve`: serves one artifact directory over HTTP (the container's entrypoint)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from .app import create_app
+from .dataplane import DataPlane
+from .metrics import Metrics
+from .model import Model
+from .settings import Settings
+
+log = logging.getLogger("modelops_server")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="modelops-serve",
+        description="Serve one trained model artifact. Every option also reads from its "
+        "MODELOPS_* environment variable (e.g. MODELOPS_MODEL_DIR); the command line wins.",
+    )
+    parser.add_argument("--model-dir", type=Path, help="the artifact's version directory")
+    parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    arguments = parser.parse_args(argv)
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("model_dir", arguments.model_dir),
+            ("host", arguments.host),
+            ("port", arguments.port),
+        )
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        parser.error(f"bad settings: {exc}")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    serve(settings)
+    return 0
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the MODELOPS_* environment: for `uvicorn --factory`, e.g. to try other
+    worker models (docs/inference-server.md)."""
+    return build_app(Settings())  # type: ignore[call-arg]
+
+
+def build_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+    return create_app(DataPlane(Model(settings), metrics), metrics, settings.max_body_bytes)
+
+
+def serve(settings: Settings) -> None:
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # Per-request access lines would cost more than a prediction; /metrics counts requests.
+        access_log=False,
+    )

@@ -1,0 +1,161 @@
+"""What the server does, whatever the protocol: predictions for the simple API, the Open
+Inference Protocol's health, metadata and inference, and their metrics. Takes and returns plain
+Python values; the REST layer only moves them in and out of HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import __version__, v2
+from .errors import InvalidInput, ModelNotFound
+from .metrics import Metrics
+from .model import Model
+from .prediction import Prediction
+
+SERVER_NAME = "modelops-inference-server"
+PLATFORM = "scikit-learn"
+
+
+class DataPlane:
+    def __init__(self, model: Model, metrics: Metrics) -> None:
+        self.model = model
+        self._metrics = metrics
+        # Class labels as a list: indexing it per row is cheap and orjson writes it natively.
+        self._classes: list[str] | None = None
+
+    def load(self) -> bool:
+        if not self.model.load():
+            return False
+        loaded = self.model.loaded
+        assert loaded is not None
+        metadata = loaded.metadata
+        if metadata.classes is not None:
+            self._classes = list(metadata.classes)
+        self._metrics.model_loaded(
+            self.model.name,
+            self.model.version,
+            self.model.sha256,
+            loaded.runtime.name,
+            metadata.metrics,
+        )
+        return True
+
+    # --- the simple API
+
+    def predict(self, body: Any) -> dict[str, Any]:
+        if type(body) is not dict or "instances" not in body:
+            raise InvalidInput(
+                "the request must be a JSON object with an 'instances' list: rows as lists in "
+                "feature order or as objects keyed by feature name"
+            )
+        prediction = self._predict(self.model.features().from_rows(body["instances"]))
+        answer: dict[str, Any] = {
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+        }
+        if self._classes is None:
+            answer["predictions"] = prediction.outputs
+        else:
+            answer["predictions"] = labels(self._classes, prediction)
+            answer["classes"] = self._classes
+            if prediction.probabilities is not None:
+                answer["probabilities"] = prediction.probabilities
+        return answer
+
+    # --- the Open Inference Protocol
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        self._check_served(name, version)
+        loaded = self.model.loaded
+        features = self.model.features()
+        assert loaded is not None
+        metadata = loaded.metadata
+        classification = self._classes is not None
+        outputs = [
+            {"name": v2.PREDICT, "datatype": "BYTES" if classification else "FP64", "shape": [-1]}
+        ]
+        if classification and v2.PREDICT_PROBA in self._output_names():
+            outputs.append(
+                {
+                    "name": v2.PREDICT_PROBA,
+                    "datatype": "FP64",
+                    "shape": [-1, len(metadata.classes or ())],
+                }
+            )
+        return {
+            "name": self.model.name,
+            "versions": [self.model.version],
+            "platform": PLATFORM,
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "datatype": "FP64" if features.numeric_only else "BYTES",
+                    "shape": [-1, len(features.names)],
+                }
+            ],
+            "outputs": outputs,
+            "parameters": {
+                "estimator": metadata.estimator,
+                "task": metadata.task,
+                "features": [{"name": f.name, "type": f.type} for f in metadata.features],
+                "classes": list(metadata.classes) if metadata.classes is not None else None,
+                "sha256": self.model.sha256,
+                "runtime": loaded.runtime.name,
+                "runtime_reason": loaded.runtime.reason,
+            },
+        }
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        self._check_served(name, version)
+        return self.model.ready
+
+    def infer(self, name: str, version: str | None, body: Any) -> dict[str, Any]:
+        self._check_served(name, version)
+        request = v2.read_request(body, self.model.features())
+        wanted = v2.check_outputs(request.outputs, self._output_names())
+        prediction = self._predict(request.matrix)
+        answer: dict[str, Any] = {
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+        }
+        if request.id is not None:
+            answer["id"] = request.id
+        predicted = None if self._classes is None else labels(self._classes, prediction)
+        answer["outputs"] = v2.write_outputs(prediction, predicted, wanted)
+        return answer
+
+    # ---
+
+    def _predict(self, matrix: np.ndarray) -> Prediction:
+        prediction = self.model.predict(matrix)
+        self._metrics.batch(len(matrix))
+        if self._classes is not None:
+            counts = np.bincount(prediction.outputs, minlength=len(self._classes))
+            self._metrics.predicted((self._classes[k], int(n)) for k, n in enumerate(counts) if n)
+        return prediction
+
+    def _output_names(self) -> list[str]:
+        loaded = self.model.loaded
+        has_probabilities = loaded is not None and loaded.runtime.has_probabilities
+        return v2.output_names(self._classes is not None and has_probabilities)
+
+    def _check_served(self, name: str, version: str | None) -> None:
+        # A model that failed to load before its name was known answers to any name: not ready.
+        if self.model.name and name != self.model.name:
+            raise ModelNotFound(
+                f"model {name!r} is not served here; this server serves {self.model.name!r}"
+            )
+        if version is not None and self.model.version and version != self.model.version:
+            raise ModelNotFound(
+                f"model {name!r} has no version {version!r} here; this server serves version "
+                f"{self.model.version!r}"
+            )
+
+
+def labels(classes: list[str], prediction: Prediction) -> list[str]:
+    return [classes[i] for i in prediction.outputs.tolist()]

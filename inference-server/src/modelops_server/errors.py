@@ -1,0 +1,29 @@
+"""What can go wrong serving a request, independent of the protocol. The REST layer maps each
+to its HTTP status in one place (`app.py`); the message goes to the client as is, so it says
+what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Base of the errors a client caused or must wait out; never a server bug."""
+
+
+class InvalidInput(ServingError):
+    """The request is not something the model can answer: bad JSON, shape, names or values."""
+
+
+class PayloadTooLarge(ServingError):
+    """The body or the batch is over the configured limit."""
+
+
+class ModelNotFound(ServingError):
+    """The request names a model or version this server does not serve."""
+
+
+class ModelNotReady(ServingError):
+    """The model is not loaded (yet, or at all: the log says why)."""
+
+
+class ArtifactError(Exception):
+    """The artifact directory cannot be served: missing files, bad metadata, wrong digest."""

@@ -1,0 +1,109 @@
+"""The one model this server serves: loading it from its artifact directory and answering
+predictions, with a ready flag that turns true only after a verified load."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import artifact, runtime
+from .artifact import Metadata
+from .errors import ArtifactError, ModelNotReady
+from .inputs import Features
+from .prediction import Prediction
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    metadata: Metadata
+    features: Features
+    runtime: runtime.Runtime
+
+
+class Model:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.name = settings.model_name or ""
+        self.version = settings.model_version or ""
+        self.sha256 = settings.model_sha256 or ""
+        self.loaded: Loaded | None = None
+        # Why the model is not ready, for the log and for whoever asks.
+        self.problem = "the model has not been loaded yet"
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded is not None
+
+    def load(self) -> bool:
+        """Reads, verifies and prepares the artifact; False (and the reason logged) when it
+        cannot be served. Never raises: a server without a model stays up and not ready."""
+        try:
+            self.loaded = self._load()
+        except ArtifactError as exc:
+            self.problem = str(exc)
+            log.error("model not loaded, the server stays not ready: %s", exc)
+            return False
+        return True
+
+    def predict(self, matrix: np.ndarray) -> Prediction:
+        return self._require().runtime.predictor.predict(matrix)
+
+    def features(self) -> Features:
+        return self._require().features
+
+    def _require(self) -> Loaded:
+        if self.loaded is None:
+            raise ModelNotReady(f"model {self.name!r} is not ready: {self.problem}")
+        return self.loaded
+
+    def _load(self) -> Loaded:
+        settings = self._settings
+        directory = settings.model_dir
+        metadata = artifact.read_metadata(directory)
+        self.name = settings.model_name or metadata.name
+        if settings.model_version and settings.model_version != metadata.version:
+            raise ArtifactError(
+                f"{directory} holds version {metadata.version}, but version "
+                f"{settings.model_version} is to be served (MODELOPS_MODEL_VERSION)"
+            )
+        self.version = metadata.version
+        self.sha256 = (settings.model_sha256 or metadata.sha256).lower()
+        estimator = artifact.load_verified(directory, metadata, self.sha256)
+        classification = metadata.task == "classification"
+        _check_fits(estimator, metadata)
+        features = Features(metadata.features, settings.max_batch_rows)
+        chosen = runtime.select(estimator, classification, settings.compile)
+        if chosen.reason:
+            log.warning(
+                "serving %s with scikit-learn, not compiled: %s", metadata.estimator, chosen.reason
+            )
+        log.info(
+            "loaded %s version %s (%s, sha256 %s) from %s; runtime %s",
+            self.name,
+            self.version,
+            metadata.estimator,
+            self.sha256,
+            directory,
+            chosen.name,
+        )
+        return Loaded(metadata, features, chosen)
+
+
+def _check_fits(estimator: Any, metadata: Metadata) -> None:
+    """The estimator must take the metadata's features and know its classes, or every
+    prediction would fail or be mislabelled."""
+    width = getattr(estimator, "n_features_in_", len(metadata.features))
+    if width != len(metadata.features):
+        raise ArtifactError(
+            f"the model takes {width} features but metadata.json lists {len(metadata.features)}"
+        )
+    if metadata.classes is not None and len(getattr(estimator, "classes_", ())) != len(
+        metadata.classes
+    ):
+        raise ArtifactError("the model's classes do not match metadata.json's target.classes")

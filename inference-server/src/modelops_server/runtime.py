@@ -1,0 +1,68 @@
+"""How a model's answers are computed: a compiled form of the fitted parameters (`compiled.py`)
+where one exists, otherwise scikit-learn itself. Both answer with a `Prediction`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .compiled import NotCompilable, compile_estimator
+from .errors import InvalidInput
+from .prediction import Prediction
+
+COMPILED = "compiled"
+SCIKIT_LEARN = "scikit-learn"
+
+
+class Predictor(Protocol):
+    def predict(self, matrix: np.ndarray) -> Prediction: ...
+
+
+@dataclass(frozen=True)
+class Runtime:
+    predictor: Predictor
+    name: str
+    # Why the model is not compiled; empty when it is.
+    reason: str
+    has_probabilities: bool
+
+
+class ScikitLearnPredictor:
+    """The estimator as it was fitted: any model, at scikit-learn's speed."""
+
+    def __init__(self, estimator: Any, classification: bool) -> None:
+        self._estimator = estimator
+        self._classes = np.asarray(estimator.classes_) if classification else None
+        # SVC(probability=False) has the attribute but raises: hasattr calls the property.
+        self.has_probabilities = classification and hasattr(estimator, "predict_proba")
+
+    def predict(self, matrix: np.ndarray) -> Prediction:
+        try:
+            outputs = self._estimator.predict(matrix)
+            probabilities = (
+                self._estimator.predict_proba(matrix) if self.has_probabilities else None
+            )
+        except ValueError as exc:
+            # scikit-learn's own input checks, e.g. a value too large for float32.
+            raise InvalidInput(f"the model rejected the input: {exc}") from None
+        if self._classes is not None:
+            # `predict` answers with labels; the rest of the server works with class indices.
+            # Not argmax(probabilities): for SVC they can disagree, and `predict` is the answer.
+            outputs = np.searchsorted(self._classes, outputs)
+        return Prediction(outputs, probabilities)
+
+
+def select(estimator: Any, classification: bool, compile_models: bool) -> Runtime:
+    """The compiled form of `estimator` when there is one (and `compile_models`), else
+    scikit-learn, with the reason."""
+    if not compile_models:
+        reason = "compilation is switched off (MODELOPS_COMPILE=false)"
+    else:
+        try:
+            return Runtime(compile_estimator(estimator), COMPILED, "", classification)
+        except NotCompilable as exc:
+            reason = str(exc)
+    predictor = ScikitLearnPredictor(estimator, classification)
+    return Runtime(predictor, SCIKIT_LEARN, reason, predictor.has_probabilities)

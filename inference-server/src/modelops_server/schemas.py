@@ -1,0 +1,107 @@
+"""The request and response bodies, for the OpenAPI schema only: the hot path parses JSON
+itself (`inputs.py`, `v2.py`), because pydantic validation of every value costs more than the
+prediction. Keep these in step with what those modules accept and the data plane returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+Value = float | str
+
+
+class PredictRequest(BaseModel):
+    instances: list[list[Value] | dict[str, Value]] = Field(
+        description="Rows, as lists in the training feature order or as objects keyed by "
+        "feature name (all rows of one kind). Numbers for numeric features, strings for "
+        "categorical ones.",
+        min_length=1,
+        examples=[[[5.1, 3.5, 1.4, 0.2]]],
+    )
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[Value] = Field(description="A class label or a value per row.")
+    classes: list[str] | None = Field(
+        None, description="Classifiers: the class labels, in the order of `probabilities`' columns."
+    )
+    probabilities: list[list[float]] | None = Field(
+        None, description="Classifiers with probabilities: one row of class probabilities per row."
+    )
+
+
+class Error(BaseModel):
+    error: str = Field(description="What was wrong, and how to fix it.")
+
+
+class Parameters(BaseModel):
+    model_config = {"extra": "allow"}
+
+
+class RequestInput(BaseModel):
+    name: str
+    shape: list[int] = Field(description="[rows, features], or [rows] for one tensor per feature.")
+    datatype: str = Field(examples=["FP64", "FP32", "INT64", "BYTES"])
+    data: list[Any] = Field(description="Row-major values, flat or nested.")
+    parameters: Parameters | None = None
+
+
+class RequestOutput(BaseModel):
+    name: str = Field(examples=["predict", "predict_proba"])
+    parameters: Parameters | None = None
+
+
+class InferenceRequest(BaseModel):
+    id: str | None = None
+    parameters: Parameters | None = None
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    outputs: list[ResponseOutput]
+
+
+class MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class MetadataModelResponse(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[MetadataTensor]
+    outputs: list[MetadataTensor]
+    parameters: dict[str, Any] = Field(
+        description="The estimator, features, classes, sha256 and the runtime serving it "
+        "('compiled' or 'scikit-learn', with the reason when not compiled)."
+    )
+
+
+class MetadataServerResponse(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Health(BaseModel):
+    live: bool | None = None
+    ready: bool | None = None
+
+
+REQUEST_BODIES: tuple[type[BaseModel], ...] = (PredictRequest, InferenceRequest)

@@ -1,0 +1,29 @@
+"""The server's settings, from MODELOPS_* environment variables (the operator sets the model's)
+or the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_", extra="ignore")
+
+    # The artifact's version directory (docs/artifact-contract.md).
+    model_dir: Path
+    # The name clients address the model by; the artifact's own name when unset.
+    model_name: str | None = None
+    # When set, the artifact must be this version.
+    model_version: str | None = None
+    # The digest model.joblib must have; metadata.json's when unset (a local run).
+    model_sha256: str | None = None
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_batch_rows: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Off: every model is served by scikit-learn itself (a comparison, or a suspected mismatch).
+    compile: bool = True
+    log_level: str = "info"

@@ -1,0 +1,145 @@
+"""Fixtures for the inference server's tests: artifacts made by the real trainer (one per spec,
+shared by the session) and in-process servers over them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from modelops_server.app import create_app
+from modelops_server.dataplane import DataPlane
+from modelops_server.metrics import Metrics
+from modelops_server.model import Model
+from modelops_server.settings import Settings
+from modelops_trainer import train
+from threadpoolctl import threadpool_limits
+
+# Small, so the whole family set trains in seconds; big enough to have real trees.
+HYPERPARAMETERS: dict[str, dict[str, Any]] = {
+    "RandomForestClassifier": {"n_estimators": 20},
+    "ExtraTreesClassifier": {"n_estimators": 20},
+    "GradientBoostingClassifier": {"n_estimators": 20},
+    "HistGradientBoostingClassifier": {"max_iter": 20},
+    "RandomForestRegressor": {"n_estimators": 20},
+    "ExtraTreesRegressor": {"n_estimators": 20},
+    "GradientBoostingRegressor": {"n_estimators": 20},
+    "HistGradientBoostingRegressor": {"max_iter": 20},
+    "LogisticRegression": {"max_iter": 1000},
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    directory: Path
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    @property
+    def features(self) -> list[str]:
+        return [f["name"] for f in self.metadata["features"]]
+
+    def copy_to(self, directory: Path) -> Artifact:
+        """A copy to tamper with."""
+        shutil.copytree(self.directory, directory)
+        return Artifact(directory, self.metadata)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin while they wait; tiny models need one."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Artifact]:
+    """trained(estimator, dataset="iris") or trained(estimator, csv=path): the trainer's artifact
+    for that spec, trained once per session."""
+    root = tmp_path_factory.mktemp("artifacts")
+    made: dict[str, Artifact] = {}
+
+    def make(
+        estimator: str, dataset: str = "iris", csv: Path | None = None, **hyperparameters: Any
+    ) -> Artifact:
+        source = (
+            {"csv": {"path": str(csv), "targetColumn": "label"}} if csv else {"builtin": dataset}
+        )
+        spec = {
+            "dataset": source,
+            "estimator": estimator,
+            "hyperparameters": HYPERPARAMETERS.get(estimator, {}) | hyperparameters,
+            "testSize": 0.25,
+            "randomSeed": 7,
+        }
+        key = json.dumps(spec, sort_keys=True)
+        if key not in made:
+            name = f"{csv.stem if csv else dataset}-{estimator.lower()}".replace("_", "-")
+            directory = Path(train(spec, root, name)["artifactPath"])
+            made[key] = Artifact(directory, json.loads((directory / "metadata.json").read_text()))
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def iris_forest(trained: Callable[..., Artifact]) -> Artifact:
+    return trained("RandomForestClassifier")
+
+
+@dataclass
+class Server:
+    client: TestClient
+    dataplane: DataPlane
+    artifact: Artifact
+
+    def predict(self, body: Any) -> Any:
+        return self.client.post("/predict", json=body)
+
+    def infer(self, body: Any, path: str | None = None) -> Any:
+        return self.client.post(path or f"/v2/models/{self.artifact.name}/infer", json=body)
+
+
+def build_app(settings: Settings, load_on_startup: bool = False) -> tuple[FastAPI, DataPlane]:
+    """The app and its data plane; the model loaded before returning unless `load_on_startup`."""
+    metrics = Metrics()
+    dataplane = DataPlane(Model(settings), metrics)
+    if not load_on_startup:
+        dataplane.load()
+    app = create_app(dataplane, metrics, settings.max_body_bytes, load_on_startup=load_on_startup)
+    return app, dataplane
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    """serve(artifact, **settings): an in-process server with the model loaded."""
+    clients: list[TestClient] = []
+
+    def start(artifact: Artifact, **settings: Any) -> Server:
+        app, dataplane = build_app(Settings(model_dir=artifact.directory, **settings))
+        # A server error must fail the test as a 500 response, not as a raised exception.
+        client = TestClient(app, raise_server_exceptions=False)
+        clients.append(client)
+        return Server(client, dataplane, artifact)
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def iris_server(serve: Callable[..., Server], iris_forest: Artifact) -> Server:
+    return serve(iris_forest)

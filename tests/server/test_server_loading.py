@@ -1,0 +1,145 @@
+"""Loading: the digest is checked before unpickling, readiness follows a successful load only,
+liveness never depends on the model, and the log says why a model is not served."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Artifact, build_app
+from fastapi.testclient import TestClient
+from modelops_server.settings import Settings
+
+SETOSA = [5.1, 3.5, 1.4, 0.2]
+
+
+class _TouchOnUnpickle:
+    """A pickle that runs code when loaded: creates a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+def _not_ready(settings: Settings, caplog: pytest.LogCaptureFixture) -> tuple[TestClient, str]:
+    with caplog.at_level(logging.ERROR, logger="modelops_server"):
+        app, _ = build_app(settings)
+    client = TestClient(app)
+    assert client.get("/v2/health/live").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 503
+    assert client.get("/readyz").status_code == 503
+    predict = client.post("/predict", json={"instances": [SETOSA]})
+    assert predict.status_code == 503
+    assert predict.json()["error"] == ready.json()["error"]
+    return client, caplog.text
+
+
+def test_a_model_file_that_is_not_the_trained_one_is_never_unpickled(
+    iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    marker = tmp_path / "code-ran"
+    (artifact.directory / "model.joblib").write_bytes(pickle.dumps(_TouchOnUnpickle(marker)))
+
+    client, log = _not_ready(Settings(model_dir=artifact.directory), caplog)
+
+    assert not marker.exists()
+    assert "has sha256" in log and f"expected {iris_forest.metadata['sha256']}" in log
+    assert "is not loaded" in client.get("/v2/health/ready").json()["error"]
+    # The control: the same file with a matching digest would have run the code.
+    pickle.loads((artifact.directory / "model.joblib").read_bytes())
+    assert marker.exists()
+
+
+def test_the_digest_from_the_environment_wins_over_the_metadata(
+    iris_forest: Artifact, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELOPS_MODEL_DIR", str(iris_forest.directory))
+    monkeypatch.setenv("MODELOPS_MODEL_SHA256", "0" * 64)
+
+    _, log = _not_ready(Settings(), caplog)
+
+    assert f"expected {'0' * 64}" in log
+
+
+def test_another_version_than_the_one_to_serve_is_refused(
+    iris_forest: Artifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(model_dir=iris_forest.directory, model_version="v123456789abc")
+
+    _, log = _not_ready(settings, caplog)
+
+    assert f"holds version {iris_forest.version}, but version v123456789abc is to be served" in log
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "metadata.json").unlink(), "does not exist"),
+        (lambda d: (d / "metadata.json").write_text("{"), "cannot be read as JSON"),
+        (lambda d: (d / "model.joblib").unlink(), "cannot be read"),
+        (lambda d: _rewrite_metadata(d, formatVersion=2), "formatVersion 2"),
+        (lambda d: _rewrite_metadata(d, features=[]), "lists 0"),
+    ],
+    ids=["no metadata", "bad metadata", "no model file", "newer format", "feature mismatch"],
+)
+def test_a_broken_artifact_leaves_the_server_up_and_not_ready(
+    iris_forest: Artifact,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[Path], object],
+    message: str,
+) -> None:
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    damage(artifact.directory)
+
+    client, log = _not_ready(Settings(model_dir=artifact.directory), caplog)
+
+    assert message in log
+    assert message in client.get("/v2/health/ready").json()["error"]
+
+
+def _rewrite_metadata(directory: Path, **changes: object) -> None:
+    path = directory / "metadata.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+def test_the_environment_names_the_model(
+    iris_forest: Artifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable, value in {
+        "MODELOPS_MODEL_DIR": str(iris_forest.directory),
+        "MODELOPS_MODEL_NAME": "flowers",
+        "MODELOPS_MODEL_VERSION": iris_forest.version,
+        "MODELOPS_MODEL_SHA256": iris_forest.metadata["sha256"].upper(),
+    }.items():
+        monkeypatch.setenv(variable, value)
+
+    app, _ = build_app(Settings())
+    client = TestClient(app)
+
+    assert client.get("/v2/models/flowers/ready").status_code == 200
+    body = client.post("/predict", json={"instances": [SETOSA]}).json()
+    assert (body["model_name"], body["model_version"]) == ("flowers", iris_forest.version)
+    assert client.get(f"/v2/models/{iris_forest.name}").status_code == 404
+
+
+def test_the_app_loads_the_model_after_startup(iris_forest: Artifact) -> None:
+    app, _ = build_app(Settings(model_dir=iris_forest.directory), load_on_startup=True)
+
+    with TestClient(app) as client:
+        assert client.get("/v2/health/live").status_code == 200
+        deadline = time.monotonic() + 30
+        while client.get("/v2/health/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the model never became ready"
+            time.sleep(0.05)
+        assert client.post("/predict", json={"instances": [SETOSA]}).status_code == 200
