@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,21 @@ class TestAdmission:
         assert api.ModelDeploymentSpec.model_validate(
             stored
         ) == api.ModelDeploymentSpec.model_validate(spec)
+
+
+def test_vocabularies_match_the_trainers() -> None:
+    """The operator admits exactly what the trainer can train (separate images, one contract)."""
+    from modelops_trainer.datasets import BUILTIN
+    from modelops_trainer.estimators import ESTIMATORS, task_of
+
+    assert set(api.CLASSIFIERS) == {
+        name for name in ESTIMATORS if task_of(name) == "classification"
+    }
+    assert set(api.REGRESSORS) == {name for name in ESTIMATORS if task_of(name) == "regression"}
+    assert set(api.CLASSIFICATION_DATASETS) == {
+        name for name, (_, task) in BUILTIN.items() if task == "classification"
+    }
+    assert set(api.REGRESSION_DATASETS) == {
+        name for name, (_, task) in BUILTIN.items() if task == "regression"
+    }
+    assert set(typing.get_args(api.Estimator)) == set(api.CLASSIFIERS) | set(api.REGRESSORS)
