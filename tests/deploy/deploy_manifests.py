@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,16 @@ def kubectl_ok(control_plane: ControlPlane, *args: str, stdin: str | None = None
     done = control_plane.kubectl(*args, stdin=stdin, check=False)
     assert done.returncode == 0, f"kubectl {' '.join(args)} failed:\n{done.stderr}"
     return done.stdout
+
+
+def dry_run_apply(control_plane: ControlPlane, source: str, stdin: str | None = None) -> Any:
+    """A strict server-side dry-run `kubectl apply -f source`: what the apiserver would store."""
+    out = kubectl_ok(
+        control_plane,
+        "apply", "--dry-run=server", "--validate=strict", "-o", "json", "-f", source,
+        stdin=stdin,
+    )  # fmt: skip
+    return json.loads(out)
 
 
 @functools.cache

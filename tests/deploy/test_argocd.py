@@ -16,10 +16,12 @@ from deploy_manifests import (
     MONITORING_NAMESPACE,
     ROOT,
     built,
+    dry_run_apply,
     find,
     kubectl_ok,
     load_yaml_files,
 )
+from modelops_envtest.argocd_crds import crd_files
 from modelops_envtest.controlplane import ControlPlane
 
 PLACEHOLDER_REPO = "https://github.com/example/modelops.git"
@@ -143,6 +145,16 @@ def test_project_admits_what_the_applications_deploy() -> None:
 # -- against Argo CD's CRDs in a real apiserver ---------------------------------------------
 
 
+def test_argo_cds_crds_come_from_its_module_where_no_copy_is_beside_the_repository(
+    tmp_path: Path,
+) -> None:
+    files = crd_files(tmp_path / "no-shared-copy")
+    assert [yaml.safe_load(path.read_text())["metadata"]["name"] for path in files] == [
+        "applications.argoproj.io",
+        "appprojects.argoproj.io",
+    ]
+
+
 def argocd_manifests() -> list[Path]:
     return [ROOT_APP, *sorted(APPS.glob("*.yaml"))]
 
@@ -152,17 +164,7 @@ def argocd_manifests() -> list[Path]:
 def test_argo_cd_accepts_the_manifest(
     control_plane: ControlPlane, argocd_crds: None, path: Path
 ) -> None:
-    out = kubectl_ok(
-        control_plane,
-        "apply",
-        "--dry-run=server",
-        "--validate=strict",
-        "-o",
-        "json",
-        "-f",
-        str(path),
-    )
-    applied = json.loads(out)
+    applied = dry_run_apply(control_plane, str(path))
     assert applied["metadata"]["namespace"] == "argocd"
 
 

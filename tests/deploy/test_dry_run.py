@@ -3,11 +3,10 @@ strict field validation, after the CRDs and namespaces are created for real."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from deploy_manifests import KUSTOMIZATIONS, build, documents, kubectl_ok
+from deploy_manifests import KUSTOMIZATIONS, build, documents, dry_run_apply, kubectl_ok
 from modelops_envtest.controlplane import ControlPlane
 
 pytestmark = pytest.mark.controlplane
@@ -18,18 +17,7 @@ def test_server_side_dry_run_accepts_the_build(
     control_plane: ControlPlane, modelops_crds: None, path: Path
 ) -> None:
     manifests = build(path)
-    out = kubectl_ok(
-        control_plane,
-        "apply",
-        "--dry-run=server",
-        "--validate=strict",
-        "-o",
-        "json",
-        "-f",
-        "-",
-        stdin=manifests,
-    )
-    applied = json.loads(out)
+    applied = dry_run_apply(control_plane, "-", stdin=manifests)
     items = applied["items"] if applied.get("kind") == "List" else [applied]
     expected = {(doc["kind"], doc["metadata"]["name"]) for doc in documents(manifests)}
     assert {(item["kind"], item["metadata"]["name"]) for item in items} == expected

@@ -86,16 +86,7 @@ def test_server_is_the_pinned_release(control_plane: ControlPlane) -> None:
 def test_schema_violation_is_rejected_with_the_apiservers_message(
     control_plane: ControlPlane, widget_crd: None, namespace: str
 ) -> None:
-    bad = control_plane.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        check=False,
-        stdin="apiVersion: proof.modelops.dev/v1\nkind: Widget\nmetadata: {name: w}\n"
-        "spec: {size: -1}\n",
-    )
+    bad = _apply_widget(control_plane, namespace, "{size: -1}")
     assert bad.returncode != 0
     assert (
         "spec.size: Invalid value: -1: spec.size in body should be greater than or equal to 0"
@@ -106,16 +97,7 @@ def test_schema_violation_is_rejected_with_the_apiservers_message(
 def test_cel_rule_is_enforced(
     control_plane: ControlPlane, widget_crd: None, namespace: str
 ) -> None:
-    bad = control_plane.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        check=False,
-        stdin="apiVersion: proof.modelops.dev/v1\nkind: Widget\nmetadata: {name: w}\n"
-        "spec: {size: 5, maxSize: 3}\n",
-    )
+    bad = _apply_widget(control_plane, namespace, "{size: 5, maxSize: 3}")
     assert bad.returncode != 0
     assert "size must not exceed maxSize" in bad.stderr
 
@@ -233,3 +215,17 @@ def test_standalone_control_plane_leaves_no_processes(stop_signal: signal.Signal
     runner.send_signal(stop_signal)
     runner.wait(30)
     wait_until(lambda: not any(_alive(pid) for pid in children), timeout=20)
+
+
+def _apply_widget(
+    control_plane: ControlPlane, namespace: str, spec: str
+) -> subprocess.CompletedProcess[str]:
+    return control_plane.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        check=False,
+        stdin=f"apiVersion: proof.modelops.dev/v1\nkind: Widget\nmetadata: {{name: w}}\nspec: {spec}\n",
+    )

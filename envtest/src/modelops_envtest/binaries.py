@@ -7,10 +7,12 @@ proxy (the Go module in `envtest/go/` pins the Kubernetes release) and cached pe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,10 +77,7 @@ def build(target: Path | None = None) -> Path:
             "building the control plane needs Go (https://go.dev/dl/) on PATH, "
             "or KUBEBUILDER_ASSETS pointing at envtest binaries"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build into a sibling temp dir and rename, so an interrupted build never looks complete.
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged(target) as staging:
         for name, package in GO_PACKAGES.items():
             subprocess.run(
                 [
@@ -94,12 +93,21 @@ def build(target: Path | None = None) -> Path:
                 check=True,
                 env={**os.environ, "GOFLAGS": "-mod=readonly"},
             )
-        if target.exists():
-            shutil.rmtree(target)
+    return target
+
+
+@contextlib.contextmanager
+def staged(target: Path) -> Iterator[Path]:
+    """A sibling temp dir to build into, renamed to `target` only when the block succeeds, so an
+    interrupted build never looks complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def locate() -> Binaries:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from modelops_envtest.binaries import cache_root
+from modelops_envtest.binaries import cache_root, staged
 
 DEBIAN_PACKAGE = "prometheus"
 # Another apt run (a parallel session, unattended upgrades) holds the lock for a while at most.
@@ -73,10 +72,7 @@ def _go_install_promtool(directory: Path) -> None:
             "building promtool with Kubernetes discovery needs Go on PATH "
             "(Debian's promtool cannot check kubernetes_sd_configs)"
         )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    # Built into a sibling and renamed, so an interrupted build never looks complete.
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    with staged(directory) as staging:
         _run(
             [
                 go,
@@ -87,10 +83,6 @@ def _go_install_promtool(directory: Path) -> None:
             ],
             env={"GOBIN": str(staging)},
         )
-        shutil.rmtree(directory, ignore_errors=True)
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _run(

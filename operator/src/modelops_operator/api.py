@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 # -- vocabularies -----------------------------------------------------------------------------
 
-CLASSIFIERS = (
+Classifier = Literal[
     "RandomForestClassifier",
     "ExtraTreesClassifier",
     "GradientBoostingClassifier",
@@ -27,8 +27,8 @@ CLASSIFIERS = (
     "SVC",
     "KNeighborsClassifier",
     "DecisionTreeClassifier",
-)
-REGRESSORS = (
+]
+Regressor = Literal[
     "RandomForestRegressor",
     "ExtraTreesRegressor",
     "GradientBoostingRegressor",
@@ -38,37 +38,24 @@ REGRESSORS = (
     "SVR",
     "KNeighborsRegressor",
     "DecisionTreeRegressor",
-)
-CLASSIFICATION_DATASETS = ("iris", "wine", "breast_cancer", "digits")
-REGRESSION_DATASETS = ("diabetes",)
-CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
+]
+Estimator = Literal[Classifier, Regressor]
+ClassificationDataset = Literal["iris", "wine", "breast_cancer", "digits"]
+RegressionDataset = Literal["diabetes"]
+BuiltinDataset = Literal[ClassificationDataset, RegressionDataset]
+ClassificationMetric = Literal["accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc"]
+RegressionMetric = Literal["rmse", "mae", "r2"]
+Metric = Literal[ClassificationMetric, RegressionMetric]
+
+CLASSIFIERS: tuple[str, ...] = get_args(Classifier)
+REGRESSORS: tuple[str, ...] = get_args(Regressor)
+CLASSIFICATION_DATASETS: tuple[str, ...] = get_args(ClassificationDataset)
+REGRESSION_DATASETS: tuple[str, ...] = get_args(RegressionDataset)
+CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
+REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
 # Error metrics pass the gate from below; every other metric from above.
 LOWER_IS_BETTER = ("rmse", "mae")
 
-Estimator = Literal[
-    "RandomForestClassifier",
-    "ExtraTreesClassifier",
-    "GradientBoostingClassifier",
-    "HistGradientBoostingClassifier",
-    "LogisticRegression",
-    "SVC",
-    "KNeighborsClassifier",
-    "DecisionTreeClassifier",
-    "RandomForestRegressor",
-    "ExtraTreesRegressor",
-    "GradientBoostingRegressor",
-    "HistGradientBoostingRegressor",
-    "LinearRegression",
-    "Ridge",
-    "SVR",
-    "KNeighborsRegressor",
-    "DecisionTreeRegressor",
-]
-BuiltinDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
-Metric = Literal[
-    "accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "rmse", "mae", "r2"
-]
 Phase = Literal["Pending", "Training", "Deploying", "Ready", "Failed"]
 
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"

@@ -72,6 +72,22 @@ def _restricted_security_context() -> dict[str, Any]:
     }
 
 
+def _pod_spec(container: dict[str, Any], claim: str, *, read_only: bool) -> dict[str, Any]:
+    """The pod both children share: no API token, the models claim, a writable /tmp."""
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {"fsGroup": NON_ROOT_UID},
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "models",
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only},
+            },
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+
+
 def build_claim(name: str, namespace: str, storage: api.StorageSpec) -> dict[str, Any] | None:
     """The artifact volume's claim, or None when the user brings an existing one."""
     if storage.existing_claim:
@@ -132,18 +148,7 @@ def build_training_job(
                     "metadata": {"labels": job_labels},
                     "spec": {
                         "restartPolicy": "Never",
-                        "automountServiceAccountToken": False,
-                        "securityContext": {"fsGroup": NON_ROOT_UID},
-                        "containers": [container],
-                        "volumes": [
-                            {
-                                "name": "models",
-                                "persistentVolumeClaim": {
-                                    "claimName": claim_name(name, spec.storage)
-                                },
-                            },
-                            {"name": "tmp", "emptyDir": {}},
-                        ],
+                        **_pod_spec(container, claim_name(name, spec.storage), read_only=False),
                     },
                 },
             },
@@ -195,21 +200,7 @@ def build_server_deployment(
                     constants.ANNOTATION_MODEL_SHA256: model.sha256,
                 },
             },
-            "spec": {
-                "automountServiceAccountToken": False,
-                "securityContext": {"fsGroup": NON_ROOT_UID},
-                "containers": [container],
-                "volumes": [
-                    {
-                        "name": "models",
-                        "persistentVolumeClaim": {
-                            "claimName": claim_name(name, spec.storage),
-                            "readOnly": True,
-                        },
-                    },
-                    {"name": "tmp", "emptyDir": {}},
-                ],
-            },
+            "spec": _pod_spec(container, claim_name(name, spec.storage), read_only=True),
         },
     }
     # Under an autoscaler the HPA owns the replica count; leaving it out hands it over.
