@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from deploy_manifests import CRDS, MODELS_NAMESPACE, MONITORING_NAMESPACE, SHARED_ARGOCD, kubectl_ok
-from modelops_envtest.argocd_crds import crd_files
+from modelops_envtest import upstream_crds
 from modelops_envtest.controlplane import ControlPlane
 
 ARGOCD_NAMESPACE = "argocd"
@@ -35,7 +35,7 @@ def modelops_crds(control_plane: ControlPlane) -> None:
 @pytest.fixture(scope="session")
 def argocd_crds(control_plane: ControlPlane) -> None:
     """Argo CD's Application and AppProject CRDs (../shared/argocd/, else Argo CD's Go module)."""
-    for path in crd_files(SHARED_ARGOCD):
+    for path in upstream_crds.ARGOCD.paths(SHARED_ARGOCD):
         kubectl_ok(control_plane, "apply", "--server-side", "-f", str(path))
     for crd in ("applications.argoproj.io", "appprojects.argoproj.io"):
         kubectl_ok(

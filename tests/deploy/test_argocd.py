@@ -21,7 +21,7 @@ from deploy_manifests import (
     kubectl_ok,
     load_yaml_files,
 )
-from modelops_envtest.argocd_crds import crd_files
+from modelops_envtest import upstream_crds
 from modelops_envtest.controlplane import ControlPlane
 
 PLACEHOLDER_REPO = "https://github.com/example/modelops.git"
@@ -148,7 +148,7 @@ def test_project_admits_what_the_applications_deploy() -> None:
 def test_argo_cds_crds_come_from_its_module_where_no_copy_is_beside_the_repository(
     tmp_path: Path,
 ) -> None:
-    files = crd_files(tmp_path / "no-shared-copy")
+    files = upstream_crds.ARGOCD.paths(tmp_path / "no-shared-copy")
     assert [yaml.safe_load(path.read_text())["metadata"]["name"] for path in files] == [
         "applications.argoproj.io",
         "appprojects.argoproj.io",

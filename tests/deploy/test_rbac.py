@@ -6,6 +6,7 @@ change that removes its autoscaler, to deletion."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,27 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from deploy_manifests import MONITORING_NAMESPACE, SAMPLES, built, container, env, find, kubectl_ok
-from modelops_envtest.controlplane import ControlPlane
+from deploy_manifests import (
+    LOAD_RESTRICTOR,
+    MONITORING_NAMESPACE,
+    ROOT,
+    SAMPLES,
+    built,
+    container,
+    documents,
+    env,
+    find,
+    kubectl_ok,
+    run,
+)
+from modelops_envtest import upstream_crds
+from modelops_envtest.controlplane import ControlPlane, kubectl_binary
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
 from modelops_operator import constants
 from modelops_operator.monitoring import grafana, prometheus
+from modelops_operator.settings import Settings
 
 BASE = Path("deploy/base")
 OPERATOR = f"system:serviceaccount:{MONITORING_NAMESPACE}:modelops-operator"
@@ -307,3 +322,67 @@ def test_operator_runs_under_its_service_account(
     log = operator.log()
     for refusal in ("Forbidden", "403"):
         assert refusal not in log, f"the operator was refused something:\n{operator.log_tail(200)}"
+
+
+# -- the opt-in service-monitors component ---------------------------------------------------
+
+SERVICE_MONITORS = ROOT / "deploy" / "components" / "service-monitors"
+
+
+def with_service_monitors(directory: Path) -> list[dict[str, Any]]:
+    """The base with the component, as an overlay that adds it builds it."""
+    overlay = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(ROOT / BASE, directory)],
+        "components": [os.path.relpath(SERVICE_MONITORS, directory)],
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    return documents(run([kubectl_binary(), "kustomize", *LOAD_RESTRICTOR, str(directory)]))
+
+
+def test_service_monitors_component_turns_the_setting_on_and_grants_only_service_monitors(
+    tmp_path: Path,
+) -> None:
+    docs = with_service_monitors(tmp_path)
+    operator_env = env(container(find(docs, "Deployment", "modelops-operator"), "operator"))
+    assert Settings(service_monitors=operator_env["MODELOPS_SERVICE_MONITORS"]).service_monitors
+    role = find(docs, "ClusterRole", "modelops-operator-service-monitors")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["monitoring.coreos.com"],
+            "resources": ["servicemonitors"],
+            "verbs": ["get", "create", "patch", "delete"],
+        }
+    ]
+    binding = find(docs, "ClusterRoleBinding", "modelops-operator-service-monitors")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "modelops-operator", "namespace": MONITORING_NAMESPACE}
+    ]
+
+
+@pytest.mark.controlplane
+def test_service_monitors_component_lets_the_operator_manage_service_monitors(
+    control_plane: ControlPlane, platform: list[dict[str, Any]]
+) -> None:
+    monitors = "servicemonitors.monitoring.coreos.com"
+    # kubectl auth can-i resolves the resource through discovery: the CRD must be there.
+    [crd] = upstream_crds.PROMETHEUS_OPERATOR.paths()
+    kubectl_ok(control_plane, "apply", "--server-side", "-f", str(crd))
+    kubectl_ok(control_plane, "wait", "--for=condition=Established", f"crd/{monitors}")
+    rbac = str(SERVICE_MONITORS / "rbac.yaml")
+    try:
+        assert not can(control_plane, OPERATOR, "patch", monitors, "-n", "any")
+        kubectl_ok(control_plane, "apply", "-f", rbac)
+        # The authorizer sees new RBAC objects through its informers, a moment later.
+        wait_until(
+            lambda: can(control_plane, OPERATOR, "get", monitors, "-n", "any"),
+            what="the new ClusterRoleBinding to take effect",
+        )
+        for verb in ("create", "patch", "delete"):
+            assert can(control_plane, OPERATOR, verb, monitors, "-n", "any")
+        assert not can(control_plane, OPERATOR, "list", monitors, "--all-namespaces")
+        assert not can(control_plane, OPERATOR, "patch", "podmonitors.monitoring.coreos.com")
+    finally:
+        # Other tests start without the CRD, as a cluster without the Prometheus Operator.
+        kubectl_ok(control_plane, "delete", "--ignore-not-found", "-f", rbac, "-f", str(crd))

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from modelops_operator.monitoring.prometheus import (
     build_scrape_job,
+    build_service_monitor,
     local_scrape_job,
     scrape_job_name,
     with_scrape_job,
@@ -161,3 +162,16 @@ def test_a_malformed_config_is_refused_with_the_reason(text: str, problem: str) 
     for change in (lambda: with_scrape_job(text, IRIS), lambda: without_scrape_job(text, "x")):
         with pytest.raises(ValueError, match=problem):
             change()
+
+
+def test_a_service_monitor_labels_its_targets_as_the_scrape_job_does() -> None:
+    """The dashboards filter on these labels, whichever way the model is scraped."""
+    job = build_scrape_job("ml", "iris", "20s")
+    [endpoint] = build_service_monitor("ml", "iris", "20s")["spec"]["endpoints"]
+    spelled = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
+    *labels, job_label = endpoint["relabelings"]
+    assert [{spelled.get(key, key): value for key, value in rule.items()} for rule in labels] == [
+        rule for rule in job["relabel_configs"] if "target_label" in rule
+    ]
+    assert job_label == {"targetLabel": "job", "replacement": job["job_name"]}
+    assert (endpoint["interval"], endpoint["path"]) == (job["scrape_interval"], job["metrics_path"])

@@ -16,6 +16,7 @@ from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
+from modelops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
@@ -121,3 +122,60 @@ def trained(
         return cache[key]
 
     return run
+
+
+# -- the shared Prometheus and Grafana ConfigMaps -----------------------------------------
+
+SETTINGS = Settings()
+PROMETHEUS_NS, PROMETHEUS_CM = SETTINGS.prometheus_config.split("/")
+GRAFANA_NS, GRAFANA_CM = SETTINGS.grafana_dashboards.split("/")
+USER_PROMETHEUS_YML = """# the platform team's own settings
+global:
+  scrape_interval: 30s
+  external_labels: {cluster: test}
+scrape_configs:
+- job_name: node
+  static_configs:
+  - targets: ['node-exporter:9100']
+"""
+
+
+def configmap_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    found = cp.kubectl("-n", namespace, "get", "configmap", name, "-o", "json", check=False)
+    if found.returncode != 0:
+        return {}
+    data: dict[str, str] = json.loads(found.stdout).get("data") or {}
+    return data
+
+
+def scrape_job_names(cp: ControlPlane) -> list[str]:
+    text = configmap_data(cp, PROMETHEUS_NS, PROMETHEUS_CM).get("prometheus.yml", "")
+    config: dict[str, Any] = yaml.safe_load(text) or {}
+    return [job["job_name"] for job in config.get("scrape_configs") or []]
+
+
+@pytest.fixture
+def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
+    # Other tests' namespaces may still be going away: start from a quiet cluster.
+    wait_until(
+        lambda: not control_plane.kubectl("get", "mdep", "-A", "-o", "name").stdout.strip(),
+        timeout=180,
+        what="other tests' ModelDeployments to be gone",
+    )
+    for namespace in {PROMETHEUS_NS, GRAFANA_NS}:
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+    for namespace, name, data in (
+        (PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": USER_PROMETHEUS_YML}),
+        (GRAFANA_NS, GRAFANA_CM, {"platform.json": '{"title": "the platform team\'s own"}'}),
+    ):
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": data,
+        }
+        control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    return {
+        "prometheus": configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM),
+        "grafana": configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM),
+    }

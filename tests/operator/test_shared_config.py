@@ -6,71 +6,25 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from conftest import Models, sample  # type: ignore[import-not-found]
+from conftest import (  # type: ignore[import-not-found]
+    GRAFANA_CM,
+    GRAFANA_NS,
+    PROMETHEUS_CM,
+    PROMETHEUS_NS,
+    Models,
+    configmap_data,
+    sample,
+    scrape_job_names,
+)
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.waiting import wait_until
-from modelops_operator.settings import Settings
 
 pytestmark = pytest.mark.controlplane
 
-SETTINGS = Settings()
-PROMETHEUS_NS, PROMETHEUS_CM = SETTINGS.prometheus_config.split("/")
-GRAFANA_NS, GRAFANA_CM = SETTINGS.grafana_dashboards.split("/")
-USER_PROMETHEUS_YML = """# the platform team's own settings
-global:
-  scrape_interval: 30s
-  external_labels: {cluster: test}
-scrape_configs:
-- job_name: node
-  static_configs:
-  - targets: ['node-exporter:9100']
-"""
 COUNT = 50
-
-
-def configmap_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str]:
-    found = cp.kubectl("-n", namespace, "get", "configmap", name, "-o", "json", check=False)
-    if found.returncode != 0:
-        return {}
-    data: dict[str, str] = json.loads(found.stdout).get("data") or {}
-    return data
-
-
-def scrape_job_names(cp: ControlPlane) -> list[str]:
-    text = configmap_data(cp, PROMETHEUS_NS, PROMETHEUS_CM).get("prometheus.yml", "")
-    config: dict[str, Any] = yaml.safe_load(text) or {}
-    return [job["job_name"] for job in config.get("scrape_configs") or []]
-
-
-@pytest.fixture
-def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
-    # Other tests' namespaces may still be going away: start from a quiet cluster.
-    wait_until(
-        lambda: not control_plane.kubectl("get", "mdep", "-A", "-o", "name").stdout.strip(),
-        timeout=180,
-        what="other tests' ModelDeployments to be gone",
-    )
-    for namespace in {PROMETHEUS_NS, GRAFANA_NS}:
-        control_plane.kubectl("create", "namespace", namespace, check=False)
-    for namespace, name, data in (
-        (PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": USER_PROMETHEUS_YML}),
-        (GRAFANA_NS, GRAFANA_CM, {"platform.json": '{"title": "the platform team\'s own"}'}),
-    ):
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": data,
-        }
-        control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-    return {
-        "prometheus": configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM),
-        "grafana": configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM),
-    }
 
 
 def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(

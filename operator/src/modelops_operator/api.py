@@ -314,7 +314,11 @@ class StorageSpec(ApiModel):
 
 
 class PrometheusMonitoring(ApiModel):
-    enabled: bool = Field(default=True, description="Add a scrape job for the serving pods.")
+    enabled: bool = Field(
+        default=True,
+        description="Scrape the serving pods: a job in the shared prometheus.yml, or a "
+        "ServiceMonitor where the operator is set to use them.",
+    )
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = Field(
         default="15s", description="Scrape interval, e.g. 15s or 1m."
     )

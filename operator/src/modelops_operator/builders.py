@@ -49,7 +49,7 @@ def _metadata(name: str, namespace: str, child_labels: dict[str, str]) -> dict[s
     return {"name": name, "namespace": namespace, "labels": child_labels}
 
 
-def _with_spec_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+def with_spec_hash(manifest: dict[str, Any]) -> dict[str, Any]:
     """Stamp the manifest with a hash of itself, so an unchanged child is never re-applied."""
     manifest["metadata"].setdefault("annotations", {})[constants.ANNOTATION_SPEC_HASH] = digest(
         manifest
@@ -98,7 +98,7 @@ def build_claim(name: str, namespace: str, storage: api.StorageSpec) -> dict[str
     }
     if storage.storage_class_name:
         spec["storageClassName"] = storage.storage_class_name
-    return _with_spec_hash(
+    return with_spec_hash(
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
@@ -136,7 +136,7 @@ def build_training_job(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    return _with_spec_hash(
+    return with_spec_hash(
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -206,7 +206,7 @@ def build_server_deployment(
     # Under an autoscaler the HPA owns the replica count; leaving it out hands it over.
     if serving.autoscaling is None:
         deployment_spec["replicas"] = serving.replicas
-    return _with_spec_hash(
+    return with_spec_hash(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -225,7 +225,7 @@ def _probe(base: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def build_service(name: str, namespace: str) -> dict[str, Any]:
-    return _with_spec_hash(
+    return with_spec_hash(
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -248,7 +248,7 @@ def build_service(name: str, namespace: str) -> dict[str, Any]:
 
 def build_autoscaler(name: str, namespace: str, autoscaling: api.Autoscaling) -> dict[str, Any]:
     server = constants.SERVER_NAME.format(name=name)
-    return _with_spec_hash(
+    return with_spec_hash(
         {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",

@@ -15,12 +15,16 @@ import pydantic
 
 from modelops_operator import api, builders, constants, registration, status
 from modelops_operator.kube import Kube
+from modelops_operator.monitoring import prometheus
 from modelops_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 # Triggers for one resource arrive on several threads; its reconciles must not interleave.
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+# Models already told that ServiceMonitors are asked for but not installed: told once, not on
+# every resync.
+_warned_no_crd: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -224,13 +228,42 @@ def _ensure_serving(
 def _sync_monitoring(
     kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
 ) -> None:
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    monitored_by_operator = _sync_service_monitor(kube, settings, body, monitoring)
     try:
         registration.sync(
-            kube, settings, body["metadata"]["namespace"], body["metadata"]["name"], monitoring
+            kube, settings, namespace, name, monitoring, scrape_job=not monitored_by_operator
         )
     except ValueError as error:
         # The shared configuration is the platform's, not this model's: say so, keep serving.
         kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=str(error))
+
+
+def _sync_service_monitor(
+    kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
+) -> bool:
+    """Whether the model is scraped through its own ServiceMonitor (made or removed here)."""
+    if not settings.service_monitors:
+        return False
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    if not kube.serves(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"):
+        if (namespace, name) not in _warned_no_crd:
+            _warned_no_crd.add((namespace, name))
+            kopf.warn(
+                _as_body(body),
+                reason="MonitoringNotConfigured",
+                message="MODELOPS_SERVICE_MONITORS is on but the ServiceMonitor CRD "
+                f"({prometheus.SERVICE_MONITOR_API_VERSION}) is not installed: "
+                "scraping through the shared prometheus.yml instead",
+            )
+        return False
+    observed = kube.get(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
+    if monitoring.prometheus.enabled:
+        monitor = prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
+        kube.apply(_adopted(monitor, body), observed)
+    elif observed is not None:
+        kube.delete(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
+    return True
 
 
 def _trained_condition(

@@ -21,11 +21,18 @@ RELOAD_TIMEOUT_SECONDS = 5
 
 
 def sync(
-    kube: Kube, settings: Settings, namespace: str, name: str, spec: api.MonitoringSpec
+    kube: Kube,
+    settings: Settings,
+    namespace: str,
+    name: str,
+    spec: api.MonitoringSpec,
+    *,
+    scrape_job: bool,
 ) -> None:
-    """Make the shared ConfigMaps hold exactly what the monitoring spec asks for."""
+    """Make the shared ConfigMaps hold exactly what the monitoring spec asks for; a scrape job
+    only where `scrape_job` (the model is not scraped through a ServiceMonitor)."""
     job_name = prometheus.scrape_job_name(namespace, name)
-    if spec.prometheus.enabled:
+    if spec.prometheus.enabled and scrape_job:
         job = prometheus.build_scrape_job(namespace, name, spec.prometheus.interval)
         changed = kube.update_configmap(
             settings.prometheus_config,

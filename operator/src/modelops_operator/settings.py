@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         default="modelops-system/grafana-dashboards",
         description="namespace/name of the ConfigMap Grafana provisions dashboards from.",
     )
+    service_monitors: bool = Field(
+        default=False,
+        description="Scrape each model through a Prometheus Operator ServiceMonitor, owned by "
+        "the ModelDeployment, instead of a job in the shared prometheus.yml. Needs the "
+        "monitoring.coreos.com/v1 ServiceMonitor CRD; without it the shared job is used and "
+        "an Event says why.",
+    )
     health_port: int = Field(default=8081, description="Port of the operator's /healthz.")
     standalone: bool = Field(
         default=False,

@@ -13,6 +13,7 @@ import yaml
 from modelops_operator import builders, constants
 
 JOB_PREFIX = "modelops/"
+SERVICE_MONITOR_API_VERSION = "monitoring.coreos.com/v1"
 METRICS_PATH = "/metrics"
 _KUBERNETES_META = "__meta_kubernetes_"
 
@@ -27,13 +28,20 @@ def _pod_label_meta(label: str) -> str:
     return f"{_KUBERNETES_META}pod_label_{sanitized}"
 
 
-def _static_label(target_label: str, value: str) -> dict[str, Any]:
-    # A replace without source labels writes the replacement as is.
-    return {"target_label": target_label, "replacement": value}
+def _target_labels(namespace: str, name: str) -> list[dict[str, Any]]:
+    """The labels the dashboards filter on. namespace and model are static (a replace without
+    source labels writes the replacement as is), so that a job pointed at static targets
+    (local_scrape_job) labels alike; version and pod come from pod metadata."""
+    return [
+        {"target_label": "namespace", "replacement": namespace},
+        {"target_label": "model", "replacement": name},
+        {"source_labels": [_pod_label_meta(constants.LABEL_VERSION)], "target_label": "version"},
+        {"source_labels": [f"{_KUBERNETES_META}pod_name"], "target_label": "pod"},
+    ]
 
 
-def _copied_label(source: str, target_label: str) -> dict[str, Any]:
-    return {"source_labels": [source], "target_label": target_label}
+# The Prometheus Operator spells relabeling fields in camelCase.
+_OPERATOR_SPELLING = {"source_labels": "sourceLabels", "target_label": "targetLabel"}
 
 
 def build_scrape_job(namespace: str, name: str, interval: str) -> dict[str, Any]:
@@ -64,13 +72,48 @@ def build_scrape_job(namespace: str, name: str, interval: str) -> dict[str, Any]
                 "regex": "Succeeded|Failed",
                 "action": "drop",
             },
-            # Static, so that a job pointed at static targets (local_scrape_job) labels alike.
-            _static_label("namespace", namespace),
-            _static_label("model", name),
-            _copied_label(_pod_label_meta(constants.LABEL_VERSION), "version"),
-            _copied_label(f"{_KUBERNETES_META}pod_name", "pod"),
+            *_target_labels(namespace, name),
         ],
     }
+
+
+def build_service_monitor(namespace: str, name: str, interval: str) -> dict[str, Any]:
+    """The Prometheus Operator's form of the scrape job: the model's Service's endpoints, with
+    the same target labels, so the dashboards work either way."""
+    server_labels = builders.labels(name, "server")
+    return builders.with_spec_hash(
+        {
+            "apiVersion": SERVICE_MONITOR_API_VERSION,
+            "kind": "ServiceMonitor",
+            "metadata": {
+                "name": constants.SERVICE_NAME.format(name=name),
+                "namespace": namespace,
+                "labels": server_labels,
+            },
+            "spec": {
+                "selector": {"matchLabels": server_labels},
+                "namespaceSelector": {"matchNames": [namespace]},
+                "endpoints": [
+                    {
+                        "port": builders.SERVER_PORT_NAME,
+                        "path": METRICS_PATH,
+                        "interval": interval,
+                        "relabelings": [
+                            *(
+                                {
+                                    _OPERATOR_SPELLING.get(key, key): value
+                                    for key, value in rule.items()
+                                }
+                                for rule in _target_labels(namespace, name)
+                            ),
+                            # The job the shared config would name: the fleet dashboard selects it.
+                            {"targetLabel": "job", "replacement": scrape_job_name(namespace, name)},
+                        ],
+                    }
+                ],
+            },
+        }
+    )
 
 
 def local_scrape_job(

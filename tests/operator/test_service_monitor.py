@@ -1,0 +1,131 @@
+"""With MODELOPS_SERVICE_MONITORS on, each model is scraped through its own ServiceMonitor (the
+Prometheus Operator's real CRD, installed into the control plane) instead of a job in the shared
+prometheus.yml; without the CRD the operator says so and keeps the shared job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Models, sample, scrape_job_names  # type: ignore[import-not-found]
+from modelops_envtest import upstream_crds
+from modelops_envtest.controlplane import ControlPlane
+from modelops_envtest.kubelet import Kubelet
+from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.waiting import wait_until
+
+pytestmark = pytest.mark.controlplane
+
+CRD = "servicemonitors.monitoring.coreos.com"
+# OperatorProcess resyncs every model this often.
+RESYNC_SECONDS = 5
+
+
+@pytest.fixture(scope="module")
+def operator_with_service_monitors(
+    control_plane: ControlPlane, operator: OperatorProcess
+) -> Iterator[OperatorProcess]:
+    """A second operator with the setting on; it takes over (peering) while these tests run."""
+    newer = OperatorProcess(control_plane, MODELOPS_SERVICE_MONITORS="true").start()
+    try:
+        wait_until(
+            lambda: "Pausing operations in favour of" in operator.log(),
+            what="the session's operator to pause",
+        )
+        yield newer
+    finally:
+        newer.stop()
+        wait_until(
+            lambda: "Resuming operations after the pause" in operator.log(),
+            what="the session's operator to resume",
+        )
+
+
+def service_monitor(models: Models, name: str) -> dict[str, Any] | None:
+    found = models.kubectl("get", "servicemonitor", name, "-o", "json", check=False)
+    return json.loads(found.stdout) if found.returncode == 0 else None
+
+
+def test_without_the_crd_the_shared_scrape_job_is_kept_and_an_event_says_why(
+    control_plane: ControlPlane,
+    models: Models,
+    shared_configmaps: Any,
+    operator_with_service_monitors: OperatorProcess,
+) -> None:
+    wait_until(
+        lambda: control_plane.kubectl("get", "crd", CRD, check=False).returncode != 0,
+        what="a cluster without the Prometheus Operator's CRD",
+    )
+    models.apply(sample("iris"))
+    wait_until(
+        lambda: f"modelops/{models.namespace}/iris" in scrape_job_names(control_plane),
+        what="the shared scrape job",
+    )
+
+    def warnings() -> int:
+        return models.kubectl(
+            "get", "events", "--field-selector", "reason=MonitoringNotConfigured", "-o", "json"
+        ).stdout.count("ServiceMonitor CRD")
+
+    wait_until(warnings, what="the MonitoringNotConfigured Event")
+    time.sleep(2 * RESYNC_SECONDS + 1)
+    assert warnings() == 1, "told once, not on every resync"
+
+
+def test_each_model_gets_its_own_service_monitor_and_no_shared_job(
+    control_plane: ControlPlane,
+    models: Models,
+    kubelet: Kubelet,
+    trained: Any,
+    shared_configmaps: Any,
+    operator_with_service_monitors: OperatorProcess,
+) -> None:
+    for path in upstream_crds.PROMETHEUS_OPERATOR.paths():
+        control_plane.kubectl("apply", "--server-side", "-f", str(path))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    manifest = sample("iris")
+    manifest["spec"]["monitoring"] = {"prometheus": {"interval": "20s"}}
+    models.apply(manifest)
+
+    monitor = wait_until(lambda: service_monitor(models, "iris"), what="the ServiceMonitor")
+    owner = models.get("iris")["metadata"]["uid"]
+    assert [ref["uid"] for ref in monitor["metadata"]["ownerReferences"]] == [owner]
+    kubelet.finish_training(
+        models.namespace, models.training_job("iris"), trained(manifest["spec"]["training"], "iris")
+    )
+    models.wait_for_phase("iris", "Deploying")
+    service = json.loads(models.kubectl("get", "service", "iris", "-o", "json").stdout)
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [models.namespace]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "20s")
+    assert {rule["targetLabel"] for rule in endpoint["relabelings"]} == {
+        "namespace",
+        "model",
+        "version",
+        "pod",
+        "job",
+    }
+    wait_until(
+        lambda: f"modelops/{models.namespace}/iris" not in scrape_job_names(control_plane),
+        what="the shared scrape job to go",
+    )
+
+    manifest["spec"]["monitoring"] = {"prometheus": {"enabled": False}}
+    models.apply(manifest)
+    wait_until(lambda: service_monitor(models, "iris") is None, what="the ServiceMonitor to go")
+    assert f"modelops/{models.namespace}/iris" not in scrape_job_names(control_plane)
+
+    manifest["spec"]["monitoring"] = {}
+    models.apply(manifest)
+    wait_until(lambda: service_monitor(models, "iris"), what="the ServiceMonitor to return")
+    models.kubectl("delete", "mdep", "iris", "--timeout=60s")
+    wait_until(
+        lambda: service_monitor(models, "iris") is None,
+        what="the ServiceMonitor to be garbage-collected",
+    )
