@@ -204,6 +204,15 @@ def test_deletion_leaves_nothing_behind(models: Models, kubelet: Kubelet, traine
     wait_until(nothing_left, what="garbage collection of iris's children")
 
 
+def test_deletion_does_not_hang_when_children_are_already_gone(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("wine"))
+    models.kubectl("delete", "deployment/wine-server", "service/wine", "--wait=false")
+    models.kubectl("delete", "mdep", "wine", "--timeout=30s")
+    assert models.kubectl("get", "mdep", "wine", check=False).returncode != 0
+
+
 def test_operator_restart_mid_training_makes_no_second_job(
     models: Models, kubelet: Kubelet, trained: Any, operator: Any
 ) -> None:
