@@ -20,7 +20,7 @@ import kubernetes
 import yaml
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
-from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.operator import OperatorProcess, install_prerequisites
 from modelops_envtest.waiting import wait_until
 from modelops_trainer import train
 
@@ -35,14 +35,13 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def manifests(count: int) -> str:
-    iris = yaml.safe_load((ROOT / "deploy" / "samples" / "iris.yaml").read_text())
-    iris["spec"]["serving"]["replicas"] = 1
-    items = []
-    for index in range(count):
-        item = json.loads(json.dumps(iris))
-        item["metadata"] = {"name": f"iris-{index:03d}", "namespace": NAMESPACE}
-        items.append(item)
+def manifests(iris: dict[str, Any], count: int) -> str:
+    """`count` copies of the iris sample with one serving replica each, as one List."""
+    spec = iris["spec"] | {"serving": iris["spec"]["serving"] | {"replicas": 1}}
+    items = [
+        iris | {"metadata": {"name": f"iris-{index:03d}", "namespace": NAMESPACE}, "spec": spec}
+        for index in range(count)
+    ]
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
@@ -54,9 +53,7 @@ def main() -> None:
     count = parser.parse_args().count
 
     with ControlPlane() as plane:
-        plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        plane.kubectl("apply", "-f", str(ROOT / "deploy" / "base" / "operator" / "peering.yaml"))
+        install_prerequisites(plane)
         plane.kubectl("create", "namespace", NAMESPACE)
         operator = OperatorProcess(plane).start()
         client = plane.api_client()
@@ -69,7 +66,7 @@ def main() -> None:
         )
 
         started = time.monotonic()
-        plane.kubectl("apply", "-f", "-", stdin=manifests(count))
+        plane.kubectl("apply", "-f", "-", stdin=manifests(iris, count))
         applied = time.monotonic() - started
         wait_until(
             lambda: len(batch.list_namespaced_job(NAMESPACE).items) >= count,

@@ -14,23 +14,17 @@ import pytest
 import yaml
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
-from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.operator import OperatorProcess, install_prerequisites
 from modelops_envtest.waiting import wait_until
 from modelops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT / "crds"
 SAMPLES = ROOT / "deploy" / "samples"
 
 
 @pytest.fixture(scope="session")
 def crds_installed(control_plane: ControlPlane) -> None:
-    control_plane.kubectl("apply", "--server-side", "-f", str(CRDS))
-    for crd in ("modeldeployments.modelops.dev", "clusterkopfpeerings.kopf.dev"):
-        control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
-    control_plane.kubectl(
-        "apply", "-f", str(ROOT / "deploy" / "base" / "operator" / "peering.yaml")
-    )
+    install_prerequisites(control_plane)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from types import FrameType
 
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.local_kubelet import LocalKubelet, wait_for_port
-from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.operator import OperatorProcess, install_prerequisites
 
 ROOT = Path(__file__).resolve().parents[3]
 KIND_DEMO = ROOT / "deploy" / "kind" / "demo.sh"
@@ -56,9 +56,7 @@ def local_mode(keep_running: bool) -> int:
     print("      pods run as local processes by a stand-in kubelet.", flush=True)
     started = time.monotonic()
     with ControlPlane() as plane:
-        plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        plane.kubectl("apply", "-f", str(ROOT / "deploy" / "base" / "operator" / "peering.yaml"))
+        install_prerequisites(plane)
         plane.kubectl("create", "namespace", MONITORING_NAMESPACE)
         operator = OperatorProcess(plane).start()
         artifacts = Path(tempfile.mkdtemp(prefix="modelops-artifacts-"))
