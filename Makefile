@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := uv
 
-.PHONY: test setup controlplane prometheus images lint typecheck pytest demo clean-cache
+.PHONY: test setup controlplane prometheus images cluster-image lint typecheck pytest demo clean-cache
 
 test: setup controlplane lint typecheck pytest
 
@@ -34,9 +34,14 @@ images:
 	bash images/base.sh
 	bash images/build.sh
 
-# The image tests are opt-in for a bare `pytest` (they need Docker); `make test` runs them.
-pytest: setup controlplane prometheus images
-	MODELOPS_IMAGE_TESTS=1 $(UV) run --locked pytest
+# The kind node image, its tools and the kind overlay's Prometheus image, built offline and
+# cached (docs/kind.md).
+cluster-image: setup controlplane images
+	bash images/kind/build.sh >/dev/null
+
+# The image and kind tests are opt-in for a bare `pytest` (they need Docker); `make test` runs them.
+pytest: setup controlplane prometheus images cluster-image
+	MODELOPS_IMAGE_TESTS=1 MODELOPS_KIND_TESTS=1 $(UV) run --locked pytest
 
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).
 demo: setup controlplane

@@ -37,9 +37,17 @@ ensure_docker() {
         apt_install docker.io
     fi
     if ! pgrep -x dockerd >/dev/null 2>&1; then
-        # No bridge and no iptables: every build and container here uses the host's network
-        # (--network host), so the engine needs no private-range subnet or NAT rules.
+        # No default bridge and no iptables rules: image builds use the host's network, and kind
+        # makes its own network; nothing needs NAT to the outside.
         local flags="${MODELOPS_DOCKERD_FLAGS:---bridge=none --iptables=false}"
+        if ! has_capability 24; then
+            # CAP_SYS_RESOURCE (24) is withheld here: privileged containers need the wrapper.
+            local wrapper="$MODELOPS_CACHE/bin/runc-nosysres"
+            mkdir -p "$(dirname "$wrapper")"
+            install -m 0755 "$REPO_ROOT/images/runc-nosysres" "$wrapper"
+            flags="$flags --add-runtime runc-nosysres=$wrapper --default-runtime runc-nosysres"
+            log "this sandbox withholds CAP_SYS_RESOURCE: dockerd runs containers through $wrapper"
+        fi
         log "starting dockerd $flags (log: $DOCKERD_LOG)"
         # shellcheck disable=SC2086
         as_root setsid nohup dockerd $flags >"$DOCKERD_LOG" 2>&1 </dev/null &
@@ -51,6 +59,13 @@ ensure_docker() {
     done
     tail -n 30 "$DOCKERD_LOG" >&2 || true
     die "dockerd did not answer within 60 s (log above, from $DOCKERD_LOG)"
+}
+
+# Whether capability number $1 is in this process's bounding set (and so can be granted at all).
+has_capability() {
+    local mask
+    mask=$(awk '/^CapBnd:/ {print $2}' /proc/self/status)
+    (((0x$mask >> $1) & 1))
 }
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }

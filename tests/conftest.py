@@ -1,7 +1,10 @@
-"""Fixtures shared by the whole suite: one real control plane per test session."""
+"""Fixtures shared by the whole suite: one real control plane per test session; and the opt-in
+for the tests that need Docker."""
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +13,29 @@ import kubernetes
 import pytest
 from modelops_envtest import prometheus_tools
 from modelops_envtest.controlplane import ControlPlane
+
+# Tests that build images and clusters with Docker (minutes on a cold machine) run when asked:
+# `pytest -m <marker>` or the variable set (`make test` sets both); otherwise they skip saying so.
+DOCKER_MARKERS = {
+    "images": ("MODELOPS_IMAGE_TESTS", "images/smoke.sh"),
+    "kind": ("MODELOPS_KIND_TESTS", "make test"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    markexpr = config.getoption("markexpr", "") or ""
+    for marker, (variable, runner) in DOCKER_MARKERS.items():
+        asked = bool(re.search(rf"(?<!not )\b{marker}\b", markexpr)) or os.environ.get(
+            variable
+        ) in ("1", "true", "yes")
+        if asked:
+            continue
+        skip = pytest.mark.skip(
+            reason=f"{marker} tests run with `pytest -m {marker}`, {variable}=1 or {runner}"
+        )
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

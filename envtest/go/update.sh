@@ -15,6 +15,11 @@ modfile=$(go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/.*"GoM
   echo '	go.etcd.io/etcd/server/v3'
   echo '	k8s.io/kubernetes/cmd/kube-apiserver'
   echo '	k8s.io/kubernetes/cmd/kube-controller-manager'
+  echo '	k8s.io/kubernetes/cmd/kube-proxy'
+  echo '	k8s.io/kubernetes/cmd/kube-scheduler'
+  echo '	k8s.io/kubernetes/cmd/kubeadm'
+  echo '	k8s.io/kubernetes/cmd/kubectl'
+  echo '	k8s.io/kubernetes/cmd/kubelet'
   echo ')'
   echo
   echo 'replace ('
@@ -23,4 +28,4 @@ modfile=$(go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/.*"GoM
 } > go.mod.new
 mv go.mod.new go.mod
 go mod tidy
-echo "pinned k8s.io/kubernetes v$version; set KUBERNETES_VERSION in binaries.py (etcd follows the release go.mod)"
+echo "pinned k8s.io/kubernetes v$version; set KUBERNETES_VERSION in binaries.py and images/kind/build.sh (etcd follows the release go.mod)"

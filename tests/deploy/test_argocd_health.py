@@ -201,4 +201,3 @@ def test_configmap_patch_is_for_argo_cds_configmap() -> None:
         "argocd-cm",
         "argocd",
     )
-    assert patch["data"]["kustomize.buildOptions"] == "--load-restrictor LoadRestrictionsNone"

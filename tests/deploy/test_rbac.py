@@ -15,7 +15,6 @@ import kubernetes
 import pytest
 import yaml
 from deploy_manifests import (
-    LOAD_RESTRICTOR,
     MONITORING_NAMESPACE,
     ROOT,
     SAMPLES,
@@ -129,6 +128,7 @@ ALLOWED = [
     ("create", "jobs.batch", "-n", "any"),
     ("watch", "jobs.batch", "--all-namespaces"),
     ("list", "pods", "-n", "any"),
+    ("watch", "pods", "--all-namespaces"),
     ("create", "persistentvolumeclaims", "-n", "any"),
     ("patch", "deployments.apps", "-n", "any"),
     ("create", "deployments.apps", "-n", "any"),
@@ -338,7 +338,7 @@ def with_service_monitors(directory: Path) -> list[dict[str, Any]]:
         "components": [os.path.relpath(SERVICE_MONITORS, directory)],
     }
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
-    return documents(run([kubectl_binary(), "kustomize", *LOAD_RESTRICTOR, str(directory)]))
+    return documents(run([kubectl_binary(), "kustomize", str(directory)]))
 
 
 def test_service_monitors_component_turns_the_setting_on_and_grants_only_service_monitors(

@@ -73,7 +73,7 @@ def test_training_job_passes_the_spec_and_collects_the_termination_message() -> 
     assert trainer["terminationMessagePath"] == "/dev/termination-log"
     assert trainer["image"] == "trainer:test"
     assert trainer["resources"] == {
-        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "requests": {"cpu": "200m", "memory": "256Mi"},
         "limits": {"memory": "1Gi"},
     }
     assert (

@@ -158,3 +158,58 @@ def test_condition_keeps_its_transition_time_while_unchanged() -> None:
     assert again.last_transition_time == "2000-01-01T00:00:00Z" and again.observed_generation == 2
     flipped = status.condition([again], "Ready", False, "Training", "", 3)
     assert flipped.last_transition_time != "2000-01-01T00:00:00Z"
+
+
+def stuck_pod(name: str, created: str, **pod_status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"phase": "Pending", **pod_status},
+    }
+
+
+def waiting(reason: str, message: str = "") -> dict[str, Any]:
+    return {"containerStatuses": [{"state": {"waiting": {"reason": reason, "message": message}}}]}
+
+
+NEVER_PULL = 'Container image "modelops/nope:1" is not present with pull policy of Never'
+
+
+def test_a_container_that_cannot_get_its_image_is_a_problem_in_the_kubelets_words() -> None:
+    problem = status.pod_problem(
+        [stuck_pod("s-1", "2026-11-23T08:00:00Z", **waiting("ErrImageNeverPull", NEVER_PULL))]
+    )
+    assert problem == f"pod s-1: ErrImageNeverPull: {NEVER_PULL}"
+
+
+def test_an_unschedulable_or_evicted_pod_is_a_problem() -> None:
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient memory.",
+    }
+    assert status.pod_problem(
+        [stuck_pod("s-1", "2026-11-23T08:00:00Z", conditions=[unschedulable])]
+    ) == ("pod s-1 cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory.")
+    evicted = stuck_pod("s-2", "2026-11-23T08:00:00Z", reason="Evicted", message="low memory")
+    assert status.pod_problem([evicted]) == "pod s-2 was evicted: low memory"
+
+
+def test_pods_starting_normally_or_terminating_are_no_problem() -> None:
+    starting = stuck_pod("s-1", "2026-11-23T08:00:00Z", **waiting("ContainerCreating"))
+    leaving = stuck_pod("s-2", "2026-11-23T08:00:00Z", **waiting("CrashLoopBackOff"))
+    leaving["metadata"]["deletionTimestamp"] = "2026-11-23T08:01:00Z"
+    assert status.pod_problem([starting, leaving]) is None
+
+
+def test_the_newest_troubled_pod_speaks() -> None:
+    older = stuck_pod("s-1", "2026-11-23T08:00:00Z", **waiting("CrashLoopBackOff"))
+    newer = stuck_pod("s-2", "2026-11-23T08:05:00Z", **waiting("ImagePullBackOff"))
+    assert status.pod_problem([older, newer]) == "pod s-2: ImagePullBackOff"
+
+
+def test_a_running_job_whose_pod_cannot_start_says_why() -> None:
+    pods = [stuck_pod("t-1", "2026-11-23T08:00:00Z", **waiting("ErrImageNeverPull", NEVER_PULL))]
+    training = status.training_status(job(None), pods, "h")
+    assert training.state == "Running"
+    assert training.message == f"pod t-1: ErrImageNeverPull: {NEVER_PULL}"

@@ -21,8 +21,13 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelops_envtest", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    build = commands.add_parser(
         "build", help="build and cache etcd, kube-apiserver, kube-controller-manager"
+    )
+    build.add_argument(
+        "--node",
+        action="store_true",
+        help="also kubelet, kubeadm, kubectl, kube-scheduler, kube-proxy (for the kind node)",
     )
     up = commands.add_parser("up", help="start a control plane and keep it running")
     up.add_argument("--workdir", type=Path, help="keep state here (default: a temp dir)")
@@ -38,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         started = time.monotonic()
         target = binaries.build()
-        print(
-            f"control plane v{binaries.KUBERNETES_VERSION} in {target} "
-            f"({time.monotonic() - started:.1f}s)"
-        )
+        print(f"control plane v{binaries.KUBERNETES_VERSION} in {target}")
+        if args.node:
+            print(f"node binaries v{binaries.KUBERNETES_VERSION} in {binaries.build_node()}")
+        print(f"({time.monotonic() - started:.1f}s)")
         return 0
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

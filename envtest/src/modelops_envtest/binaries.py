@@ -1,14 +1,18 @@
-"""Finds or builds the control-plane binaries: etcd, kube-apiserver, kube-controller-manager.
+"""Finds or builds the Kubernetes binaries: the test control plane (etcd, kube-apiserver,
+kube-controller-manager) and the rest a kind node needs (kubelet, kubeadm, kubectl,
+kube-scheduler, kube-proxy).
 
 Release buckets are out of reach, so the binaries are built from source through the Go module
-proxy (the Go module in `envtest/go/` pins the Kubernetes release) and cached per version.
-`KUBEBUILDER_ASSETS`, the envtest convention, points at binaries a user already has.
+proxy (the Go module in `envtest/go/` pins the Kubernetes release) and cached per version. Every
+binary is built with the same settings, so the node build reuses the control plane's Go cache.
+`KUBEBUILDER_ASSETS`, the envtest convention, points at control-plane binaries a user already has.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +29,10 @@ GO_PACKAGES = {
     "etcd": "go.etcd.io/etcd/server/v3",
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+}
+NODE_GO_PACKAGES = {
+    name: f"k8s.io/kubernetes/cmd/{name}"
+    for name in ("kubelet", "kubeadm", "kubectl", "kube-scheduler", "kube-proxy")
 }
 
 
@@ -48,6 +56,10 @@ def cache_dir() -> Path:
     return cache_root() / f"k8s-{KUBERNETES_VERSION}"
 
 
+def node_cache_dir() -> Path:
+    return cache_root() / f"k8s-{KUBERNETES_VERSION}-node"
+
+
 def _version_ldflags() -> str:
     major, minor, _ = KUBERNETES_VERSION.split(".")
     version_pkg = "k8s.io/component-base/version"
@@ -66,34 +78,50 @@ def _is_complete(directory: Path, names: list[str]) -> bool:
     return all(os.access(directory / name, os.X_OK) for name in names)
 
 
-def build(target: Path | None = None) -> Path:
-    """Build every binary into `target` (the version's cache dir) unless it is already there."""
+def build(target: Path | None = None, packages: dict[str, str] = GO_PACKAGES) -> Path:
+    """Build every binary of `packages` into `target` (the version's cache dir) unless it is
+    already there."""
     target = target or cache_dir()
-    if _is_complete(target, list(GO_PACKAGES)):
+    if _is_complete(target, list(packages)):
         return target
     go = shutil.which("go")
     if go is None:
         raise BinariesUnavailable(
-            "building the control plane needs Go (https://go.dev/dl/) on PATH, "
+            "building the Kubernetes binaries needs Go (https://go.dev/dl/) on PATH, "
             "or KUBEBUILDER_ASSETS pointing at envtest binaries"
         )
     with staged(target) as staging:
-        for name, package in GO_PACKAGES.items():
-            subprocess.run(
-                [
-                    go,
-                    "build",
-                    "-trimpath",
-                    f"-ldflags={_version_ldflags()}",
-                    "-o",
-                    str(staging / name),
-                    package,
-                ],
-                cwd=GO_MODULE_DIR,
-                check=True,
-                env={**os.environ, "GOFLAGS": "-mod=readonly"},
-            )
+        # One `go build` for all of them: the linker steps run in parallel.
+        subprocess.run(
+            [
+                go,
+                "build",
+                "-trimpath",
+                f"-ldflags={_version_ldflags()}",
+                "-o",
+                f"{staging}/",
+                *packages.values(),
+            ],
+            cwd=GO_MODULE_DIR,
+            check=True,
+            env={**os.environ, "GOFLAGS": "-mod=readonly"},
+        )
+        for name, package in packages.items():
+            built = staging / _go_binary_name(package)
+            if built.name != name:
+                built.rename(staging / name)
     return target
+
+
+def _go_binary_name(package: str) -> str:
+    """The file `go build -o DIR/` writes: the last path element that is not a major version."""
+    *rest, last = package.split("/")
+    return rest[-1] if re.fullmatch(r"v[0-9]+", last) else last
+
+
+def build_node() -> Path:
+    """kubelet, kubeadm, kubectl, kube-scheduler and kube-proxy for the kind node image."""
+    return build(node_cache_dir(), NODE_GO_PACKAGES)
 
 
 @contextlib.contextmanager

@@ -1,41 +1,43 @@
 """`make demo`: the samples from git to a working REST endpoint.
 
-With Docker and kind usable it runs `deploy/kind/demo.sh` (a real cluster). Without them (no
-image registry, so no kind node image) it runs the local mode: the real control plane from the
-test harness, the real operator, the samples applied with kubectl, and the pods' work done by
-the real trainer and server as local processes (modelops_envtest.local_kubelet).
+Kind mode, wherever a Docker engine answers or can be installed: a kind cluster from the node
+image built here offline (modelops_envtest.kind), the project's images loaded into it, the kind
+overlay, the samples, a curl through `kubectl port-forward`. Local mode, the fallback where
+Docker cannot run: the real control plane from the test harness, the real operator, the samples
+applied with kubectl, and the pods' work done by the real trainer and server as local processes
+(modelops_envtest.local_kubelet).
+
+MODELOPS_DEMO=kind|local forces a mode (`--mode`); MODELOPS_DEMO_EXIT=1 (`--exit`) stops once
+the endpoint answered, deleting the kind cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from modelops_envtest import kind
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.local_kubelet import LocalKubelet, wait_for_port
 from modelops_envtest.operator import OperatorProcess, install_prerequisites
 
 ROOT = Path(__file__).resolve().parents[3]
-KIND_DEMO = ROOT / "deploy" / "kind" / "demo.sh"
+SAMPLES = ROOT / "deploy" / "samples"
 MONITORING_NAMESPACE = "modelops-system"
 READY_TIMEOUT = "600s"
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
-
-
-def kind_usable() -> bool:
-    if shutil.which("kind") is None or shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+MODES = ("auto", "kind", "local")
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -50,8 +52,51 @@ def _post(url: str, body: object) -> str:
         return str(response.read().decode())
 
 
+def _apply_samples(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> bool:
+    """Apply the samples and wait for them as a user would, showing each command and what it
+    printed; whether every sample became Ready."""
+    print("$ kubectl apply -f deploy/samples/", flush=True)
+    print(kubectl("apply", "-f", str(SAMPLES)).stdout, end="")
+    print("$ kubectl wait --for=condition=Ready modeldeployments --all", flush=True)
+    waited = kubectl(
+        "wait", "--for=condition=Ready", "mdep", "--all", f"--timeout={READY_TIMEOUT}", check=False
+    )
+    print(waited.stdout + waited.stderr, end="")
+    print("$ kubectl get modeldeployments")
+    print(kubectl("get", "modeldeployments").stdout, flush=True)
+    return waited.returncode == 0
+
+
+def kind_mode(keep_running: bool) -> int:
+    print("mode: kind — a real cluster: kind and its node image built here, offline", flush=True)
+    started = time.monotonic()
+    tools = kind.build(show_progress=True)
+    print(f"node image {tools.node_image} ready in {time.monotonic() - started:.0f}s", flush=True)
+    with kind.KindCluster(tools) as cluster:
+        print(f"kind cluster {cluster.name} created in {cluster.create_seconds:.0f}s", flush=True)
+        print("platform: the kind overlay (CRDs, operator, Prometheus), images loaded", flush=True)
+        cluster.install_platform()
+        print("note: this demo does not install Argo CD yet: the samples are applied with kubectl")
+        if not _apply_samples(cluster.kubectl):
+            print(cluster.kubectl("describe", "mdep", check=False).stdout, file=sys.stderr)
+            return 1
+        with cluster.port_forward("default", "service/iris", 8080) as port:
+            print(f"$ kubectl port-forward --address 127.0.0.1 service/iris {port}:8080 &")
+            _show_requests(port)
+            print(f"ready in {time.monotonic() - started:.0f}s", flush=True)
+            if keep_running:
+                cluster.keep = True
+                print(f"export KUBECONFIG={cluster.kubeconfig}   # to look around")
+                print(f"{tools.kind} delete cluster --name {cluster.name}   # when done")
+                print("Ctrl-C stops the port-forward and keeps the cluster", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+    return 0
+
+
 def local_mode(keep_running: bool) -> int:
-    print("mode: local — no usable Docker/kind here, so: a real kube-apiserver, etcd and")
+    print("mode: local — the fallback where Docker cannot run: a real kube-apiserver, etcd and")
     print("      controller-manager on loopback, the real operator, and the training and serving")
     print("      pods run as local processes by a stand-in kubelet.", flush=True)
     started = time.monotonic()
@@ -62,21 +107,7 @@ def local_mode(keep_running: bool) -> int:
         artifacts = Path(tempfile.mkdtemp(prefix="modelops-artifacts-"))
         try:
             with LocalKubelet(plane.api_client(), artifacts) as kubelet:
-                print("$ kubectl apply -f deploy/samples/", flush=True)
-                print(plane.kubectl("apply", "-f", str(ROOT / "deploy" / "samples")).stdout, end="")
-                print("$ kubectl wait --for=condition=Ready modeldeployments --all", flush=True)
-                waited = plane.kubectl(
-                    "wait",
-                    "--for=condition=Ready",
-                    "mdep",
-                    "--all",
-                    f"--timeout={READY_TIMEOUT}",
-                    check=False,
-                )
-                print(waited.stdout + waited.stderr, end="")
-                print("$ kubectl get modeldeployments")
-                print(plane.kubectl("get", "modeldeployments").stdout, flush=True)
-                if waited.returncode != 0:
+                if not _apply_samples(plane.kubectl):
                     print(f"operator log:\n{operator.log_tail()}", file=sys.stderr)
                     return 1
                 port = wait_for_port(kubelet, "default", "iris")
@@ -115,16 +146,27 @@ def _show_requests(port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelops_envtest demo", description=__doc__)
     parser.add_argument(
-        "--exit", action="store_true", help="stop once the endpoint answered (for tests and CI)"
+        "--exit",
+        action="store_true",
+        default=os.environ.get("MODELOPS_DEMO_EXIT", "") in ("1", "true", "yes"),
+        help="stop once the endpoint answered (MODELOPS_DEMO_EXIT=1)",
     )
     parser.add_argument(
-        "--mode", choices=["auto", "kind", "local"], default="auto", help="default: kind if usable"
+        "--mode",
+        choices=MODES,
+        default=os.environ.get("MODELOPS_DEMO") or "auto",
+        help="MODELOPS_DEMO; auto: kind where Docker can run, else local",
     )
     args = parser.parse_args(argv)
+    if args.mode not in MODES:
+        parser.error(f"MODELOPS_DEMO={args.mode}: use one of {', '.join(MODES)}")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if args.mode == "kind" or (args.mode == "auto" and kind_usable()):
-        print("mode: kind — a real cluster with Docker and kind", flush=True)
-        return subprocess.run(["bash", str(KIND_DEMO)], env=os.environ).returncode
+    why_not_kind = kind.docker_obtainable()
+    if args.mode == "kind" and why_not_kind:
+        print(f"MODELOPS_DEMO=kind, but kind mode cannot run here: {why_not_kind}", file=sys.stderr)
+        return 2
+    if args.mode == "kind" or (args.mode == "auto" and why_not_kind is None):
+        return kind_mode(keep_running=not args.exit)
     try:
         return local_mode(keep_running=not args.exit)
     except KeyboardInterrupt:

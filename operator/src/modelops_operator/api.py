@@ -381,7 +381,10 @@ class TrainingStatus(StatusModel):
     spec_hash: str = Field(description="Hash of the training spec this run is for.")
     job_name: str = Field(description="The training Job.")
     state: Literal["Running", "Succeeded", "Failed"] = Field(description="How the Job fares.")
-    message: str = Field(default="", description="The trainer's own words on failure.")
+    message: str = Field(
+        default="",
+        description="The trainer's own words on failure, or why its pod cannot run.",
+    )
     result: ModelRecord | None = Field(default=None, description="The trained model.")
 
 

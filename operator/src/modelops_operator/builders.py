@@ -14,6 +14,9 @@ from modelops_operator.settings import Settings
 
 NON_ROOT_UID = 10001
 SERVER_PORT_NAME = "http"
+# A terminating serving pod keeps answering this long: kube-proxy and other nodes stop sending
+# it new connections only a moment after it leaves the Service's endpoints.
+SERVER_DRAIN_SECONDS = 5
 
 
 def digest(value: Any, length: int = 10) -> str:
@@ -34,6 +37,11 @@ def labels(name: str, component: str) -> dict[str, str]:
         constants.LABEL_MODEL: name,
         constants.LABEL_COMPONENT: component,
     }
+
+
+def selector(name: str, component: str) -> str:
+    """`labels` as a label selector."""
+    return ",".join(f"{key}={value}" for key, value in labels(name, component).items())
 
 
 def claim_name(name: str, storage: api.StorageSpec) -> str:
@@ -183,6 +191,8 @@ def build_server_deployment(
         "securityContext": _restricted_security_context(),
         "readinessProbe": _probe(probe, "/v2/health/ready"),
         "livenessProbe": _probe(probe, "/v2/health/live") | {"failureThreshold": 6},
+        # Then SIGTERM: uvicorn stops accepting and finishes the requests in flight.
+        "lifecycle": {"preStop": {"sleep": {"seconds": SERVER_DRAIN_SECONDS}}},
         "volumeMounts": [
             {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},

@@ -85,6 +85,8 @@ def model_deleted(name: str, namespace: str | None, memo: Any, **_: Any) -> None
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+# Neither a Job's nor a Deployment's status changes while its pod cannot pull its image.
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
 def child_changed(labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(constants.LABEL_MODEL)
     if owner and namespace:

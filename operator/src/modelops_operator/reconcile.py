@@ -4,6 +4,7 @@ Deployment, the resync timer) ends up here, so the order of events does not matt
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import defaultdict
@@ -222,7 +223,11 @@ def _ensure_serving(
         )
     elif observed_autoscaler is not None:
         kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, server)
-    return status.rollout(deployment, target.version)
+    progress = status.rollout(deployment, target.version)
+    if progress.complete:
+        return progress
+    pods = kube.list_pods(namespace, builders.selector(name, "server"))
+    return dataclasses.replace(progress, problem=status.pod_problem(pods))
 
 
 def _sync_monitoring(
@@ -269,6 +274,8 @@ def _sync_service_monitor(
 def _trained_condition(
     training: api.TrainingStatus, verdict: status.Verdict | None
 ) -> tuple[bool, str, str]:
+    if training.state == "Running" and training.message:
+        return False, "TrainingStuck", f"training Job {training.job_name}: {training.message}"
     if training.state == "Running":
         return False, "Training", f"training Job {training.job_name} is running"
     if training.state == "Failed":
@@ -292,6 +299,8 @@ def _deployed_condition(
     progress = f"{rollout.ready_replicas}/{rollout.replicas} replicas ready"
     if rollout.complete:
         return True, "RolledOut", f"serving {target.version}, {progress}"
+    if rollout.problem:
+        return False, "PodsStuck", f"rolling out {target.version}, {progress}: {rollout.problem}"
     return False, "RollingOut", f"rolling out {target.version}, {progress}"
 
 
@@ -315,12 +324,25 @@ def _outcome(
     if verdict is not None and not verdict.promoted and spec.serving.model_version is None:
         return Outcome("Failed", "BelowThreshold", verdict.explanation + serving_note)
     if training.state == "Running" and spec.serving.model_version is None:
+        if training.message:
+            # A pod that cannot run would otherwise show "Training" until the Job's deadline.
+            return Outcome(
+                "Failed",
+                "TrainingStuck",
+                f"training Job {training.job_name} cannot run: {training.message}{serving_note}",
+            )
         return Outcome(
             "Training", "Training", f"training Job {training.job_name} is running{serving_note}"
         )
     if target is None or rollout is None:
         return Outcome("Pending", chosen.reason, chosen.message)
     progress = f"{rollout.ready_replicas}/{rollout.replicas} replicas ready"
+    if not rollout.complete and rollout.problem:
+        return Outcome(
+            "Failed",
+            "PodsStuck",
+            f"rolling out {target.version} is stuck, {progress}: {rollout.problem}",
+        )
     if not rollout.complete:
         return Outcome("Deploying", "RollingOut", f"rolling out {target.version}, {progress}")
     score = f" ({target.score})" if target.score else ""

@@ -39,6 +39,49 @@ def _newest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
     return max(matching, key=lambda pod: pod["metadata"].get("creationTimestamp", ""), default=None)
 
 
+# Waiting reasons the kubelet keeps reporting until someone changes something (the image, the
+# configuration, the code): worth telling the user at once rather than waiting out a deadline.
+_STUCK_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+    }
+)
+
+
+def pod_problem(pods: list[dict[str, Any]]) -> str | None:
+    """Why the newest troubled pod cannot run (unschedulable, evicted, a container stuck
+    waiting), in the kubelet's and scheduler's own words; None when no pod is stuck."""
+    live = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    for pod in sorted(live, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True):
+        name = pod["metadata"]["name"]
+        pod_status = pod.get("status") or {}
+        if pod_status.get("reason") == "Evicted":
+            return f"pod {name} was evicted: {pod_status.get('message', '')}".rstrip(": ")
+        for condition in pod_status.get("conditions") or []:
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                return f"pod {name} cannot be scheduled: {condition.get('message', '')}"
+        containers = (pod_status.get("initContainerStatuses") or []) + (
+            pod_status.get("containerStatuses") or []
+        )
+        for container in containers:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _STUCK_WAITING_REASONS:
+                detail = f": {waiting['message']}" if waiting.get("message") else ""
+                return f"pod {name}: {waiting['reason']}{detail}"
+    return None
+
+
 def parse_summary(message: str) -> api.ModelRecord:
     """The trainer's JSON summary, as left in its termination message."""
     try:
@@ -74,7 +117,9 @@ def training_status(
         return api.TrainingStatus(
             spec_hash=spec_hash, job_name=name, state="Failed", message=reason
         )
-    return api.TrainingStatus(spec_hash=spec_hash, job_name=name, state="Running")
+    return api.TrainingStatus(
+        spec_hash=spec_hash, job_name=name, state="Running", message=pod_problem(pods) or ""
+    )
 
 
 @dataclass(frozen=True)
@@ -135,6 +180,8 @@ class Rollout:
     complete: bool
     replicas: int
     ready_replicas: int
+    # Why a pod of an incomplete rollout cannot run (pod_problem), when one cannot.
+    problem: str | None = None
 
 
 def rollout(deployment: dict[str, Any], version: str) -> Rollout:

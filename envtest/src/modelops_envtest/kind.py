@@ -1,0 +1,206 @@
+"""A real Kubernetes node: a kind cluster from the node image the project builds offline.
+
+`images/kind/build.sh` builds (once, cached) the kind CLI, the node image and the local images
+the kind overlay runs; `KindCluster` creates a cluster with a unique name from them, loads
+images into it and always deletes it. Containers and clusters it did not create are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops_envtest.controlplane import free_port
+from modelops_envtest.waiting import wait_until
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+BUILD_SCRIPT = REPOSITORY / "images" / "kind" / "build.sh"
+CLUSTER_CONFIG = REPOSITORY / "deploy" / "kind" / "cluster.yaml"
+IMAGES_SCRIPT = REPOSITORY / "images" / "build.sh"
+IMAGE_VERSION = os.environ.get("MODELOPS_IMAGE_VERSION", "0.1.0")
+MODELOPS_IMAGES = tuple(
+    f"modelops/{component}:{IMAGE_VERSION}"
+    for component in ("operator", "trainer", "inference-server")
+)
+CREATE_WAIT = "5m"
+
+
+class KindUnavailable(RuntimeError):
+    """No Docker engine can be had on this machine (and why)."""
+
+
+@dataclass(frozen=True)
+class KindTools:
+    """What images/kind/build.sh built: the kind CLI, kubectl of the node's version, and the
+    image tags."""
+
+    kind: Path
+    kubectl: Path
+    node_image: str
+    prometheus_image: str
+
+
+def docker_obtainable() -> str | None:
+    """None when a Docker engine answers or can be installed and started here, else why not."""
+    if shutil.which("docker") and _succeeds(["docker", "info"]):
+        return None
+    if shutil.which("dockerd") or shutil.which("apt-get"):
+        return None if os.geteuid() == 0 or shutil.which("sudo") else "no root to start dockerd"
+    return "no Docker engine answers and none can be installed (no dockerd, no apt-get)"
+
+
+def build(show_progress: bool = False) -> KindTools:
+    """Build (or find cached) the project's images and everything the cluster needs; raises
+    KindUnavailable without Docker. `show_progress` lets the build's log through to stderr."""
+    why_not = docker_obtainable()
+    if why_not:
+        raise KindUnavailable(why_not)
+    log = None if show_progress else subprocess.PIPE
+    for script in (IMAGES_SCRIPT, BUILD_SCRIPT):
+        done = subprocess.run(
+            ["bash", str(script)], stdout=subprocess.PIPE, stderr=log, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{script.name} failed:\n{(done.stderr or '')[-4000:]}")
+    built = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    return KindTools(
+        kind=Path(built["KIND"]),
+        kubectl=Path(built["KUBECTL"]),
+        node_image=built["NODE_IMAGE"],
+        prometheus_image=built["PROMETHEUS_IMAGE"],
+    )
+
+
+def _run(
+    command: list[str], check: bool, stdin: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run with output captured as text; failing loudly, with that output, when `check`."""
+    done = subprocess.run(
+        command, input=stdin, capture_output=True, text=True, check=False, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        name = Path(command[0]).name
+        raise RuntimeError(f"{name} {' '.join(command[1:])} failed:\n{done.stdout}{done.stderr}")
+    return done
+
+
+def _succeeds(command: list[str]) -> bool:
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+class KindCluster:
+    """`with KindCluster(tools) as cluster:` a one-node cluster named modelops-<random>, deleted
+    on leaving the block unless `keep` was set."""
+
+    def __init__(self, tools: KindTools, name: str | None = None) -> None:
+        self.tools = tools
+        self.keep = False
+        self.name = name or f"modelops-{uuid.uuid4().hex[:8]}"
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.create_seconds = 0.0
+
+    def __enter__(self) -> KindCluster:
+        started = time.monotonic()
+        try:
+            self._kind(
+                "create",
+                "cluster",
+                "--image",
+                self.tools.node_image,
+                "--config",
+                str(CLUSTER_CONFIG),
+                "--wait",
+                CREATE_WAIT,
+                "--kubeconfig",
+                str(self.kubeconfig),
+            )
+        except BaseException:
+            self.delete()
+            raise
+        self.create_seconds = time.monotonic() - started
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.keep:
+            self.delete()
+
+    def delete(self) -> None:
+        self._kind("delete", "cluster", "--kubeconfig", str(self.kubeconfig), check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _kind(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run([str(self.tools.kind), *args, "--name", self.name], check=check)
+
+    def load(self, *images: str) -> None:
+        """Put local Docker images into the node's containerd (no registry involved)."""
+        self._kind("load", "docker-image", *images)
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl of the node's own version against this cluster; output captured as text."""
+        command = [str(self.tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        return _run(command, check=check, stdin=stdin, timeout=timeout)
+
+    def install_platform(self, overlay: str = "kind", timeout: str = "300s") -> None:
+        """The kind overlay (CRDs, operator, Prometheus) with the images it runs loaded first."""
+        self.load(*MODELOPS_IMAGES, self.tools.prometheus_image)
+        # The overlay holds an object of its own CRDs (the peering): they go first, established.
+        crds = str(REPOSITORY / "crds")
+        self.kubectl("apply", "--server-side", "-k", crds)
+        self.kubectl("wait", "--for=condition=Established", "-f", crds, "--timeout=60s")
+        self.kubectl(
+            "apply", "--server-side", "-k", str(REPOSITORY / "deploy" / "overlays" / overlay)
+        )
+        for deployment in ("modelops-operator", "prometheus"):
+            self.kubectl(
+                "-n",
+                "modelops-system",
+                "rollout",
+                "status",
+                f"deployment/{deployment}",
+                f"--timeout={timeout}",
+            )
+
+    @contextlib.contextmanager
+    def port_forward(self, namespace: str, target: str, port: int) -> Iterator[int]:
+        """`kubectl port-forward` on 127.0.0.1 and a free port, which it yields once open."""
+        local = free_port()
+        log = self.workdir / f"port-forward-{local}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [
+                    str(self.tools.kubectl),
+                    f"--kubeconfig={self.kubeconfig}",
+                    "-n",
+                    namespace,
+                    "port-forward",
+                    "--address",
+                    "127.0.0.1",
+                    target,
+                    f"{local}:{port}",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(
+                lambda: process.poll() is not None or b"Forwarding from" in log.read_bytes(),
+                timeout=30,
+                what=f"port-forward to {target}",
+            )
+            if process.poll() is not None:
+                raise RuntimeError(f"port-forward to {target} exited: {log.read_text()}")
+            yield local
+        finally:
+            process.terminate()
+            process.wait(10)

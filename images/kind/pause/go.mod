@@ -1,0 +1,3 @@
+module modelops.dev/pause
+
+go 1.22

@@ -1,0 +1,64 @@
+"""Acting inside the kind cluster as its users' workloads do: a pod that runs a Python script."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from typing import Any
+
+from modelops_envtest import kind
+from modelops_envtest.waiting import wait_until
+
+# The inference server's image has Python and nothing of the test's: a realistic client pod.
+CLIENT_IMAGE = kind.MODELOPS_IMAGES[2]
+
+
+def run_python(cluster: kind.KindCluster, namespace: str, script: str, timeout: float = 300) -> str:
+    """Run `script` with the server image's Python in a pod of the cluster; its output."""
+    name = f"client-{uuid.uuid4().hex[:8]}"
+    create_pod(cluster, namespace, name, script)
+    try:
+        return wait_for_output(cluster, namespace, name, timeout)
+    finally:
+        cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+
+
+def create_pod(cluster: kind.KindCluster, namespace: str, name: str, script: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "client",
+                    "image": CLIENT_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["python", "-c", textwrap.dedent(script)],
+                }
+            ],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+
+
+def wait_for_output(cluster: kind.KindCluster, namespace: str, name: str, timeout: float) -> str:
+    def finished() -> bool:
+        phase = pod_phase(cluster, namespace, name)
+        assert phase != "Failed", cluster.kubectl("-n", namespace, "logs", name, check=False).stdout
+        return phase == "Succeeded"
+
+    wait_until(finished, timeout=timeout, what=f"pod {name} to finish")
+    return cluster.kubectl("-n", namespace, "logs", name).stdout
+
+
+def pod_phase(cluster: kind.KindCluster, namespace: str, name: str) -> str:
+    return cluster.kubectl(
+        "-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}"
+    ).stdout
+
+
+def get_json(cluster: kind.KindCluster, *args: str) -> Any:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)

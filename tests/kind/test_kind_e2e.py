@@ -1,0 +1,402 @@
+"""The main job on a real node: the samples train in Job pods of the trainer image and serve from
+the server image (restricted security context, read-only root filesystem, the PVC), answer
+through their Service, are found by the in-cluster Prometheus through pod discovery, retrain and
+roll out under load without a failed request, roll back by pin, and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from in_cluster import create_pod, get_json, run_python, wait_for_output
+from modelops_envtest.kind import KindCluster
+from modelops_envtest.waiting import wait_until
+from modelops_operator.monitoring import metrics
+from modelops_operator.monitoring.grafana import dashboard_key, dashboard_queries
+from modelops_operator.monitoring.prometheus import scrape_job_name
+from promql import concrete
+
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(1800)]
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SAMPLES = ("iris", "wine", "diabetes")
+PLATFORM = "modelops-system"
+READY_TIMEOUT = 600
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 4.1, 1.0], [6.9, 3.1, 5.4, 2.1]]
+
+
+def status(cluster: KindCluster, namespace: str, name: str) -> dict[str, Any]:
+    return get_json(cluster, "-n", namespace, "mdep", name).get("status") or {}
+
+
+def wait_ready(cluster: KindCluster, namespace: str, name: str, version: str | None = None) -> None:
+    """Ready for the current generation (and serving `version`, when given)."""
+
+    def ready() -> bool:
+        model = get_json(cluster, "-n", namespace, "mdep", name)
+        observed = model.get("status") or {}
+        assert observed.get("phase") != "Failed", observed.get("message")
+        return (
+            observed.get("phase") == "Ready"
+            and observed.get("observedGeneration") == model["metadata"]["generation"]
+            and (version is None or observed["model"]["version"] == version)
+        )
+
+    wait_until(ready, timeout=READY_TIMEOUT, what=f"{name} Ready")
+
+
+def predict_script(url: str, rows: list[list[float]]) -> str:
+    return f"""
+        import json, urllib.request
+        request = urllib.request.Request({url!r}, data=json.dumps({{"instances": {rows!r}}}).encode(),
+                                         headers={{"Content-Type": "application/json"}})
+        print(urllib.request.urlopen(request, timeout=10).read().decode())
+    """
+
+
+def service_url(namespace: str, name: str, path: str) -> str:
+    return f"http://{name}.{namespace}.svc.cluster.local:8080{path}"
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: KindCluster) -> str:
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def samples(cluster: KindCluster, namespace: str) -> dict[str, float]:
+    """The three samples applied as a user would, each Ready; seconds from apply to Ready."""
+    started = time.monotonic()
+    cluster.kubectl("-n", namespace, "apply", "-f", str(REPOSITORY / "deploy" / "samples"))
+    seconds = {}
+    for name in SAMPLES:
+        wait_ready(cluster, namespace, name)
+        seconds[name] = time.monotonic() - started
+    print(f"apply to Ready on the kind node: {seconds}")
+    return seconds
+
+
+@pytest.mark.usefixtures("samples")
+def test_samples_train_in_job_pods_and_serve_from_the_images(
+    cluster: KindCluster, namespace: str
+) -> None:
+    for name in SAMPLES:
+        observed = status(cluster, namespace, name)
+        job = get_json(cluster, "-n", namespace, "job", observed["training"]["jobName"])
+        assert job["status"].get("succeeded") == 1
+        (trainer,) = get_json(
+            cluster, "-n", namespace, "pods", "-l", f"job-name={job['metadata']['name']}"
+        )["items"]
+        terminated = trainer["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["exitCode"] == 0
+        # The trainer's summary, read back by the operator, is what status reports.
+        assert json.loads(terminated["message"])["sha256"] == observed["model"]["sha256"]
+
+        servers = server_pods(cluster, namespace, name)
+        running = [pod for pod in servers if pod["status"]["phase"] == "Running"]
+        assert len(running) == observed["readyReplicas"] >= 1
+        for pod in [trainer, *running]:
+            (container,) = pod["spec"]["containers"]
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["runAsNonRoot"] is True and security["capabilities"]["drop"] == ["ALL"]
+            claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+            assert claim == f"{name}-models"
+        assert {pod["spec"]["containers"][0]["image"] for pod in running} == {
+            "modelops/inference-server:0.1.0"
+        }
+        assert trainer["spec"]["containers"][0]["image"] == "modelops/trainer:0.1.0"
+        pvc = get_json(cluster, "-n", namespace, "pvc", f"{name}-models")
+        assert pvc["status"]["phase"] == "Bound"
+    assert "Ready" in cluster.kubectl("-n", namespace, "get", "modeldeployments").stdout
+
+
+@pytest.mark.usefixtures("samples")
+def test_a_pod_in_the_cluster_predicts_through_the_service(
+    cluster: KindCluster, namespace: str
+) -> None:
+    answer = json.loads(
+        run_python(
+            cluster,
+            namespace,
+            predict_script(service_url(namespace, "iris", "/predict"), IRIS_ROWS),
+        )
+    )
+    assert answer["predictions"] == ["setosa", "versicolor", "virginica"]
+    assert answer["model_version"] == status(cluster, namespace, "iris")["model"]["version"]
+
+
+@pytest.mark.usefixtures("samples")
+def test_port_forward_reaches_the_service(cluster: KindCluster, namespace: str) -> None:
+    with cluster.port_forward(namespace, "service/wine", 8080) as port:
+        metadata = _get_json(f"http://127.0.0.1:{port}/v2/models/wine")
+    assert metadata["name"] == "wine"
+    assert metadata["versions"] == [status(cluster, namespace, "wine")["model"]["version"]]
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as got:
+        return json.load(got)
+
+
+def _instant(port: int, promql: str) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"query": promql})
+    answer = _get_json(f"http://127.0.0.1:{port}/api/v1/query?{query}")
+    assert answer["status"] == "success", answer
+    return list(answer["data"]["result"])
+
+
+def send_traffic(cluster: KindCluster, namespace: str, good: int, bad: int) -> None:
+    """`good` predictions (every iris class) and `bad` rejected requests, from a pod."""
+    run_python(
+        cluster,
+        namespace,
+        f"""
+        import json, urllib.error, urllib.request
+        def post(rows):
+            request = urllib.request.Request({service_url(namespace, "iris", "/predict")!r},
+                data=json.dumps({{"instances": rows}}).encode(), headers={{"Content-Type": "application/json"}})
+            try:
+                return urllib.request.urlopen(request, timeout=10).status
+            except urllib.error.HTTPError as error:
+                return error.code
+        rows = {IRIS_ROWS!r}
+        assert all(post([rows[i % 3]]) == 200 for i in range({good}))
+        assert all(post([["not", "numbers"]]) // 100 == 4 for _ in range({bad}))
+        """,
+    )
+
+
+@pytest.mark.usefixtures("samples")
+def test_prometheus_discovers_the_serving_pods_and_every_dashboard_query_has_data(
+    cluster: KindCluster, namespace: str
+) -> None:
+    pods = {pod["metadata"]["name"] for pod in server_pods(cluster, namespace, "iris")}
+    version = status(cluster, namespace, "iris")["model"]["version"]
+    job = scrape_job_name(namespace, "iris")
+    with cluster.port_forward(PLATFORM, "service/prometheus", 9090) as port:
+
+        def every_pod_is_up() -> list[dict[str, Any]] | None:
+            targets = _instant(port, f'up{{job="{job}"}} == 1')
+            return targets if {t["metric"].get("pod") for t in targets} == pods else None
+
+        targets = wait_until(every_pod_is_up, timeout=240, what=f"Prometheus to scrape {pods}")
+        for target in targets:
+            labels = target["metric"]
+            assert (labels["namespace"], labels["model"], labels["version"]) == (
+                namespace,
+                "iris",
+                version,
+            )
+
+        def scraped(code: str, count: int) -> None:
+            sent = f'sum({metrics.REQUESTS}{{job="{job}",endpoint="/predict",code=~"{code}"}})'
+            wait_until(
+                lambda: (found := _instant(port, sent)) and float(found[0]["value"][1]) >= count,
+                timeout=120,
+                what=f"{count} requests with code {code} to be scraped",
+            )
+
+        # Two rounds, each scraped before the next: every rate() then sees its counter grow.
+        for round_number in (1, 2):
+            send_traffic(cluster, namespace, good=15, bad=2)
+            scraped("200", 15 * round_number)
+            scraped("4..", 2 * round_number)
+        dashboards = get_json(cluster, "-n", PLATFORM, "configmap", "grafana-dashboards")
+        dashboard = json.loads(dashboards["data"][dashboard_key(namespace, "iris")])
+        queries = dashboard_queries(dashboard)
+        empty = [query for query in queries if not _instant(port, concrete(query, "5m"))]
+        assert empty == []
+
+
+LOAD_SCRIPT = """
+    import json, os, time, urllib.request
+    url, body = {url!r}, json.dumps({{"instances": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
+    ok, failures, versions, deadline = 0, [], {{}}, time.monotonic() + {seconds}
+    while not os.path.exists("/tmp/stop") and time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(url, data=body, headers={{"Content-Type": "application/json"}})
+            version = json.load(urllib.request.urlopen(request, timeout=5))["model_version"]
+            versions[version] = versions.get(version, 0) + 1
+            ok += 1
+        except Exception as error:
+            failures.append(repr(error)[:300])
+    print(json.dumps({{"ok": ok, "failures": failures, "versions": versions}}))
+"""
+
+
+@pytest.fixture
+def load(cluster: KindCluster, namespace: str) -> Iterator[Any]:
+    """Requests to the iris Service, one after another from a pod, until `stop()` is called;
+    `stop()` returns {ok, failures, versions}."""
+    name = f"load-{uuid.uuid4().hex[:6]}"
+    script = LOAD_SCRIPT.format(url=service_url(namespace, "iris", "/predict"), seconds=900)
+    create_pod(cluster, namespace, name, script)
+    wait_until(
+        lambda: (
+            cluster.kubectl(
+                "-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}"
+            ).stdout
+            == "Running"
+        ),
+        timeout=60,
+        what="the load pod",
+    )
+
+    def stop() -> dict[str, Any]:
+        cluster.kubectl(
+            "-n", namespace, "exec", name, "--", "python", "-c", "open('/tmp/stop', 'w')"
+        )
+        return dict(json.loads(wait_for_output(cluster, namespace, name, timeout=60)))
+
+    yield stop
+    cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+
+
+def server_pods(cluster: KindCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return list(
+        get_json(
+            cluster,
+            "-n",
+            namespace,
+            "pods",
+            "-l",
+            f"modelops.dev/model={name},app.kubernetes.io/component=server",
+        )["items"]
+    )
+
+
+def only_version_running(cluster: KindCluster, namespace: str, name: str, version: str) -> bool:
+    """Every serving pod, terminating ones included, is of `version`: the rollout is over."""
+    pods = server_pods(cluster, namespace, name)
+    return bool(pods) and all(
+        pod["metadata"]["labels"].get("modelops.dev/version") == version for pod in pods
+    )
+
+
+@pytest.mark.usefixtures("samples")
+def test_retraining_rolls_out_under_load_without_a_failed_request(
+    cluster: KindCluster, namespace: str, load: Any
+) -> None:
+    before = status(cluster, namespace, "iris")["model"]["version"]
+    patch = {"spec": {"training": {"hyperparameters": {"n_estimators": 60, "max_depth": 4}}}}
+    cluster.kubectl(
+        "-n", namespace, "patch", "mdep", "iris", "--type=merge", "-p", json.dumps(patch)
+    )
+    wait_until(
+        lambda: status(cluster, namespace, "iris")["model"]["version"] != before,
+        timeout=READY_TIMEOUT,
+        what="the retrained model to be promoted",
+    )
+    after = status(cluster, namespace, "iris")["model"]["version"]
+    wait_ready(cluster, namespace, "iris", after)
+    wait_until(
+        lambda: only_version_running(cluster, namespace, "iris", after),
+        timeout=120,
+        what="the old serving pods to be gone",
+    )
+
+    result = load()
+
+    print(f"rollout under load: {result['ok']} answered, {len(result['failures'])} failed")
+    assert result["failures"] == []
+    assert set(result["versions"]) == {before, after}, result["versions"]
+    assert result["ok"] > 100
+
+
+@pytest.mark.usefixtures("samples")
+def test_pinning_an_earlier_version_rolls_back_without_a_job(
+    cluster: KindCluster, namespace: str
+) -> None:
+    observed = status(cluster, namespace, "iris")
+    history = [entry["version"] for entry in observed["history"]]
+    assert len(history) >= 2, "the retraining test promotes a second version"
+    earlier = history[1]
+    jobs = get_json(cluster, "-n", namespace, "jobs", "-l", "modelops.dev/model=iris")["items"]
+
+    patch = {"spec": {"serving": {"modelVersion": earlier}}}
+    cluster.kubectl(
+        "-n", namespace, "patch", "mdep", "iris", "--type=merge", "-p", json.dumps(patch)
+    )
+    wait_ready(cluster, namespace, "iris", earlier)
+    wait_until(
+        lambda: only_version_running(cluster, namespace, "iris", earlier),
+        timeout=120,
+        what="the pinned version's pods only",
+    )
+
+    after = get_json(cluster, "-n", namespace, "jobs", "-l", "modelops.dev/model=iris")["items"]
+    assert [job["metadata"]["name"] for job in after] == [job["metadata"]["name"] for job in jobs]
+    answer = json.loads(
+        run_python(
+            cluster,
+            namespace,
+            predict_script(service_url(namespace, "iris", "/predict"), IRIS_ROWS[:1]),
+        )
+    )
+    assert answer["model_version"] == earlier
+
+
+def test_a_serving_pod_that_cannot_start_shows_in_status_within_a_minute(
+    cluster: KindCluster, namespace: str
+) -> None:
+    manifest = yaml.safe_load((REPOSITORY / "deploy" / "samples" / "iris.yaml").read_text())
+    manifest["metadata"] = {"name": "broken", "namespace": namespace}
+    manifest["spec"]["serving"] = {"replicas": 1, "image": "modelops/no-such-server:0.0.0"}
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+
+    wait_until(
+        lambda: get_json(
+            cluster, "-n", namespace, "deployments", "-l", "modelops.dev/model=broken"
+        )["items"],
+        timeout=READY_TIMEOUT,
+        what="training to finish and the serving Deployment to be made",
+    )
+    created = time.monotonic()
+    wait_until(
+        lambda: status(cluster, namespace, "broken").get("phase") == "Failed",
+        timeout=60,
+        what="status to tell that the serving pod cannot start",
+    )
+    seconds = time.monotonic() - created
+    message = status(cluster, namespace, "broken")["message"]
+    assert "ErrImageNeverPull" in message and "modelops/no-such-server:0.0.0" in message, message
+    print(f"a serving pod that cannot start shows in status after {seconds:.0f}s: {message}")
+    cluster.kubectl("-n", namespace, "delete", "mdep", "broken")
+
+
+@pytest.mark.usefixtures("samples")
+def test_deleting_the_models_leaves_nothing_behind(cluster: KindCluster, namespace: str) -> None:
+    cluster.kubectl("-n", namespace, "delete", "mdep", "--all", "--timeout=120s")
+
+    def nothing_left() -> bool:
+        left = get_json(
+            cluster,
+            "-n",
+            namespace,
+            "pods,pvc,jobs,deployments,services",
+            "-l",
+            "app.kubernetes.io/managed-by=modelops",
+        )
+        return left["items"] == []
+
+    wait_until(nothing_left, timeout=180, what="the models' pods, claims, Jobs and Services to go")
+    scrape_config = get_json(cluster, "-n", PLATFORM, "configmap", "prometheus-config")["data"][
+        "prometheus.yml"
+    ]
+    dashboards = (
+        get_json(cluster, "-n", PLATFORM, "configmap", "grafana-dashboards").get("data") or {}
+    )
+    for name in SAMPLES:
+        assert scrape_job_name(namespace, name) not in scrape_config
+        assert dashboard_key(namespace, name) not in dashboards
