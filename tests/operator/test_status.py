@@ -192,7 +192,11 @@ def test_an_unschedulable_or_evicted_pod_is_a_problem() -> None:
         [stuck_pod("s-1", "2026-11-23T08:00:00Z", conditions=[unschedulable])]
     ) == ("pod s-1 cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory.")
     evicted = stuck_pod("s-2", "2026-11-23T08:00:00Z", reason="Evicted", message="low memory")
+    evicted["status"]["phase"] = "Failed"
     assert status.pod_problem([evicted]) == "pod s-2 was evicted: low memory"
+    # Once a pod replaces it, the eviction is history.
+    replacement = stuck_pod("s-3", "2026-11-23T08:01:00Z", **waiting("ContainerCreating"))
+    assert status.pod_problem([evicted, replacement]) is None
 
 
 def test_pods_starting_normally_or_terminating_are_no_problem() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,15 +56,18 @@ _STUCK_WAITING_REASONS = frozenset(
 )
 
 
+_TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
 def pod_problem(pods: list[dict[str, Any]]) -> str | None:
-    """Why the newest troubled pod cannot run (unschedulable, evicted, a container stuck
-    waiting), in the kubelet's and scheduler's own words; None when no pod is stuck."""
-    live = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
-    for pod in sorted(live, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True):
+    """Why a pod cannot run (unschedulable, a container stuck waiting, or evicted with no pod
+    to replace it yet), in the scheduler's and kubelet's own words, the newest pod first; None
+    when none is stuck."""
+    live = _newest_first(pod for pod in pods if not pod["metadata"].get("deletionTimestamp"))
+    active = [pod for pod in live if pod.get("status", {}).get("phase") not in _TERMINAL_PHASES]
+    for pod in active:
         name = pod["metadata"]["name"]
         pod_status = pod.get("status") or {}
-        if pod_status.get("reason") == "Evicted":
-            return f"pod {name} was evicted: {pod_status.get('message', '')}".rstrip(": ")
         for condition in pod_status.get("conditions") or []:
             if (
                 condition.get("type") == "PodScheduled"
@@ -79,7 +83,15 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
             if waiting.get("reason") in _STUCK_WAITING_REASONS:
                 detail = f": {waiting['message']}" if waiting.get("message") else ""
                 return f"pod {name}: {waiting['reason']}{detail}"
+    evicted = [pod for pod in live if pod.get("status", {}).get("reason") == "Evicted"]
+    if evicted and not active:
+        pod = evicted[0]
+        return f"pod {pod['metadata']['name']} was evicted: {pod['status'].get('message', '')}"
     return None
+
+
+def _newest_first(pods: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(pods, key=lambda pod: pod["metadata"].get("creationTimestamp", ""), reverse=True)
 
 
 def parse_summary(message: str) -> api.ModelRecord:
