@@ -281,8 +281,10 @@ def test_operator_runs_under_its_service_account(
             timeout=60,
             what=f"{name} Deploying (now {phase()}; {operator.log_tail()})",
         )
-        wait_until(
-            lambda: [kubelet.make_ready(namespace, name)] and phase() == "Ready",
+        kubelet.serve_until(
+            namespace,
+            name,
+            lambda: phase() == "Ready",
             timeout=90,
             what=f"{name} Ready (now {phase()}; {operator.log_tail()})",
         )

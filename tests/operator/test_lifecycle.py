@@ -23,12 +23,11 @@ def deploy_to_ready(
     summary = trained(manifest["spec"]["training"], name)
     kubelet.finish_training(models.namespace, job, summary)
     models.wait_for_phase(name, "Deploying")
-    wait_until(
-        lambda: (
-            kubelet.make_ready(models.namespace, name)
-            or models.status(name).get("phase") == "Ready"
-        ),
-        what="serving pods",
+    kubelet.serve_until(
+        models.namespace,
+        name,
+        lambda: models.status(name).get("phase") == "Ready",
+        what=f"{name} Ready",
     )
     return models.wait_for_phase(name, "Ready")
 
@@ -121,15 +120,14 @@ def test_training_change_retrains_and_rolls_out_then_pin_rolls_back(
     pinned = copy.deepcopy(changed)
     pinned["spec"]["serving"]["modelVersion"] = first["model"]["version"]
     models.apply(pinned)
-    wait_until(
+    kubelet.serve_until(
+        models.namespace,
+        "wine",
         lambda: (
-            kubelet.make_ready(models.namespace, "wine")
-            or (
-                models.status("wine").get("model", {}).get("version") == first["model"]["version"]
-                and models.status("wine").get("phase") == "Ready"
-            )
+            models.status("wine").get("model", {}).get("version") == first["model"]["version"]
+            and models.status("wine").get("phase") == "Ready"
         ),
-        what="rollback",
+        what="rolled back and Ready",
     )
     assert len(models.jobs("wine")) == 2, "a rollback never retrains"
     version_label = models.kubectl(
@@ -149,11 +147,10 @@ def test_serving_change_updates_without_retraining(
     scaled = sample("diabetes")
     scaled["spec"]["serving"]["replicas"] = 3
     models.apply(scaled)
-    wait_until(
-        lambda: (
-            kubelet.make_ready(models.namespace, "diabetes")
-            or models.status("diabetes").get("readyReplicas") == 3
-        ),
+    kubelet.serve_until(
+        models.namespace,
+        "diabetes",
+        lambda: models.status("diabetes").get("readyReplicas") == 3,
         what="3 ready replicas",
     )
     assert len(models.jobs("diabetes")) == 1

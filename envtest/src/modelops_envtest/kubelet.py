@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -105,3 +106,21 @@ class Kubelet:
             self.mark_ready(pod)
             marked += 1
         return marked
+
+    def serve_until(
+        self,
+        namespace: str,
+        model: str,
+        condition: Callable[[], Any],
+        timeout: float = 60.0,
+        what: str = "",
+    ) -> Any:
+        """Play the kubelet for the model's serving pods (marking each new one Ready) until
+        `condition()` holds; its value. The wait ends on the condition alone, never on a pod
+        being marked."""
+
+        def served() -> Any:
+            self.make_ready(namespace, model)
+            return condition()
+
+        return wait_until(served, timeout=timeout, what=what)
