@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from in_cluster import create_pod, get_json, run_python, wait_for_output
+from in_cluster import create_pod, get_json, pod_phase, run_python, wait_for_output
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
 from modelops_operator.monitoring import metrics
@@ -243,12 +243,7 @@ def load(cluster: KindCluster, namespace: str) -> Iterator[Any]:
     script = LOAD_SCRIPT.format(url=service_url(namespace, "iris", "/predict"), seconds=900)
     create_pod(cluster, namespace, name, script)
     wait_until(
-        lambda: (
-            cluster.kubectl(
-                "-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}"
-            ).stdout
-            == "Running"
-        ),
+        lambda: pod_phase(cluster, namespace, name) == "Running",
         timeout=60,
         what="the load pod",
     )

@@ -63,20 +63,32 @@ def build(show_progress: bool = False) -> KindTools:
     why_not = docker_obtainable()
     if why_not:
         raise KindUnavailable(why_not)
-    log = None if show_progress else subprocess.PIPE
-    for script in (IMAGES_SCRIPT, BUILD_SCRIPT):
-        done = subprocess.run(
-            ["bash", str(script)], stdout=subprocess.PIPE, stderr=log, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{script.name} failed:\n{(done.stderr or '')[-4000:]}")
-    built = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    _run_build(IMAGES_SCRIPT, show_progress)
+    built = dict(
+        line.split("=", 1)
+        for line in _run_build(BUILD_SCRIPT, show_progress).splitlines()
+        if "=" in line
+    )
     return KindTools(
         kind=Path(built["KIND"]),
         kubectl=Path(built["KUBECTL"]),
         node_image=built["NODE_IMAGE"],
         prometheus_image=built["PROMETHEUS_IMAGE"],
     )
+
+
+def _run_build(script: Path, show_progress: bool) -> str:
+    """Run a build script; its standard output."""
+    done = subprocess.run(
+        ["bash", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=None if show_progress else subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{script.name} failed:\n{(done.stderr or '')[-4000:]}")
+    return done.stdout
 
 
 def _run(
