@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := uv
 
-.PHONY: test setup controlplane prometheus images cluster-image lint typecheck pytest demo clean-cache
+.PHONY: test setup controlplane prometheus images cluster-image argocd lint typecheck pytest demo clean-cache
 
 test: setup controlplane lint typecheck pytest
 
@@ -39,8 +39,13 @@ images:
 cluster-image: setup controlplane images
 	bash images/kind/build.sh >/dev/null
 
+# Argo CD's controller and repo server, and kustomize, built from the Go module proxy, and the
+# image of them the kind cluster runs (docs/gitops.md), cached.
+argocd:
+	bash images/argocd/build.sh >/dev/null
+
 # The image and kind tests are opt-in for a bare `pytest` (they need Docker); `make test` runs them.
-pytest: setup controlplane prometheus images cluster-image
+pytest: setup controlplane prometheus images cluster-image argocd
 	MODELOPS_IMAGE_TESTS=1 MODELOPS_KIND_TESTS=1 $(UV) run --locked pytest
 
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).

@@ -15,7 +15,7 @@ set -euo pipefail
 # shellcheck source=images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SUITE=bookworm
+SUITE=$DEBIAN_SUITE
 PACKAGES=python3,python3-venv,ca-certificates
 # Bump when the recipe below changes: it names the cached tarball.
 RECIPE=1

@@ -6,6 +6,10 @@ BASE_IMAGE_TAG="${MODELOPS_BASE_IMAGE:-modelops/python-base:bookworm}"
 IMAGE_VERSION="${MODELOPS_IMAGE_VERSION:-0.1.0}"
 DOCKERD_LOG="${MODELOPS_DOCKERD_LOG:-/var/log/dockerd.log}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Go tools built from the module proxy (go_tool), one folder per name and version.
+TOOLS="$MODELOPS_CACHE/go-tools"
+# The Debian release every image and root filesystem here is made from.
+DEBIAN_SUITE=bookworm
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
@@ -121,4 +125,49 @@ extra_ca_certs() {
         [ -f "$f" ] && cat "$f"
     done
     return 0
+}
+
+# quietly COMMAND...: its output only when it fails (the classic builder's chatter otherwise).
+quietly() {
+    local output
+    output=$("$@" 2>&1) || { printf '%s\n' "$output" >&2; die "failed: $*"; }
+}
+
+# go_tool NAME PACKAGE VERSION [TAGS]: `go install` into the cache once, atomically.
+go_tool() {
+    local name=$1 package=$2 version=$3 tags=${4:-} dir
+    dir="$TOOLS/$name-$version"
+    [ -x "$dir/$name" ] && return 0
+    mkdir -p "$TOOLS"
+    log "go install $package@$version"
+    local staging
+    staging=$(mktemp -d "$TOOLS/.$name.XXXXXX")
+    quietly env GOBIN="$staging" GOFLAGS=-buildvcs=false go install -trimpath -ldflags="-s -w" \
+        ${tags:+-tags="$tags"} "$package@$version"
+    [ -x "$staging/$name" ] || mv "$staging/$(basename "${package%/v[0-9]*}")" "$staging/$name"
+    rm -rf "$dir"
+    mv "$staging" "$dir"
+}
+
+# rootfs_tarball NAME PACKAGES: a debootstrapped, slimmed bookworm, cached by its package list.
+rootfs_tarball() {
+    local name=$1 packages=$2 tarball work mirror
+    tarball="$MODELOPS_CACHE/images/$name-$DEBIAN_SUITE-$(printf '%s' "$packages" | sha256sum | cut -c1-8).tar.gz"
+    if [ ! -s "$tarball" ]; then
+        command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+        mirror="$(debian_mirror "$DEBIAN_SUITE" || true)"
+        [ -n "$mirror" ] || die "found no Debian $DEBIAN_SUITE mirror in /etc/apt/sources.list*: set MODELOPS_DEBIAN_MIRROR"
+        mkdir -p "$MODELOPS_CACHE/images"
+        work=$(mktemp -d "$MODELOPS_CACHE/images/.$name.XXXXXX")
+        log "debootstrap $DEBIAN_SUITE for $name"
+        as_root debootstrap --variant=minbase --include="$packages" "$DEBIAN_SUITE" "$work/rootfs" "$mirror" \
+            >"$work/debootstrap.log" 2>&1 || { tail -n 40 "$work/debootstrap.log" >&2; die "debootstrap for $name failed"; }
+        as_root sh -c "cd '$work/rootfs' && rm -rf var/lib/apt/lists/* var/cache/apt/*.bin \
+            var/cache/apt/archives/*.deb usr/share/doc/* usr/share/man/* usr/share/locale/* var/log/* tmp/* &&
+            : > etc/apt/sources.list && : > etc/resolv.conf && : > etc/hostname && rm -f etc/machine-id"
+        as_root tar --numeric-owner --xattrs -C "$work/rootfs" -czf "$work/rootfs.tar.gz" .
+        mv "$work/rootfs.tar.gz" "$tarball"
+        as_root rm -rf "$work"
+    fi
+    printf '%s\n' "$tarball"
 }

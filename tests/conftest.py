@@ -1,18 +1,20 @@
-"""Fixtures shared by the whole suite: one real control plane per test session; and the opt-in
-for the tests that need Docker."""
+"""Fixtures shared by the whole suite: one real control plane per test session, with the CRDs and
+the real operator; one kind cluster; and the opt-in for the tests that need Docker."""
 
 from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import kubernetes
 import pytest
-from modelops_envtest import prometheus_tools
+from modelops_envtest import kind, prometheus_tools
 from modelops_envtest.controlplane import ControlPlane
+from modelops_envtest.operator import OperatorProcess, install_prerequisites
 
 # Tests that build images and clusters with Docker (minutes on a cold machine) run when asked:
 # `pytest -m <marker>` or the variable set (`make test` sets both); otherwise they skip saying so.
@@ -47,6 +49,43 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture(scope="session")
 def api_client(control_plane: ControlPlane) -> kubernetes.client.ApiClient:
     return control_plane.api_client()
+
+
+@pytest.fixture(scope="session")
+def crds_installed(control_plane: ControlPlane) -> None:
+    install_prerequisites(control_plane)
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane, crds_installed: None) -> Iterator[OperatorProcess]:
+    running = OperatorProcess(control_plane).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def kind_tools() -> kind.KindTools:
+    started = time.monotonic()
+    try:
+        tools = kind.build()
+    except kind.KindUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the kind tests, but: {error}")
+        pytest.skip(f"NO DOCKER, KIND TESTS SKIPPED: {error}")
+    print(f"kind node image {tools.node_image} ready in {time.monotonic() - started:.0f}s")
+    return tools
+
+
+@pytest.fixture(scope="session")
+def cluster(kind_tools: kind.KindTools) -> Iterator[kind.KindCluster]:
+    """A real cluster with the kind overlay installed (operator, Prometheus), the project's
+    images loaded."""
+    with kind.KindCluster(kind_tools) as created:
+        print(f"kind cluster {created.name} created in {created.create_seconds:.0f}s")
+        started = time.monotonic()
+        created.install_platform()
+        print(f"platform installed in {time.monotonic() - started:.0f}s")
+        yield created
 
 
 @pytest.fixture

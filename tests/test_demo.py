@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -35,7 +36,19 @@ def test_make_demo_serves_the_samples(mode: str) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert out.startswith(f"mode: {mode}")
-    table = out.split("$ kubectl get modeldeployments\n", 1)[1].splitlines()
+    if mode == "kind":
+        # Only the root Application was applied: the rest came from git through Argo CD.
+        assert "$ kubectl apply -f argocd/root.yaml" in out
+        assert "$ kubectl apply -f deploy/samples/" not in out
+        applications = out.split("$ kubectl -n argocd get applications\n", 1)[1].splitlines()
+        apps = {line.split()[0]: line.split()[1:3] for line in applications[1:4]}
+        assert apps == {
+            app: ["Synced", "Healthy"]
+            for app in ("modelops-models", "modelops-platform", "modelops-root")
+        }, applications
+    listing = re.search(r"\$ kubectl (-n ml )?get modeldeployments\n", out)
+    assert listing, out[-3000:]
+    table = out[listing.end() :].splitlines()
     rows = {line.split()[0]: line.split() for line in table[1:4]}
     assert sorted(rows) == ["diabetes", "iris", "wine"]
     assert all(row[1] == "Ready" for row in rows.values()), table

@@ -24,7 +24,6 @@ COREDNS_VERSION=v1.12.1
 # version of promtool (modelops_envtest.prometheus_tools) and of deploy/base's image.
 PROMETHEUS_MODULE_VERSION=v0.316.0
 PROMETHEUS_VERSION=v3.16.0
-SUITE=bookworm
 NODE_PACKAGES=systemd,systemd-sysv,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,e2fsprogs,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins,socat,ebtables,ipset
 # kube-proxy (nftables mode) needs nft and conntrack; the other components need only libc.
 SLIM_PACKAGES=iptables,nftables,conntrack,ca-certificates,ipset,kmod
@@ -38,13 +37,12 @@ recipe_hash() {
     (
         cd "$REPO_ROOT"
         cat images/kind/build.sh images/kind/Dockerfile.base images/kind/10-ptp.conflist \
-            images/kind/default-storage.yaml \
+            images/kind/default-storage.yaml images/lib.sh \
             images/kind/pause/main.go images/kind/pause/go.mod envtest/go/go.sum \
             envtest/src/modelops_envtest/binaries.py
     ) | sha256sum | cut -c1-12
 }
 
-TOOLS="$MODELOPS_CACHE/go-tools"
 KIND="$TOOLS/kind-$KIND_VERSION/kind"
 NODE_IMAGE="modelops/kind-node:v$KUBERNETES_VERSION-$(recipe_hash)"
 PROMETHEUS_IMAGE="modelops/prometheus:$PROMETHEUS_VERSION"
@@ -55,53 +53,9 @@ report() {
         "$KIND" "$NODE_IMAGE" "$PROMETHEUS_IMAGE" "$NODE_BIN/kubectl"
 }
 
-# quietly COMMAND...: its output only when it fails (the classic builder's chatter otherwise).
-quietly() {
-    local output
-    output=$("$@" 2>&1) || { printf '%s\n' "$output" >&2; die "failed: $*"; }
-}
-
 # storage_image NAME: the image default-storage.yaml names for NAME.
 storage_image() {
     sed -n "s|.*\\(docker.io/modelops/$1:[^ ]*\\).*|\\1|p" "$HERE/default-storage.yaml" | head -n 1
-}
-
-# go_tool NAME PACKAGE VERSION [TAGS]: `go install` into the cache once, atomically.
-go_tool() {
-    local name=$1 package=$2 version=$3 tags=${4:-} dir
-    dir="$TOOLS/$name-$version"
-    [ -x "$dir/$name" ] && return 0
-    log "go install $package@$version"
-    local staging
-    staging=$(mktemp -d "$TOOLS/.$name.XXXXXX")
-    quietly env GOBIN="$staging" GOFLAGS=-buildvcs=false go install -trimpath -ldflags="-s -w" \
-        ${tags:+-tags="$tags"} "$package@$version"
-    [ -x "$staging/$name" ] || mv "$staging/$(basename "${package%/v[0-9]*}")" "$staging/$name"
-    rm -rf "$dir"
-    mv "$staging" "$dir"
-}
-
-# rootfs_tarball NAME PACKAGES: a debootstrapped, slimmed bookworm, cached by its package list.
-rootfs_tarball() {
-    local name=$1 packages=$2 tarball work mirror
-    tarball="$MODELOPS_CACHE/images/$name-$SUITE-$(printf '%s' "$packages" | sha256sum | cut -c1-8).tar.gz"
-    if [ ! -s "$tarball" ]; then
-        command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
-        mirror="$(debian_mirror "$SUITE" || true)"
-        [ -n "$mirror" ] || die "found no Debian $SUITE mirror in /etc/apt/sources.list*: set MODELOPS_DEBIAN_MIRROR"
-        mkdir -p "$MODELOPS_CACHE/images"
-        work=$(mktemp -d "$MODELOPS_CACHE/images/.$name.XXXXXX")
-        log "debootstrap $SUITE for $name"
-        as_root debootstrap --variant=minbase --include="$packages" "$SUITE" "$work/rootfs" "$mirror" \
-            >"$work/debootstrap.log" 2>&1 || { tail -n 40 "$work/debootstrap.log" >&2; die "debootstrap for $name failed"; }
-        as_root sh -c "cd '$work/rootfs' && rm -rf var/lib/apt/lists/* var/cache/apt/*.bin \
-            var/cache/apt/archives/*.deb usr/share/doc/* usr/share/man/* usr/share/locale/* var/log/* tmp/* &&
-            : > etc/apt/sources.list && : > etc/resolv.conf && : > etc/hostname && rm -f etc/machine-id"
-        as_root tar --numeric-owner --xattrs -C "$work/rootfs" -czf "$work/rootfs.tar.gz" .
-        mv "$work/rootfs.tar.gz" "$tarball"
-        as_root rm -rf "$work"
-    fi
-    printf '%s\n' "$tarball"
 }
 
 ensure_docker
@@ -112,7 +66,6 @@ if [ "$force" = 0 ] && image_exists "$NODE_IMAGE" && image_exists "$PROMETHEUS_I
 fi
 command -v go >/dev/null 2>&1 || die "building the kind node needs Go on PATH"
 started=$(date +%s)
-mkdir -p "$TOOLS"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

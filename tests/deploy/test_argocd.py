@@ -15,6 +15,7 @@ from deploy_manifests import (
     MODELS_NAMESPACE,
     MONITORING_NAMESPACE,
     ROOT,
+    build,
     built,
     dry_run_apply,
     find,
@@ -214,3 +215,53 @@ def test_argocd_cm_patch_applies_as_documented(
     )
     data = json.loads(out)["data"]
     assert data == yaml.safe_load(CM_PATCH.read_text())["data"]
+
+
+# -- argocd/install: the Argo CD this project builds, for clusters without registry access ----
+
+INSTALL = Path("argocd") / "install"
+
+
+def test_install_runs_the_image_the_build_tags_and_never_a_registrys() -> None:
+    tagged = next(
+        line.split("=", 1)[1].strip('"')
+        for line in (ROOT / "images" / "argocd" / "build.sh").read_text().splitlines()
+        if line.startswith("ARGOCD_IMAGE=")
+    )
+    version = next(
+        line.split("=", 1)[1]
+        for line in (ROOT / "images" / "argocd" / "build.sh").read_text().splitlines()
+        if line.startswith("ARGOCD_VERSION=")
+    )
+    assert tagged == "modelops/argocd:$ARGOCD_VERSION"
+    containers = [
+        container
+        for doc in built(INSTALL)
+        if doc["kind"] in ("Deployment", "StatefulSet")
+        for container in doc["spec"]["template"]["spec"]["containers"]
+    ]
+    assert len(containers) == 3
+    assert {container["image"] for container in containers} == {f"modelops/argocd:{version}"}
+    assert {container["imagePullPolicy"] for container in containers} == {"IfNotPresent"}
+
+
+def test_install_settings_carry_the_label_argo_cd_finds_them_by() -> None:
+    settings = [doc for doc in built(INSTALL / "config") if doc["kind"] in ("ConfigMap", "Secret")]
+    assert {doc["metadata"]["name"] for doc in settings} == {
+        "argocd-cm",
+        "argocd-rbac-cm",
+        "argocd-cmd-params-cm",
+        "argocd-secret",
+    }
+    assert all(
+        doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "argocd" for doc in settings
+    )
+
+
+@pytest.mark.controlplane
+def test_install_passes_a_server_side_dry_run(
+    control_plane: ControlPlane, argocd_crds: None
+) -> None:
+    applied = dry_run_apply(control_plane, "-", stdin=build(INSTALL))
+    kinds = sorted(item["kind"] for item in applied["items"])
+    assert kinds.count("AppProject") == 1 and kinds.count("StatefulSet") == 1

@@ -155,27 +155,41 @@ def test_statuses_are_argo_cds_vocabulary() -> None:
     assert seen == {"Progressing", "Healthy", "Degraded"}
 
 
-def application(health: dict[str, str] | None) -> dict[str, Any]:
+def application(
+    health: dict[str, str] | None, sync: str | None = None, operation: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"}
     body["metadata"] = {"name": "modelops-platform", "namespace": "argocd", "generation": 1}
+    status: dict[str, Any] = {}
     if health is not None:
-        body["status"] = {"health": health}
+        status["health"] = health
+    if sync is not None:
+        status["sync"] = {"status": sync}
+    if operation is not None:
+        status["operationState"] = {"phase": operation}
+    if status:
+        body["status"] = status
     return body
 
 
 @pytest.mark.parametrize(
-    ("health", "expected"),
+    ("app", "expected"),
     [
-        (None, "Progressing"),
-        ({"status": "Healthy"}, "Healthy"),
-        ({"status": "Degraded", "message": "one model failed"}, "Degraded"),
-        ({"status": "Progressing"}, "Progressing"),
+        (application(None), "Progressing"),
+        (application({"status": "Healthy"}, "Synced"), "Healthy"),
+        (application({"status": "Healthy"}, "Synced", "Succeeded"), "Healthy"),
+        # Not synced yet (a new Application reads Healthy before its first sync), or syncing.
+        (application({"status": "Healthy"}), "Progressing"),
+        (application({"status": "Healthy"}, "OutOfSync"), "Progressing"),
+        (application({"status": "Healthy"}, "Synced", "Running"), "Progressing"),
+        (application({"status": "Missing"}, "OutOfSync"), "Progressing"),
+        (application({"status": "Progressing"}, "Synced"), "Progressing"),
+        (application({"status": "Degraded", "message": "one model failed"}, "Synced"), "Degraded"),
+        (application({"status": "Degraded"}, "OutOfSync", "Running"), "Degraded"),
     ],
 )
-def test_application_health_is_its_reported_health(
-    health: dict[str, str] | None, expected: str
-) -> None:
-    assert assess(APPLICATION_HEALTH, application(health))["status"] == expected
+def test_application_is_healthy_once_synced_and_healthy(app: dict[str, Any], expected: str) -> None:
+    assert assess(APPLICATION_HEALTH, app)["status"] == expected
 
 
 def test_configmap_patch_carries_every_health_script_unchanged() -> None:

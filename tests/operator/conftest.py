@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +14,12 @@ import pytest
 import yaml
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
-from modelops_envtest.operator import OperatorProcess, install_prerequisites
+from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
 from modelops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "deploy" / "samples"
-
-
-@pytest.fixture(scope="session")
-def crds_installed(control_plane: ControlPlane) -> None:
-    install_prerequisites(control_plane)
-
-
-@pytest.fixture(scope="session")
-def operator(control_plane: ControlPlane, crds_installed: None) -> Iterator[OperatorProcess]:
-    running = OperatorProcess(control_plane).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -124,6 +124,31 @@ def build_node() -> Path:
     return build(node_cache_dir(), NODE_GO_PACKAGES)
 
 
+def go_tool(name: str, package: str, version: str, tags: str = "") -> Path:
+    """A Go tool `go install`ed from the module proxy once, into the cache folder that
+    images/lib.sh's go_tool uses too (go-tools/NAME-VERSION/NAME)."""
+    binary = cache_root() / "go-tools" / f"{name}-{version}" / name
+    if os.access(binary, os.X_OK):
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        raise BinariesUnavailable(f"building {name} needs Go on PATH")
+    with staged(binary.parent) as staging:
+        done = subprocess.run(
+            [go, "install", "-trimpath", "-ldflags=-s -w", f"-tags={tags}", f"{package}@{version}"],
+            env={**os.environ, "GOBIN": str(staging), "GOFLAGS": "-buildvcs=false"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BinariesUnavailable(f"go install {package}@{version} failed:\n{done.stderr}")
+        built = staging / _go_binary_name(package)
+        if built.name != name:
+            built.rename(staging / name)
+    return binary
+
+
 @contextlib.contextmanager
 def staged(target: Path) -> Iterator[Path]:
     """A sibling temp dir to build into, renamed to `target` only when the block succeeds, so an

@@ -18,11 +18,11 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import kubernetes
 
 from modelops_envtest import binaries, pki
+from modelops_envtest.processes import Service, end
 
 READY_TIMEOUT_SECONDS = 90.0
 STOP_GRACE_SECONDS = 10.0
@@ -34,13 +34,13 @@ class ControlPlaneError(RuntimeError):
     """The control plane did not come up; the message carries the failing component's log."""
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # A SIGKILLed test run must not leave etcd and the apiserver behind.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -56,7 +56,7 @@ def kubectl_binary() -> str:
     return found
 
 
-class ControlPlane:
+class ControlPlane(Service):
     """Start with `with ControlPlane() as cp:`; `cp.kubeconfig` is an admin kubeconfig."""
 
     def __init__(self, workdir: Path | None = None, controller_manager: bool = True) -> None:
@@ -69,14 +69,6 @@ class ControlPlane:
         self._pki: pki.Pki | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> ControlPlane:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self) -> None:
         found = binaries.locate()
@@ -141,27 +133,9 @@ class ControlPlane:
     def stop(self) -> None:
         # Reverse start order: the apiserver must not outlive etcd's clients' patience.
         for name in reversed(list(self._processes)):
-            process = self._processes.pop(name)
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            end(self._processes.pop(name), STOP_GRACE_SECONDS)
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def pids(self) -> list[int]:
@@ -193,7 +167,7 @@ class ControlPlane:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log.close()
 

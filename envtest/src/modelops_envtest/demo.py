@@ -1,8 +1,10 @@
 """`make demo`: the samples from git to a working REST endpoint.
 
 Kind mode, wherever a Docker engine answers or can be installed: a kind cluster from the node
-image built here offline (modelops_envtest.kind), the project's images loaded into it, the kind
-overlay, the samples, a curl through `kubectl port-forward`. Local mode, the fallback where
+image built here offline (modelops_envtest.kind), the project's images loaded into it, Argo CD
+(built here too), a git server serving a copy of this repository, and only the root Application
+applied: the platform and the models arrive from git. Then a curl through `kubectl
+port-forward`. Local mode, the fallback where
 Docker cannot run: the real control plane from the test harness, the real operator, the samples
 applied with kubectl, and the pods' work done by the real trainer and server as local processes
 (modelops_envtest.local_kubelet).
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from modelops_envtest import kind
+from modelops_envtest import argocd, kind
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.local_kubelet import LocalKubelet, wait_for_port
 from modelops_envtest.operator import OperatorProcess, install_prerequisites
@@ -35,6 +37,8 @@ from modelops_envtest.operator import OperatorProcess, install_prerequisites
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "deploy" / "samples"
 MONITORING_NAMESPACE = "modelops-system"
+# Where argocd/apps/models.yaml puts the models.
+MODELS_NAMESPACE = "ml"
 READY_TIMEOUT = "600s"
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 MODES = ("auto", "kind", "local")
@@ -68,31 +72,81 @@ def _apply_samples(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> 
 
 
 def kind_mode(keep_running: bool) -> int:
-    print("mode: kind — a real cluster: kind and its node image built here, offline", flush=True)
+    print(
+        "mode: kind — a real cluster: kind and its node image built here, offline; the models",
+        flush=True,
+    )
+    print("      arrive from git through Argo CD", flush=True)
     started = time.monotonic()
     tools = kind.build(show_progress=True)
-    print(f"node image {tools.node_image} ready in {time.monotonic() - started:.0f}s", flush=True)
+    argocd_tools = argocd.build(with_image=True, show_progress=True)
+    print(
+        f"node image {tools.node_image} and {argocd_tools.image} ready in {time.monotonic() - started:.0f}s",
+        flush=True,
+    )
     with kind.KindCluster(tools) as cluster:
         print(f"kind cluster {cluster.name} created in {cluster.create_seconds:.0f}s", flush=True)
-        print("platform: the kind overlay (CRDs, operator, Prometheus), images loaded", flush=True)
-        cluster.install_platform()
-        print("note: this demo does not install Argo CD yet: the samples are applied with kubectl")
-        if not _apply_samples(cluster.kubectl):
-            print(cluster.kubectl("describe", "mdep", check=False).stdout, file=sys.stderr)
-            return 1
-        with cluster.port_forward("default", "service/iris", 8080) as port:
-            print(f"$ kubectl port-forward --address 127.0.0.1 service/iris {port}:8080 &")
-            _show_requests(port)
-            print(f"ready in {time.monotonic() - started:.0f}s", flush=True)
-            if keep_running:
-                cluster.keep = True
-                print(f"export KUBECONFIG={cluster.kubeconfig}   # to look around")
-                print(f"{tools.kind} delete cluster --name {cluster.name}   # when done")
-                print("Ctrl-C stops the port-forward and keeps the cluster", flush=True)
-                with contextlib.suppress(KeyboardInterrupt):
-                    while True:
-                        time.sleep(3600)
+        cluster.load(*kind.platform_images(tools))
+        argocd.install_in_cluster(cluster, argocd_tools)
+        print("Argo CD installed (argocd/install: controller, repo server, Redis)", flush=True)
+        with argocd.GitServer(cluster.host_address()) as git:
+            print(f"git server: {git.url}, a copy of this repository pointed at itself", flush=True)
+            if not _sync_root_app(cluster.kubectl, git):
+                print(
+                    cluster.kubectl(
+                        "-n", "argocd", "get", "applications", "-o", "yaml", check=False
+                    ).stdout,
+                    file=sys.stderr,
+                )
+                return 1
+            with cluster.port_forward(MODELS_NAMESPACE, "service/iris", 8080) as port:
+                print(
+                    f"$ kubectl -n {MODELS_NAMESPACE} port-forward --address 127.0.0.1 service/iris {port}:8080 &"
+                )
+                _show_requests(port)
+                print(f"ready in {time.monotonic() - started:.0f}s", flush=True)
+                if keep_running:
+                    cluster.keep = True
+                    print(f"export KUBECONFIG={cluster.kubeconfig}   # to look around")
+                    print(f"cd {git.work}   # commit and `git push` here: Argo CD syncs it")
+                    print(f"{tools.kind} delete cluster --name {cluster.name}   # when done")
+                    print(
+                        "Ctrl-C stops the port-forward and the git server, and keeps the cluster",
+                        flush=True,
+                    )
+                    with contextlib.suppress(KeyboardInterrupt):
+                        while True:
+                            time.sleep(3600)
     return 0
+
+
+def _sync_root_app(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], git: argocd.GitServer
+) -> bool:
+    """Apply the root Application as docs/gitops.md has a user do, and wait for it as a user
+    would; whether every Application synced and became healthy, with every model Ready."""
+    print("$ kubectl apply -f argocd/root.yaml", flush=True)
+    print(kubectl("apply", "-f", str(git.work / "argocd" / "root.yaml")).stdout, end="")
+    # Synced first: before its first sync an Application can read Healthy with nothing applied.
+    for field, value in (("sync", "Synced"), ("health", "Healthy")):
+        condition = f"jsonpath={{.status.{field}.status}}={value}"
+        print(
+            f"$ kubectl -n argocd wait --for='{condition}' application/modelops-root "
+            f"--timeout={READY_TIMEOUT}",
+            flush=True,
+        )
+        waited = kubectl(
+            "-n", "argocd", "wait", f"--for={condition}", "application/modelops-root",
+            f"--timeout={READY_TIMEOUT}", check=False,
+        )  # fmt: skip
+        print(waited.stdout + waited.stderr, end="", flush=True)
+        if waited.returncode != 0:
+            return False
+    print("$ kubectl -n argocd get applications")
+    print(kubectl("-n", "argocd", "get", "applications").stdout, end="")
+    print(f"$ kubectl -n {MODELS_NAMESPACE} get modeldeployments")
+    print(kubectl("-n", MODELS_NAMESPACE, "get", "modeldeployments").stdout, flush=True)
+    return True
 
 
 def local_mode(keep_running: bool) -> int:

@@ -63,12 +63,8 @@ def build(show_progress: bool = False) -> KindTools:
     why_not = docker_obtainable()
     if why_not:
         raise KindUnavailable(why_not)
-    _run_build(IMAGES_SCRIPT, show_progress)
-    built = dict(
-        line.split("=", 1)
-        for line in _run_build(BUILD_SCRIPT, show_progress).splitlines()
-        if "=" in line
-    )
+    run_build(IMAGES_SCRIPT, show_progress=show_progress)
+    built = run_build(BUILD_SCRIPT, show_progress=show_progress)
     return KindTools(
         kind=Path(built["KIND"]),
         kubectl=Path(built["KUBECTL"]),
@@ -77,10 +73,15 @@ def build(show_progress: bool = False) -> KindTools:
     )
 
 
-def _run_build(script: Path, show_progress: bool) -> str:
-    """Run a build script; its standard output."""
+def platform_images(tools: KindTools) -> tuple[str, ...]:
+    """The images the kind overlay and the operator's children run, all built here."""
+    return (*MODELOPS_IMAGES, tools.prometheus_image)
+
+
+def run_build(script: Path, *args: str, show_progress: bool = False) -> dict[str, str]:
+    """Run one of images/'s build scripts; the KEY=VALUE lines it printed on stdout."""
     done = subprocess.run(
-        ["bash", str(script)],
+        ["bash", str(script), *args],
         stdout=subprocess.PIPE,
         stderr=None if show_progress else subprocess.PIPE,
         text=True,
@@ -88,7 +89,7 @@ def _run_build(script: Path, show_progress: bool) -> str:
     )
     if done.returncode != 0:
         raise RuntimeError(f"{script.name} failed:\n{(done.stderr or '')[-4000:]}")
-    return done.stdout
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
 
 
 def _run(
@@ -152,6 +153,18 @@ class KindCluster:
     def _kind(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run([str(self.tools.kind), *args, "--name", self.name], check=check)
 
+    def host_address(self) -> str:
+        """This host's IPv4 address on the kind network: where pods reach a server on the host
+        (their traffic is masqueraded as the node's)."""
+        gateways = _run(
+            [
+                "docker", "network", "inspect", "kind",
+                "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+            ],
+            check=True,
+        ).stdout.split()  # fmt: skip
+        return next(address for address in gateways if "." in address)
+
     def load(self, *images: str) -> None:
         """Put local Docker images into the node's containerd (no registry involved)."""
         self._kind("load", "docker-image", *images)
@@ -165,7 +178,7 @@ class KindCluster:
 
     def install_platform(self, overlay: str = "kind", timeout: str = "300s") -> None:
         """The kind overlay (CRDs, operator, Prometheus) with the images it runs loaded first."""
-        self.load(*MODELOPS_IMAGES, self.tools.prometheus_image)
+        self.load(*platform_images(self.tools))
         # The overlay holds an object of its own CRDs (the peering): they go first, established.
         crds = str(REPOSITORY / "crds")
         self.kubectl("apply", "--server-side", "-k", crds)

@@ -6,6 +6,10 @@ pod, `modelops-serve` for a serving pod — with the pod's own arguments and env
 artifact volume mapped to a local directory. It reports the outcome through the API like a
 kubelet: the trainer's termination message, a serving pod Ready once its readiness endpoint
 answers. Everything else (Jobs, ReplicaSets, the operator) is the real thing.
+
+Pods in the `stand_in_for` namespaces (the platform's, when its Deployments are applied by Argo
+CD) are reported Ready without running anything: what they would run already runs beside the
+control plane as a local process (the operator).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class LocalKubelet:
     api_client: kubernetes.client.ApiClient
     artifacts: Path
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="modelops-pods-")))
+    stand_in_for: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.kubelet = Kubelet(self.api_client)
@@ -132,6 +137,11 @@ class LocalKubelet:
                 self._running[uid] = self._launch(pod)
             elif uid in self._running:
                 self._observe(self._running[uid])
+        for namespace in self.stand_in_for:
+            stood_in: list[Any] = self.kubelet.core.list_namespaced_pod(namespace).items
+            for pod in stood_in:
+                if not pod.metadata.deletion_timestamp and pod.status.phase in (None, "Pending"):
+                    self.kubelet.mark_ready(pod)
 
     def _launch(self, pod: Any) -> _Running:
         container = pod.spec.containers[0]

@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from modelops_envtest.controlplane import ControlPlane, free_port
+from modelops_envtest.processes import answers
 from modelops_envtest.waiting import wait_until
 
 STOP_GRACE_SECONDS = 30
@@ -56,13 +56,8 @@ class OperatorProcess:
 
     def healthy(self) -> bool:
         assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"operator exited:\n{self.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        return answers(self.process, url, "operator", self.log_tail)
 
     def stop(self, kill: bool = False) -> None:
         """SIGTERM (kopf finishes its handlers), or SIGKILL when asked or when that is slow."""

@@ -11,16 +11,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-from modelops_envtest.binaries import cache_root, staged
+from modelops_envtest import debian
+from modelops_envtest.binaries import BinariesUnavailable, go_tool
 
-DEBIAN_PACKAGE = "prometheus"
-# Another apt run (a parallel session, unattended upgrades) holds the lock for a while at most.
-APT_GET = ("apt-get", "-o", "DPkg::Lock::Timeout=600")
 PROMTOOL_PACKAGE = "github.com/prometheus/prometheus/cmd/promtool"
 # Prometheus's Go module is versioned v0.<100 * major + minor>.<patch>: this is Prometheus 3.16.0.
 PROMTOOL_VERSION = "v0.316.0"
@@ -32,72 +27,19 @@ class PrometheusUnavailable(RuntimeError):
 
 
 def prometheus() -> Path:
-    found = shutil.which("prometheus")
-    if found is None:
-        _apt_install()
-        found = shutil.which("prometheus")
-    if found is None:
-        raise RuntimeError(f"apt-get installed {DEBIAN_PACKAGE}, yet prometheus is not on PATH")
-    return Path(found)
+    try:
+        return debian.command("prometheus", package="prometheus")
+    except debian.PackageUnavailable as error:
+        raise PrometheusUnavailable(str(error)) from error
 
 
 def promtool() -> Path:
-    directory = cache_root() / f"promtool-{PROMTOOL_VERSION}"
-    binary = directory / "promtool"
-    if not os.access(binary, os.X_OK):
-        _go_install_promtool(directory)
-    return binary
-
-
-def _apt_install() -> None:
-    if shutil.which("apt-get") is None:
+    try:
+        return go_tool("promtool", PROMTOOL_PACKAGE, PROMTOOL_VERSION, tags=PROMTOOL_BUILD_TAGS)
+    except BinariesUnavailable as error:
         raise PrometheusUnavailable(
-            "prometheus is not on PATH and there is no apt-get to install Debian's "
-            f"{DEBIAN_PACKAGE} package: install Prometheus to run these tests"
-        )
-    install = [*APT_GET, "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE]
-    if _run(install, check=False).returncode != 0:
-        # A fresh image has no package lists yet.
-        _run([*APT_GET, "update"])
-        _run(install)
-    # The package's postinst may have started a system Prometheus; the tests run their own.
-    if shutil.which("service") is not None:
-        _run(["service", DEBIAN_PACKAGE, "stop"], check=False)
-
-
-def _go_install_promtool(directory: Path) -> None:
-    go = shutil.which("go")
-    if go is None:
-        raise PrometheusUnavailable(
-            "building promtool with Kubernetes discovery needs Go on PATH "
-            "(Debian's promtool cannot check kubernetes_sd_configs)"
-        )
-    with staged(directory) as staging:
-        _run(
-            [
-                go,
-                "install",
-                "-trimpath",
-                f"-tags={PROMTOOL_BUILD_TAGS}",
-                f"{PROMTOOL_PACKAGE}@{PROMTOOL_VERSION}",
-            ],
-            env={"GOBIN": str(staging)},
-        )
-
-
-def _run(
-    command: list[str], check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        command,
-        env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"} | (env or {}),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr}")
-    return result
+            f"{error} (Debian's promtool cannot check kubernetes_sd_configs)"
+        ) from error
 
 
 if __name__ == "__main__":

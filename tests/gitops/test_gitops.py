@@ -1,0 +1,258 @@
+"""A model's life through git alone: the root Application brings the platform and then the
+models; commits retrain, fail a quality gate and are reverted, pin a version; a hand edit is
+healed; a deleted file prunes its model with its scrape job and dashboard. Argo CD is the real
+one (built here), and so is its judgement of health: the project's Lua, evaluated by Argo CD."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from gitops_env import MODELS_NAMESPACE, PLATFORM_NAMESPACE, GitOps
+from modelops_envtest.waiting import wait_until
+from modelops_operator.monitoring.grafana import dashboard_key
+from modelops_operator.monitoring.prometheus import scrape_job_name
+
+pytestmark = pytest.mark.timeout(1800)
+
+APPS = ("modelops-root", "modelops-platform", "modelops-models")
+MODELS = ("diabetes", "iris", "wine")
+IRIS = "deploy/samples/iris.yaml"
+SYNC_TIMEOUT = 900
+CHANGE_TIMEOUT = 300
+
+
+def healthy_and_synced(gitops: GitOps) -> bool:
+    return all(gitops.app_state(app) == ("Synced", "Healthy") for app in APPS)
+
+
+def ready(model: dict[str, Any]) -> bool:
+    status = model.get("status") or {}
+    return status.get("phase") == "Ready" and status.get("observedGeneration") == model[
+        "metadata"
+    ].get("generation")
+
+
+def iris_status(gitops: GitOps) -> dict[str, Any]:
+    status: dict[str, Any] = gitops.model("iris").get("status") or {}
+    return status
+
+
+def wait_for(
+    gitops: GitOps, condition: Callable[[], Any], what: str, timeout: float = CHANGE_TIMEOUT
+) -> Any:
+    """wait_until, failing with what Argo CD and the operator report."""
+    try:
+        return wait_until(condition, timeout=timeout, what=what)
+    except AssertionError as error:
+        states = {app: gitops.app_state(app) for app in APPS}
+        models = {
+            name: {
+                key: (gitops.model(name).get("status") or {}).get(key)
+                for key in ("phase", "message", "model")
+            }
+            for name in gitops.model_names()
+        }
+        raise AssertionError(
+            f"{error}\napplications: {states}\nmodels: {models}\n"
+            f"iris serves: {gitops.served_version('iris')}\n{gitops.logs()}"
+        ) from error
+
+
+def wait_synced(gitops: GitOps, what: str, timeout: float = CHANGE_TIMEOUT) -> None:
+    wait_for(gitops, lambda: healthy_and_synced(gitops), what, timeout)
+
+
+def serves(gitops: GitOps, model: str, version: str) -> bool:
+    return gitops.served_version(model) == version
+
+
+def edited_iris(gitops: GitOps, *replacements: tuple[str, str]) -> dict[str, str | None]:
+    text = gitops.git.read(IRIS)
+    for old, new in replacements:
+        assert old in text, f"{IRIS} no longer holds {old!r}"
+        text = text.replace(old, new)
+    return {IRIS: text}
+
+
+def test_the_root_app_syncs_the_platform_then_the_models(gitops: GitOps) -> None:
+    gitops.kubectl("apply", "-f", str(gitops.git.work / "argocd" / "root.yaml"))
+    wait_synced(gitops, "every Application Synced and Healthy", timeout=SYNC_TIMEOUT)
+    models = {name: gitops.model(name) for name in gitops.model_names()}
+    assert sorted(models) == list(MODELS)
+    assert all(ready(model) for model in models.values()), {
+        name: (model.get("status") or {}).get("message") for name, model in models.items()
+    }
+    # Wave -1 before wave 1: the models' Application exists only once the platform synced.
+    platform_history = gitops.app("modelops-platform")["status"]["history"]
+    models_created = gitops.app("modelops-models")["metadata"]["creationTimestamp"]
+    assert models_created >= platform_history[0]["deployedAt"]
+    # The operator's edits of the platform's ConfigMaps never made Argo CD sync it again.
+    assert len(platform_history) == 1, platform_history
+    for name, model in models.items():
+        wait_until(
+            lambda name=name, model=model: serves(
+                gitops, name, model["status"]["model"]["version"]
+            ),
+            timeout=60,
+            what=f"{name}'s endpoint to answer with its version",
+        )
+
+
+def test_a_commit_retrains_and_the_new_version_is_served(gitops: GitOps) -> None:
+    before = iris_status(gitops)["model"]["version"]
+    pushed = time.monotonic()
+    gitops.git.commit(
+        "iris: 50 trees", edited_iris(gitops, ("n_estimators: 100", "n_estimators: 50"))
+    )
+    healths: list[str] = []
+
+    def new_version_served() -> bool:
+        health = gitops.app_state("modelops-models")[1]
+        if not healths or healths[-1] != health:
+            healths.append(health)
+        version = iris_status(gitops).get("model", {}).get("version")
+        return health == "Healthy" and version != before and serves(gitops, "iris", version)
+
+    wait_for(gitops, new_version_served, "iris's new version served")
+    print(f"[{gitops.where}] git push to new version served: {time.monotonic() - pushed:.1f}s")
+    # The models' Application went through the operator's work, as the health check judged it.
+    assert "Progressing" in healths and healths[-1] == "Healthy", healths
+    assert iris_status(gitops)["history"][1]["version"] == before
+
+
+def test_a_failing_quality_gate_degrades_keeps_serving_and_a_revert_heals(
+    gitops: GitOps,
+) -> None:
+    serving = iris_status(gitops)["model"]["version"]
+    failing = gitops.git.commit(
+        "iris: stumps, held to 100% accuracy",
+        edited_iris(gitops, ("max_depth: 5", "max_depth: 1"), ("threshold: 0.9", "threshold: 1.0")),
+    )
+
+    def degraded() -> dict[str, Any] | None:
+        app = gitops.app("modelops-models")
+        if (app.get("status") or {}).get("health", {}).get("status") != "Degraded":
+            return None
+        return next(
+            resource
+            for resource in app["status"]["resources"]
+            if resource["kind"] == "ModelDeployment" and resource["name"] == "iris"
+        )
+
+    iris = wait_for(gitops, degraded, "the models' Application Degraded")
+    assert iris["health"]["status"] == "Degraded"
+    assert iris["health"]["message"] == iris_status(gitops)["message"]
+    assert "accuracy" in iris["health"]["message"], iris["health"]["message"]
+    assert iris_status(gitops)["model"]["version"] == serving
+    assert serves(gitops, "iris", serving)
+
+    gitops.git.revert(failing)
+    wait_synced(gitops, "Healthy again after the revert")
+    wait_for(gitops, lambda: ready(gitops.model("iris")), "iris Ready")
+    version = iris_status(gitops)["model"]["version"]
+    wait_until(lambda: serves(gitops, "iris", version), timeout=120, what="iris served")
+
+
+def test_pinning_a_version_in_git_rolls_back_without_a_job(gitops: GitOps) -> None:
+    status = iris_status(gitops)
+    earlier = next(
+        entry["version"]
+        for entry in status["history"]
+        if entry["version"] != status["model"]["version"]
+    )
+    jobs_before = gitops.kubectl(
+        "-n", MODELS_NAMESPACE, "get", "jobs", "-l", "modelops.dev/model=iris", "-o", "name"
+    ).stdout.split()
+    gitops.git.commit(
+        f"iris: serve {earlier}",
+        edited_iris(gitops, ("  serving:\n", f"  serving:\n    modelVersion: {earlier}\n")),
+    )
+    wait_until(
+        lambda: (
+            iris_status(gitops).get("model", {}).get("version") == earlier
+            and ready(gitops.model("iris"))
+            and serves(gitops, "iris", earlier)
+        ),
+        timeout=CHANGE_TIMEOUT,
+        what=f"iris serving {earlier}",
+    )
+    wait_synced(gitops, "Healthy on the pinned version")
+    jobs_after = gitops.kubectl(
+        "-n", MODELS_NAMESPACE, "get", "jobs", "-l", "modelops.dev/model=iris", "-o", "name"
+    ).stdout.split()
+    assert jobs_after == jobs_before
+
+
+def test_a_hand_edit_is_healed_and_the_operators_edits_stay_synced(gitops: GitOps) -> None:
+    gitops.kubectl(
+        "-n", MODELS_NAMESPACE, "patch", "mdep", "iris", "--type", "merge",
+        "-p", '{"spec": {"serving": {"replicas": 1}}}',
+    )  # fmt: skip
+    wait_until(
+        lambda: gitops.model("iris")["spec"]["serving"]["replicas"] == 2,
+        timeout=120,
+        what="self-heal to put iris's replicas back to git's 2",
+    )
+    wait_synced(gitops, "Synced after the self-heal")
+    # The operator wrote every model's scrape job and dashboard into the platform's ConfigMaps;
+    # the platform's Application still calls them Synced.
+    jobs = prometheus_jobs(gitops)
+    assert {scrape_job_name(MODELS_NAMESPACE, name) for name in MODELS} <= jobs
+    assert {
+        dashboard_key(MODELS_NAMESPACE, name) for name in with_dashboards(gitops)
+    } <= dashboards(gitops)
+    platform = gitops.app("modelops-platform")["status"]["resources"]
+    shared = [
+        resource
+        for resource in platform
+        if resource["kind"] == "ConfigMap"
+        and resource["name"] in ("prometheus-config", "grafana-dashboards")
+    ]
+    assert len(shared) == 2 and all(resource["status"] == "Synced" for resource in shared), shared
+
+
+def test_deleting_a_models_file_prunes_it_with_its_scrape_job_and_dashboard(
+    gitops: GitOps,
+) -> None:
+    assert scrape_job_name(MODELS_NAMESPACE, "wine") in prometheus_jobs(gitops)
+    assert dashboard_key(MODELS_NAMESPACE, "wine") in dashboards(gitops)
+    gitops.git.commit("wine: retired", {"deploy/samples/wine.yaml": None})
+    wait_for(gitops, lambda: "wine" not in gitops.model_names(), "wine pruned")
+    wait_until(
+        lambda: (
+            scrape_job_name(MODELS_NAMESPACE, "wine") not in prometheus_jobs(gitops)
+            and dashboard_key(MODELS_NAMESPACE, "wine") not in dashboards(gitops)
+        ),
+        timeout=120,
+        what="wine's scrape job and dashboard removed",
+    )
+    wait_synced(gitops, "Synced and Healthy without wine")
+    assert gitops.model_names() == ["diabetes", "iris"]
+
+
+def with_dashboards(gitops: GitOps) -> list[str]:
+    """The models whose file in git leaves their Grafana dashboard on (diabetes turns it off)."""
+    return [
+        name
+        for name in MODELS
+        if yaml.safe_load(gitops.git.read(f"deploy/samples/{name}.yaml"))["spec"]
+        .get("monitoring", {})
+        .get("grafana", {})
+        .get("enabled", True)
+    ]
+
+
+def prometheus_jobs(gitops: GitOps) -> set[str]:
+    data = gitops.get("-n", PLATFORM_NAMESPACE, "configmap", "prometheus-config")["data"]
+    config = yaml.safe_load(data["prometheus.yml"]) or {}
+    return {job["job_name"] for job in config.get("scrape_configs") or []}
+
+
+def dashboards(gitops: GitOps) -> set[str]:
+    return set(
+        gitops.get("-n", PLATFORM_NAMESPACE, "configmap", "grafana-dashboards").get("data") or {}
+    )
