@@ -114,3 +114,71 @@ def test_turning_monitoring_off_removes_the_entries(
         ),
         what="the dashboard to go",
     )
+
+
+def patch_data(
+    control_plane: ControlPlane, namespace: str, name: str, data: dict[str, str]
+) -> None:
+    control_plane.kubectl(
+        "-n", namespace, "patch", "configmap", name, "--type", "merge", "-p", json.dumps({"data": data})
+    )  # fmt: skip
+
+
+def put_entries(control_plane: ControlPlane, namespace: str, name: str) -> None:
+    """A scrape job and a dashboard for a model, written as the operator writes them."""
+    job = {"job_name": f"modelops/{namespace}/{name}", "static_configs": [{"targets": ["x:1"]}]}
+    config = yaml.safe_load(
+        configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+    )
+    config["scrape_configs"].append(job)
+    patch_data(
+        control_plane, PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": yaml.safe_dump(config)}
+    )
+    patch_data(control_plane, GRAFANA_NS, GRAFANA_CM, {f"modelops_{namespace}_{name}.json": "{}"})
+
+
+def test_entries_of_models_that_are_gone_are_swept(
+    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+) -> None:
+    """Left behind by a deletion whose cleanup failed, or by an operator stopped half-way."""
+    models.apply(sample("iris"))
+    live_job = f"modelops/{models.namespace}/iris"
+    wait_until(lambda: live_job in scrape_job_names(control_plane), what="iris's scrape job")
+    put_entries(control_plane, models.namespace, "ghost")
+    assert f"modelops/{models.namespace}/ghost" in scrape_job_names(control_plane)
+    wait_until(
+        lambda: (
+            f"modelops/{models.namespace}/ghost" not in scrape_job_names(control_plane)
+            and f"modelops_{models.namespace}_ghost.json"
+            not in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+        ),
+        timeout=60,
+        what="the ghost's scrape job and dashboard to be swept",
+    )
+    jobs = scrape_job_names(control_plane)
+    assert live_job in jobs and "node" in jobs, "a live model's and the platform's jobs stay"
+    assert "platform.json" in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+
+
+def test_a_deletion_completes_when_the_shared_config_cannot_be_cleaned(
+    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+) -> None:
+    models.apply(sample("iris"))
+    wait_until(
+        lambda: (
+            "modelops.dev/finalizer" in (models.get("iris")["metadata"].get("finalizers") or [])
+        ),
+        what="the operator's finalizer on iris",
+    )
+    patch_data(
+        control_plane, PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": "scrape_configs: [unclosed"}
+    )
+    try:
+        models.kubectl("delete", "mdep", "iris", "--timeout=60s")
+        events = models.kubectl(
+            "get", "events", "--field-selector", "reason=CleanupIncomplete", "-o", "json"
+        ).stdout
+        messages = [event["message"] for event in json.loads(events)["items"]]
+        assert messages and "could not be removed" in messages[0], messages
+    finally:
+        patch_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM, shared_configmaps["prometheus"])

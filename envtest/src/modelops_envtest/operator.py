@@ -39,6 +39,7 @@ class OperatorProcess:
             "KUBECONFIG": str(control_plane.kubeconfig),
             "MODELOPS_HEALTH_PORT": str(self.health_port),
             "MODELOPS_RESYNC_SECONDS": "5",
+            "MODELOPS_SWEEP_SECONDS": "5",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

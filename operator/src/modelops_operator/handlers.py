@@ -19,6 +19,8 @@ from modelops_operator.settings import Settings
 RESYNC_SECONDS = Settings().resync_seconds
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 RETRY_DELAY_SECONDS = 5
+# A deletion retries a transient failure this many times, then completes without the cleanup.
+DELETE_RETRIES = 5
 
 
 API_CONNECTIONS = 32
@@ -52,6 +54,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 16
     memo.kube = Kube(_api_client())
+    memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
 
 
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
@@ -72,15 +75,47 @@ def model_changed(name: str, namespace: str | None, memo: Any, **_: Any) -> None
 
 
 @kopf.timer(constants.GROUP, constants.VERSION, constants.PLURAL, interval=RESYNC_SECONDS)
-def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+def resync(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     _reconcile_or_retry(memo, namespace, name)
+    if memo.sweeps.due():
+        _sweep(memo, logger)
 
 
 @kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
-def model_deleted(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    # Owned children go by garbage collection; only the shared entries need removing.
+def model_deleted(
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    retry: int,
+    memo: Any,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Owned children go by garbage collection; only the shared entries need removing. The
+    deletion never waits on them for long: what cannot be removed is reported, and the sweep
+    takes it later."""
     assert namespace, "ModelDeployments are namespaced"
-    registration.forget(memo.kube, memo.settings, namespace, name)
+    try:
+        registration.forget(memo.kube, memo.settings, namespace, name)
+    except Exception as error:
+        if is_transient(error) and retry < DELETE_RETRIES:
+            raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error
+        message = (
+            f"deleted, but its scrape job and dashboard could not be removed from the shared "
+            f"ConfigMaps ({memo.settings.prometheus_config}, {memo.settings.grafana_dashboards}): "
+            f"{error}"
+        )
+        logger.error(message)
+        kopf.warn(body, reason="CleanupIncomplete", message=message)
+        return
+    _sweep(memo, logger)
+
+
+def _sweep(memo: Any, logger: kopf.Logger) -> None:
+    try:
+        registration.sweep(memo.kube, memo.settings)
+    except Exception as error:  # the next one may succeed; nothing depends on this one
+        logger.warning(f"sweeping the shared ConfigMaps failed: {error}")
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -15,11 +13,11 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from modelops_operator import constants
+from modelops_operator.shared_configmap import SharedConfigMap
 
 FIELD_MANAGER = "modelops-operator"
 # Worth retrying: conflicts, throttling and an apiserver that is briefly unwell.
 TRANSIENT_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
-CONFLICT_ATTEMPTS = 30
 
 
 def is_transient(error: Exception) -> bool:
@@ -37,6 +35,16 @@ class Kube:
         self._writers_lock = threading.Lock()
 
     # -- the ModelDeployment itself --------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every ModelDeployment in the cluster (name and namespace are what callers read)."""
+        listed = cast(
+            dict[str, Any],
+            self.custom.list_cluster_custom_object(
+                constants.GROUP, constants.VERSION, constants.PLURAL
+            ),
+        )
+        return cast(list[dict[str, Any]], listed["items"])
 
     def get_model(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -143,86 +151,6 @@ class Kube:
                 reference, SharedConfigMap(self.core, reference, labels)
             )
         return writer.submit(edit)
-
-
-class SharedConfigUnavailable(ValueError):
-    """A shared ConfigMap cannot be written for a reason the platform, not the model, must fix."""
-
-
-class SharedConfigMap:
-    """One ConfigMap that many reconciles edit at once (every model has a key or an entry).
-
-    Edits are group-committed: whoever holds the write lock applies every edit queued so far
-    in one read-modify-write, so fifty models starting together cost a few writes, not fifty
-    conflicting ones. Each write carries the resourceVersion it read; a conflict (another
-    operator replica, a human) means read again and redo.
-    """
-
-    def __init__(
-        self, core: kubernetes.client.CoreV1Api, reference: str, labels: dict[str, str] | None
-    ) -> None:
-        self.core = core
-        self.namespace, self.name = reference.split("/", 1)
-        self.labels = labels
-        self._queued: list[Callable[[dict[str, str]], None]] = []
-        self._queue_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-
-    def submit(self, edit: Callable[[dict[str, str]], None]) -> bool:
-        with self._queue_lock:
-            self._queued.append(edit)
-        with self._write_lock:
-            with self._queue_lock:
-                edits, self._queued = self._queued, []
-            # Empty: an earlier writer already applied this edit along with its own.
-            return bool(edits) and self._write(edits)
-
-    def _write(self, edits: list[Callable[[dict[str, str]], None]]) -> bool:
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                current = self.core.read_namespaced_config_map(self.name, self.namespace)
-            except kubernetes.client.ApiException as error:
-                if error.status != 404:
-                    raise
-                current = None
-            before = dict((current.data or {}) if current else {})
-            data = dict(before)
-            for edit in edits:
-                edit(data)
-            if data == before:
-                return False
-            try:
-                if current is None:
-                    self._create(data)
-                else:
-                    current.data = data
-                    self.core.replace_namespaced_config_map(self.name, self.namespace, current)
-                return True
-            except kubernetes.client.ApiException as error:
-                if error.status != 409:
-                    raise
-                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
-        raise kubernetes.client.ApiException(
-            status=409,
-            reason=f"{self.namespace}/{self.name} kept changing over {CONFLICT_ATTEMPTS} attempts",
-        )
-
-    def _create(self, data: dict[str, str]) -> None:
-        try:
-            self.core.create_namespaced_config_map(
-                self.namespace,
-                kubernetes.client.V1ConfigMap(
-                    metadata=kubernetes.client.V1ObjectMeta(name=self.name, labels=self.labels),
-                    data=data,
-                ),
-            )
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                raise SharedConfigUnavailable(
-                    f"namespace {self.namespace} of the shared ConfigMap {self.name} does not "
-                    "exist: create it, or point the operator's setting at another one"
-                ) from error
-            raise
 
 
 def _spec_hash(manifest: dict[str, Any]) -> str | None:

@@ -3,9 +3,14 @@ so they are added and removed here, and removed on delete through the finalizer.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
+import math
+import threading
+import time
 import urllib.request
+from collections.abc import Callable
 
 from modelops_operator import api
 from modelops_operator.kube import Kube
@@ -65,6 +70,63 @@ def forget(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
     ):
         reload_prometheus(settings)
     _remove_dashboard(kube, settings, grafana.dashboard_key(namespace, name))
+
+
+def sweep(kube: Kube, settings: Settings) -> None:
+    """Remove the scrape jobs and dashboards of models that no longer exist in the namespaces
+    this operator watches: what a deletion whose cleanup failed, or an operator stopped half-way,
+    left behind. The models are listed inside each edit, after the ConfigMap was read, so no
+    entry is judged against a list older than itself."""
+
+    def orphaned_now() -> Callable[[tuple[str, str] | None], bool]:
+        live = {
+            (model["metadata"]["namespace"], model["metadata"]["name"])
+            for model in kube.list_models()
+        }
+        watched = settings.watched_namespaces
+
+        def orphaned(model: tuple[str, str] | None) -> bool:
+            return (
+                model is not None
+                and model not in live
+                and (not watched or any(fnmatch.fnmatch(model[0], glob) for glob in watched))
+            )
+
+        return orphaned
+
+    def prune_jobs(data: dict[str, str]) -> None:
+        if PROMETHEUS_KEY in data:
+            orphaned = orphaned_now()
+            data[PROMETHEUS_KEY] = prometheus.without_scrape_jobs(
+                data[PROMETHEUS_KEY], lambda job: orphaned(prometheus.model_of_job(job))
+            )
+
+    def prune_dashboards(data: dict[str, str]) -> None:
+        orphaned = orphaned_now()
+        for key in [key for key in data if orphaned(grafana.model_of_dashboard_key(key))]:
+            del data[key]
+
+    if kube.update_configmap(settings.prometheus_config, prune_jobs):
+        reload_prometheus(settings)
+    kube.update_configmap(settings.grafana_dashboards, prune_dashboards)
+
+
+class SweepSchedule:
+    """When the next sweep is due: at most one per `interval_seconds`, however many resyncs
+    ask (every model's resync does, so a sweep runs while any model exists)."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.interval_seconds:
+                return False
+            self._last = now
+            return True
 
 
 def _remove_scrape_job(kube: Kube, settings: Settings, job_name: str) -> bool:

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=60.0, gt=0, description="Reconcile every resource at least this often."
     )
+    sweep_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Remove shared scrape jobs and dashboards of models that no longer exist "
+        "at least this often (and after every deletion).",
+    )
 
     @property
     def watched_namespaces(self) -> list[str]:

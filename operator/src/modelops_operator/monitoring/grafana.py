@@ -70,9 +70,21 @@ class Query:
     legend: str = ""
 
 
+DASHBOARD_KEY_PREFIX = "modelops_"
+DASHBOARD_KEY_SUFFIX = ".json"
+
+
 def dashboard_key(namespace: str, name: str) -> str:
     # '_' occurs in neither a namespace nor a model name, so no two models share a key.
-    return f"modelops_{namespace}_{name}.json"
+    return f"{DASHBOARD_KEY_PREFIX}{namespace}_{name}{DASHBOARD_KEY_SUFFIX}"
+
+
+def model_of_dashboard_key(key: str) -> tuple[str, str] | None:
+    """(namespace, name) of the model a dashboards ConfigMap key is for; None for other keys."""
+    if not (key.startswith(DASHBOARD_KEY_PREFIX) and key.endswith(DASHBOARD_KEY_SUFFIX)):
+        return None
+    parts = key.removeprefix(DASHBOARD_KEY_PREFIX).removesuffix(DASHBOARD_KEY_SUFFIX).split("_")
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
 
 
 def dashboard_uid(namespace: str, name: str) -> str:

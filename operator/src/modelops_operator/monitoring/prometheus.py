@@ -6,6 +6,7 @@ Pure: text and dicts in, text and dicts out. The caller reads and writes the Con
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -20,6 +21,14 @@ _KUBERNETES_META = "__meta_kubernetes_"
 
 def scrape_job_name(namespace: str, name: str) -> str:
     return f"{JOB_PREFIX}{namespace}/{name}"
+
+
+def model_of_job(job_name: str) -> tuple[str, str] | None:
+    """(namespace, name) of the model a scrape job is for; None for anyone else's job."""
+    namespace, _, name = job_name.removeprefix(JOB_PREFIX).partition("/")
+    if not job_name.startswith(JOB_PREFIX) or not namespace or not name or "/" in name:
+        return None
+    return namespace, name
 
 
 def _pod_label_meta(label: str) -> str:
@@ -150,10 +159,15 @@ def with_scrape_job(config_text: str | None, job: dict[str, Any]) -> str:
 
 def without_scrape_job(config_text: str | None, job_name: str) -> str:
     """prometheus.yml without the job named `job_name`."""
+    return without_scrape_jobs(config_text, lambda name: name == job_name)
+
+
+def without_scrape_jobs(config_text: str | None, unwanted: Callable[[str], bool]) -> str:
+    """prometheus.yml without the jobs whose name is `unwanted`."""
     config = _parse(config_text)
     jobs = _scrape_configs(config)
     return _render_if_changed(
-        config_text, config, [entry for entry in jobs if entry.get("job_name") != job_name]
+        config_text, config, [entry for entry in jobs if not unwanted(entry.get("job_name", ""))]
     )
 
 

@@ -1,0 +1,122 @@
+"""One ConfigMap that many reconciles edit at once: the shared Prometheus and Grafana ones, where
+every model has an entry.
+
+Edits are group-committed: whoever holds the write lock applies every edit queued so far in one
+read-modify-write, so fifty models starting together cost a few writes, not fifty conflicting
+ones. Each write carries the resourceVersion it read; a conflict (another operator replica, a
+human) means read again and redo. Every caller learns its own edit's outcome: an edit that
+another caller's write carried succeeds or fails with that write, never silently.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import kubernetes
+
+CONFLICT_ATTEMPTS = 30
+
+Edit = Callable[[dict[str, str]], None]
+
+
+class SharedConfigUnavailable(ValueError):
+    """A shared ConfigMap cannot be written for a reason the platform, not the model, must fix."""
+
+
+@dataclass
+class _Submitted:
+    edit: Edit
+    written: threading.Event = field(default_factory=threading.Event)
+    changed: bool = False
+    error: BaseException | None = None
+
+
+class SharedConfigMap:
+    def __init__(
+        self, core: kubernetes.client.CoreV1Api, reference: str, labels: dict[str, str] | None
+    ) -> None:
+        self.core = core
+        self.namespace, self.name = reference.split("/", 1)
+        self.labels = labels
+        self._queued: list[_Submitted] = []
+        self._queue_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    def submit(self, edit: Edit) -> bool:
+        """Apply `edit`; whether the write that carried it changed the ConfigMap. Raises what
+        that write raised."""
+        mine = _Submitted(edit)
+        with self._queue_lock:
+            self._queued.append(mine)
+        with self._write_lock:
+            # Set: an earlier writer carried this edit along with its own.
+            if not mine.written.is_set():
+                with self._queue_lock:
+                    batch, self._queued = self._queued, []
+                self._write_batch(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.changed
+
+    def _write_batch(self, batch: list[_Submitted]) -> None:
+        try:
+            changed = self._write([submitted.edit for submitted in batch])
+        except BaseException as error:
+            for submitted in batch:
+                submitted.error = error
+                submitted.written.set()
+            return
+        for submitted in batch:
+            submitted.changed = changed
+            submitted.written.set()
+
+    def _write(self, edits: list[Edit]) -> bool:
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                current = self.core.read_namespaced_config_map(self.name, self.namespace)
+            except kubernetes.client.ApiException as error:
+                if error.status != 404:
+                    raise
+                current = None
+            before = dict((current.data or {}) if current else {})
+            data = dict(before)
+            for edit in edits:
+                edit(data)
+            if data == before:
+                return False
+            try:
+                if current is None:
+                    self._create(data)
+                else:
+                    current.data = data
+                    self.core.replace_namespaced_config_map(self.name, self.namespace, current)
+                return True
+            except kubernetes.client.ApiException as error:
+                if error.status != 409:
+                    raise
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        raise kubernetes.client.ApiException(
+            status=409,
+            reason=f"{self.namespace}/{self.name} kept changing over {CONFLICT_ATTEMPTS} attempts",
+        )
+
+    def _create(self, data: dict[str, str]) -> None:
+        try:
+            self.core.create_namespaced_config_map(
+                self.namespace,
+                kubernetes.client.V1ConfigMap(
+                    metadata=kubernetes.client.V1ObjectMeta(name=self.name, labels=self.labels),
+                    data=data,
+                ),
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                raise SharedConfigUnavailable(
+                    f"namespace {self.namespace} of the shared ConfigMap {self.name} does not "
+                    "exist: create it, or point the operator's setting at another one"
+                ) from error
+            raise
