@@ -54,6 +54,10 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
     ("unknown metric", with_change("training.qualityGate.metric", "auc"), None),
     ("negative backoff", with_change("training.backoffLimit", -1), None),
     ("bad quantity", with_change("training.resources", {"limits": {"cpu": "lots"}}), None),
+    # Lower-case "mi" is no unit: the Deployment write would fail with a 422 long after admission.
+    ("quantity unit", with_change("serving.resources", {"requests": {"memory": "512mi"}}), None),
+    ("two units", with_change("serving.resources", {"limits": {"memory": "1GiB"}}), None),
+    ("bare unit", with_change("storage.size", "Gi"), None),
     (
         "bad csv url",
         with_change("training.dataset", {"csv": {"url": "ftp://x/y.csv", "targetColumn": "y"}}),
@@ -139,6 +143,13 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (
         "integer quantities",
         with_change("serving.resources", {"limits": {"cpu": 2, "memory": "1Gi"}}),
+    ),
+    (
+        "every quantity form",
+        with_change(
+            "serving.resources",
+            {"requests": {"cpu": "0.5", "memory": "1e9"}, "limits": {"cpu": ".75", "memory": "2G"}},
+        ),
     ),
     ("scale to zero", with_change("serving.replicas", 0)),
 ]

@@ -244,3 +244,23 @@ def test_a_second_replica_takes_over_and_the_first_pauses(
         lambda: "Resuming operations after the pause" in operator.log(),
         what="the older replica to resume",
     )
+
+
+def test_a_write_the_apiserver_refuses_reaches_status(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    """Admission cannot see it (each quantity is valid), the apiserver's Deployment validation
+    does: a request above its limit. The trained model is refused serving, and status says why."""
+    manifest = sample("iris")
+    manifest["spec"]["serving"]["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    models.apply(manifest)
+    job = models.training_job("iris")
+    kubelet.finish_training(models.namespace, job, trained(manifest["spec"]["training"], "iris"))
+    status = models.wait_for_phase("iris", "Failed")
+    assert status["message"].startswith("the apiserver refused a write: ")
+    assert "must be less than or equal to cpu limit" in status["message"], status["message"]
+    assert models.condition("iris", "Ready")["reason"] == "WriteRefused"
+    events = models.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=iris,reason=Failed", "-o", "json"
+    ).stdout
+    assert "must be less than or equal to cpu limit" in events

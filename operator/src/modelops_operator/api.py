@@ -58,7 +58,12 @@ LOWER_IS_BETTER = ("rmse", "mae")
 
 Phase = Literal["Pending", "Training", "Deploying", "Ready", "Failed"]
 
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# The Kubernetes quantity grammar (resource.Quantity's, as controller-gen writes it): "512Mi"
+# passes, "512mi" does not, at admission and here alike.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
 VERSION_PATTERN = r"^v[0-9a-f]{12}$"
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -13,12 +14,13 @@ import kubernetes
 
 from modelops_operator import constants, registration
 from modelops_operator.kube import Kube, is_transient
-from modelops_operator.reconcile import reconcile
+from modelops_operator.reconcile import WriteRefused, reconcile
 from modelops_operator.settings import Settings
 
 RESYNC_SECONDS = Settings().resync_seconds
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 RETRY_DELAY_SECONDS = 5
+REFUSED_RETRY_SECONDS = 60
 # A deletion retries a transient failure this many times, then completes without the cleanup.
 DELETE_RETRIES = 5
 
@@ -61,6 +63,9 @@ def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
     assert namespace, "ModelDeployments are namespaced"
     try:
         reconcile(memo.kube, memo.settings, namespace, name)
+    except WriteRefused as error:
+        # Already in status and an Event: retry slowly, a person has to act first.
+        raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_SECONDS) from error
     except Exception as error:
         if is_transient(error):
             raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error
@@ -125,4 +130,6 @@ def _sweep(memo: Any, logger: kopf.Logger) -> None:
 def child_changed(labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(constants.LABEL_MODEL)
     if owner and namespace:
-        reconcile(memo.kube, memo.settings, namespace, owner)
+        # A refusal is in the model's status and Events already; its own handler retries it.
+        with contextlib.suppress(WriteRefused):
+            reconcile(memo.kube, memo.settings, namespace, owner)

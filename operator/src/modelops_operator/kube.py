@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 from typing import Any, cast
@@ -24,6 +25,15 @@ def is_transient(error: Exception) -> bool:
     if isinstance(error, kubernetes.client.ApiException):
         return error.status in TRANSIENT_STATUSES
     return isinstance(error, urllib3.exceptions.HTTPError)
+
+
+def refusal_message(error: kubernetes.client.ApiException) -> str:
+    """The apiserver's own words for a refused request (its Status message), else the reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or f"{error.status} {error.reason}")
 
 
 class Kube:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
+import kubernetes
 import pydantic
 
 from modelops_operator import api, builders, constants, registration, status
-from modelops_operator.kube import Kube
+from modelops_operator.kube import Kube, is_transient, refusal_message
 from modelops_operator.monitoring import prometheus
 from modelops_operator.settings import Settings
 
@@ -35,22 +36,47 @@ class Outcome:
     message: str
 
 
+class WriteRefused(Exception):
+    """The apiserver refused one of the model's writes for good (403, 422, ...); its status says
+    so. Worth retrying only slowly: a person has to change the spec, RBAC or a quota first."""
+
+
 def reconcile(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
     with _locks[(namespace, name)]:
         body = kube.get_model(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        new_status = _reconcile(kube, settings, body)
-        previous = body.get("status") or {}
-        wire = new_status.to_wire()
-        if wire != previous:
-            # A merge patch: fields we no longer report are nulled out explicitly.
-            kube.patch_model_status(
-                namespace, name, wire | {key: None for key in previous if key not in wire}
-            )
-        if previous.get("phase") != new_status.phase:
-            post = kopf.warn if new_status.phase == "Failed" else kopf.info
-            post(_as_body(body), reason=new_status.phase, message=new_status.message)
+        refusal: kubernetes.client.ApiException | None = None
+        try:
+            new_status = _reconcile(kube, settings, body)
+        except kubernetes.client.ApiException as error:
+            if is_transient(error):
+                raise
+            refusal = error
+            message = f"the apiserver refused a write: {refusal_message(error)}"
+            generation = body["metadata"].get("generation", 0)
+            new_status = status.failed(_previous_status(body), "WriteRefused", message, generation)
+        _report(kube, body, new_status)
+        if refusal is not None:
+            raise WriteRefused(new_status.message) from refusal
+
+
+def _report(kube: Kube, body: dict[str, Any], new_status: api.ModelDeploymentStatus) -> None:
+    """Write the status where it changed; an Event when the phase changed, or a failure's
+    message did."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    previous = body.get("status") or {}
+    wire = new_status.to_wire()
+    if wire != previous:
+        # A merge patch: fields we no longer report are nulled out explicitly.
+        kube.patch_model_status(
+            namespace, name, wire | {key: None for key in previous if key not in wire}
+        )
+    if previous.get("phase") != new_status.phase:
+        post = kopf.warn if new_status.phase == "Failed" else kopf.info
+        post(_as_body(body), reason=new_status.phase, message=new_status.message)
+    elif new_status.phase == "Failed" and previous.get("message") != new_status.message:
+        kopf.warn(_as_body(body), reason=new_status.phase, message=new_status.message)
 
 
 def _previous_status(body: dict[str, Any]) -> api.ModelDeploymentStatus:
@@ -64,23 +90,7 @@ def _previous_status(body: dict[str, Any]) -> api.ModelDeploymentStatus:
 
 def _invalid(body: dict[str, Any], message: str) -> api.ModelDeploymentStatus:
     generation = body["metadata"].get("generation", 0)
-    previous = _previous_status(body)
-    conditions = [
-        status.condition(previous.conditions, kind, False, "InvalidSpec", message, generation)
-        for kind in (
-            constants.CONDITION_TRAINED,
-            constants.CONDITION_DEPLOYED,
-            constants.CONDITION_READY,
-        )
-    ]
-    return previous.model_copy(
-        update={
-            "phase": "Failed",
-            "message": message,
-            "observed_generation": generation,
-            "conditions": conditions,
-        }
-    )
+    return status.failed(_previous_status(body), "InvalidSpec", message, generation)
 
 
 def _as_body(body: dict[str, Any]) -> kopf.Body:
@@ -239,7 +249,11 @@ def _sync_monitoring(
         registration.sync(
             kube, settings, namespace, name, monitoring, scrape_job=not monitored_by_operator
         )
-    except ValueError as error:
+    except (ValueError, kubernetes.client.ApiException) as error:
+        if isinstance(error, kubernetes.client.ApiException):
+            if is_transient(error):
+                raise
+            error = ValueError(f"the apiserver refused a write: {refusal_message(error)}")
         # The shared configuration is the platform's, not this model's: say so, keep serving.
         kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=str(error))
 

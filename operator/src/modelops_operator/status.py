@@ -234,3 +234,26 @@ def condition(
         last_transition_time=since,
         observed_generation=generation,
     )
+
+
+def failed(
+    previous: api.ModelDeploymentStatus, reason: str, message: str, generation: int
+) -> api.ModelDeploymentStatus:
+    """`previous` marked Failed for `generation`, every condition False with `reason`: for a
+    failure that stops the reconcile itself. What was serving is still reported as serving."""
+    conditions = [
+        condition(previous.conditions, kind, False, reason, message, generation)
+        for kind in (
+            constants.CONDITION_TRAINED,
+            constants.CONDITION_DEPLOYED,
+            constants.CONDITION_READY,
+        )
+    ]
+    return previous.model_copy(
+        update={
+            "phase": "Failed",
+            "message": message,
+            "observed_generation": generation,
+            "conditions": conditions,
+        }
+    )
