@@ -4,7 +4,14 @@ shared by the session) and in-process servers over them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +126,7 @@ def build_app(settings: Settings, load_on_startup: bool = False) -> tuple[FastAP
     dataplane = DataPlane(Model(settings), metrics)
     if not load_on_startup:
         dataplane.load()
-    app = create_app(dataplane, metrics, settings.max_body_bytes, load_on_startup=load_on_startup)
+    app = create_app(dataplane, metrics, settings, load_on_startup=load_on_startup)
     return app, dataplane
 
 
@@ -143,3 +150,45 @@ def serve() -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def iris_server(serve: Callable[..., Server], iris_forest: Artifact) -> Server:
     return serve(iris_forest)
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[[Artifact], str]]:
+    """serve_process(artifact): `modelops-serve` as the container runs it, a real process on a
+    loopback port, once it is ready; its base URL."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(artifact: Artifact) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        command = [
+            str(Path(sys.executable).parent / "modelops-serve"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        environment = os.environ | {
+            "MODELOPS_MODEL_DIR": str(artifact.directory),
+            "MODELOPS_MODEL_SHA256": artifact.metadata["sha256"],
+        }
+        process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            try:
+                with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2):
+                    return url
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the server did not become ready"
+                time.sleep(0.2)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)

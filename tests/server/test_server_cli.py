@@ -4,57 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import Artifact
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def running(iris_forest: Artifact) -> Iterator[str]:
-    port = _free_port()
-    command = [
-        str(Path(sys.executable).parent / "modelops-serve"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    environment = os.environ | {
-        "MODELOPS_MODEL_DIR": str(iris_forest.directory),
-        "MODELOPS_MODEL_SHA256": iris_forest.metadata["sha256"],
-    }
-    process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-            try:
-                with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "the server did not become ready"
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def running(serve_process: Callable[[Artifact], str], iris_forest: Artifact) -> str:
+    return serve_process(iris_forest)
 
 
 def test_modelops_serve_serves_the_model_dir(running: str) -> None:

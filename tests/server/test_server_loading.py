@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -143,3 +145,50 @@ def test_the_app_loads_the_model_after_startup(iris_forest: Artifact) -> None:
             assert time.monotonic() < deadline, "the model never became ready"
             time.sleep(0.05)
         assert client.post("/predict", json={"instances": [SETOSA]}).status_code == 200
+
+
+def test_the_bytes_checked_are_the_bytes_unpickled(
+    iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model file that changes between the check and the use (here a pipe that hands the
+    trained model to its first reader and a code-running pickle to the next) must not run."""
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    model_file = artifact.directory / "model.joblib"
+    trained_bytes = model_file.read_bytes()
+    marker = tmp_path / "code-ran"
+    model_file.unlink()
+    os.mkfifo(model_file)
+
+    def hand_out() -> None:
+        for content in (trained_bytes, pickle.dumps(_TouchOnUnpickle(marker))):
+            with model_file.open("wb") as pipe:
+                pipe.write(content)
+            # Let the reader see the end of this content before the next writer opens.
+            time.sleep(1)
+
+    feeder = threading.Thread(target=hand_out, daemon=True)
+    feeder.start()
+    settings = Settings(model_dir=artifact.directory, model_sha256=iris_forest.metadata["sha256"])
+    try:
+        app, _ = build_app(settings)
+        body = TestClient(app).post("/predict", json={"instances": [SETOSA]})
+    finally:
+        # Release the feeder if the server read the pipe only once.
+        os.close(os.open(model_file, os.O_RDONLY | os.O_NONBLOCK))
+        feeder.join(timeout=5)
+    assert not marker.exists()
+    assert body.status_code == 200, body.text
+
+
+def test_a_model_without_an_expected_digest_is_served_as_unverified(
+    iris_forest: Artifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="modelops_server"):
+        build_app(Settings(model_dir=iris_forest.directory))
+    assert "UNVERIFIED MODEL" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="modelops_server"):
+        build_app(
+            Settings(model_dir=iris_forest.directory, model_sha256=iris_forest.metadata["sha256"])
+        )
+    assert "UNVERIFIED" not in caplog.text

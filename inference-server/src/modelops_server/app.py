@@ -22,6 +22,7 @@ from . import __version__, schemas
 from .dataplane import DataPlane
 from .errors import InvalidInput, ModelNotFound, ModelNotReady, PayloadTooLarge, ServingError
 from .metrics import Metrics
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,21 @@ ASGIApp = Callable[
 
 
 def create_app(
-    dataplane: DataPlane, metrics: Metrics, max_body_bytes: int, load_on_startup: bool = True
+    dataplane: DataPlane, metrics: Metrics, settings: Settings, load_on_startup: bool = True
 ) -> FastAPI:
     """The app serving `dataplane`'s model. With `load_on_startup` the model is loaded in a
     thread once the server is up, so liveness answers while a large model loads."""
+    max_body_bytes = settings.max_body_bytes
+    prediction_slots = asyncio.Semaphore(settings.prediction_threads)
+
+    async def answer(call: Callable[..., dict[str, Any]], *args: Any) -> Response:
+        """A compiled model answers on the event loop (numpy, microseconds to milliseconds);
+        scikit-learn's own prediction (SVC, KNN, pipelines: up to seconds for a large batch)
+        runs in a worker thread, at most `prediction_threads` at once."""
+        if dataplane.compiled:
+            return _json(call(*args))
+        async with prediction_slots:
+            return _json(await asyncio.to_thread(call, *args))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,7 +111,7 @@ def create_app(
         summary="Predict a batch of rows",
     )
     async def predict(request: Request) -> Response:
-        return _json(dataplane.predict(await json_body(request)))
+        return await answer(dataplane.predict, await json_body(request))
 
     @app.get("/v2/health/live", response_model=schemas.Health)
     @app.get("/healthz", response_model=schemas.Health, include_in_schema=False)
@@ -139,7 +151,7 @@ def create_app(
         openapi_extra=request_body(schemas.InferenceRequest),
     )
     async def infer(request: Request, name: str) -> Response:
-        return _json(dataplane.infer(name, None, await json_body(request)))
+        return await answer(dataplane.infer, name, None, await json_body(request))
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
@@ -147,7 +159,7 @@ def create_app(
         openapi_extra=request_body(schemas.InferenceRequest),
     )
     async def infer_version(request: Request, name: str, version: str) -> Response:
-        return _json(dataplane.infer(name, version, await json_body(request)))
+        return await answer(dataplane.infer, name, version, await json_body(request))
 
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics")
     async def prometheus_metrics() -> Response:

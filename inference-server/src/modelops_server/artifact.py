@@ -4,6 +4,7 @@ after the file's digest matched, because unpickling runs code."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,32 +74,27 @@ def read_metadata(directory: Path) -> Metadata:
 
 
 def load_verified(directory: Path, metadata: Metadata, expected_sha256: str) -> Any:
-    """The unpickled model, after checking that the file's sha256 is `expected_sha256`."""
+    """The unpickled model, after checking that the file's sha256 is `expected_sha256`. The
+    bytes hashed are the bytes unpickled: the file is read once, so a swap after the check
+    cannot slip in."""
     path = directory / metadata.model_file
     if path.parent != directory:
         raise ArtifactError(f"modelFile {metadata.model_file!r} must name a file in {directory}")
-    actual = file_sha256(path)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    actual = hashlib.sha256(content).hexdigest()
     if actual != expected_sha256.lower():
         raise ArtifactError(
             f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not the model "
             "that was trained and verified, so it is not loaded"
         )
     try:
-        return joblib.load(path)
+        return joblib.load(io.BytesIO(content))
     except Exception as exc:
         # Whatever the unpickler raises (a missing class, a truncated file, a library mismatch).
         raise ArtifactError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-    except OSError as exc:
-        raise ArtifactError(f"{path} cannot be read: {exc}") from None
-    return digest.hexdigest()
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], field: str) -> Any:

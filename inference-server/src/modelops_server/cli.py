@@ -59,7 +59,7 @@ def app_from_environment() -> FastAPI:
 
 def build_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
-    return create_app(DataPlane(Model(settings), metrics), metrics, settings.max_body_bytes)
+    return create_app(DataPlane(Model(settings), metrics), metrics, settings)
 
 
 def serve(settings: Settings) -> None:

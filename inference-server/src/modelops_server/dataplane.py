@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, v2
+from . import __version__, runtime, v2
 from .errors import InvalidInput, ModelNotFound
 from .metrics import Metrics
 from .model import Model
@@ -24,6 +24,12 @@ class DataPlane:
         self._metrics = metrics
         # Class labels as a list: indexing it per row is cheap and orjson writes it natively.
         self._classes: list[str] | None = None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the model is served by its compiled form (not yet loaded: nothing to run)."""
+        loaded = self.model.loaded
+        return loaded is None or loaded.runtime.name == runtime.COMPILED
 
     def load(self) -> bool:
         if not self.model.load():

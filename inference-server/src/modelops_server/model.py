@@ -73,6 +73,15 @@ class Model:
                 f"{settings.model_version} is to be served (MODELOPS_MODEL_VERSION)"
             )
         self.version = metadata.version
+        if not settings.model_sha256:
+            # metadata.json sits beside the file it vouches for: whoever can replace the model
+            # can replace its digest too. This only catches a damaged file.
+            log.warning(
+                "UNVERIFIED MODEL: no expected digest was given (MODELOPS_MODEL_SHA256), so "
+                "%s is checked only against the digest in its own metadata.json; pass the "
+                "digest from a source you trust to verify it",
+                directory,
+            )
         self.sha256 = (settings.model_sha256 or metadata.sha256).lower()
         estimator = artifact.load_verified(directory, metadata, self.sha256)
         classification = metadata.task == "classification"

@@ -26,4 +26,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Off: every model is served by scikit-learn itself (a comparison, or a suspected mismatch).
     compile: bool = True
+    # Predictions by scikit-learn itself (models not compiled) run in worker threads, this
+    # many at once, so the event loop (health probes, other requests) never waits on one.
+    prediction_threads: int = Field(default=4, ge=1)
     log_level: str = "info"
