@@ -113,3 +113,9 @@ def promtool() -> Path:
 @pytest.fixture(scope="session")
 def prometheus_binary() -> Path:
     return _provide(prometheus_tools.prometheus)
+
+
+@pytest.fixture(scope="session")
+def prometheus_release() -> Path:
+    """The Prometheus version deploy/base runs."""
+    return _provide(prometheus_tools.prometheus_release)

@@ -164,18 +164,12 @@ def test_operator_env_points_at_the_monitoring_it_writes() -> None:
     settings = env(container(operator_deployment(), "operator"))
     assert settings["MODELOPS_PROMETHEUS_CONFIG"] == "modelops-system/prometheus-config"
     assert settings["MODELOPS_GRAFANA_DASHBOARDS"] == "modelops-system/grafana-dashboards"
-    assert settings["MODELOPS_PROMETHEUS_URL"] == "http://prometheus.modelops-system.svc:9090"
     for reference in (
         settings["MODELOPS_PROMETHEUS_CONFIG"],
         settings["MODELOPS_GRAFANA_DASHBOARDS"],
     ):
         namespace, name = reference.split("/")
         assert find(docs, "ConfigMap", name)["metadata"]["namespace"] == namespace
-    url = urlsplit(settings["MODELOPS_PROMETHEUS_URL"])
-    service_name, service_namespace, _ = url.hostname.split(".", 2)
-    service = find(docs, "Service", service_name)
-    assert service["metadata"]["namespace"] == service_namespace
-    assert url.port in [port["port"] for port in service["spec"]["ports"]]
     # The Role lets the operator at exactly these two ConfigMaps.
     role = find(docs, "Role", "modelops-operator-monitoring")
     assert role["metadata"]["namespace"] == MONITORING_NAMESPACE
@@ -188,7 +182,9 @@ def test_prometheus_reloads_and_reads_the_shared_config() -> None:
     deployment = find(docs, "Deployment", "prometheus")
     server = container(deployment, "prometheus")
     assert server["image"].startswith("prom/prometheus:")
-    assert "--web.enable-lifecycle" in server["args"]
+    # No unauthenticated lifecycle API: a changed file is re-read by Prometheus itself.
+    assert "--web.enable-lifecycle" not in server["args"]
+    assert "--enable-feature=auto-reload-config" in server["args"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in server["args"]
     assert volume(deployment, "config")["configMap"]["name"] == "prometheus-config"
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
@@ -227,10 +223,11 @@ def test_grafana_provisions_the_datasource_and_both_dashboard_sources() -> None:
     (source,) = yaml.safe_load(datasources_cm["data"]["datasources.yaml"])["datasources"]
     assert source["uid"] == grafana.DATASOURCE_UID == "prometheus"
     assert source["type"] == "prometheus"
-    assert (
-        source["url"]
-        == env(container(operator_deployment(), "operator"))["MODELOPS_PROMETHEUS_URL"]
-    )
+    url = urlsplit(source["url"])
+    service_name, service_namespace, _ = url.hostname.split(".", 2)
+    service = find(docs, "Service", service_name)
+    assert (service_name, service["metadata"]["namespace"]) == ("prometheus", service_namespace)
+    assert url.port in [port["port"] for port in service["spec"]["ports"]]
 
     providers_cm = find_prefixed(docs, "ConfigMap", "grafana-provisioning-dashboards-")
     assert (
@@ -332,6 +329,51 @@ def test_models_overlay_lists_every_sample() -> None:
     assert sorted(doc["metadata"]["name"] for doc in models) == samples
     assert {doc["metadata"]["namespace"] for doc in models} == {MODELS_NAMESPACE}
     assert find(docs, "Namespace")["metadata"]["name"] == MODELS_NAMESPACE
+
+
+@pytest.mark.parametrize("secret", [True, False], ids=["with the Secret", "without it"])
+def test_grafana_admin_password_is_the_secrets_or_random_never_the_default(
+    secret: bool, tmp_path: Path
+) -> None:
+    deployment = find(built(BASE), "Deployment", "grafana")
+    grafana_env = container(deployment, "grafana")["env"]
+    assert {"name": "GF_SECURITY_ADMIN_PASSWORD__FILE", "value": "/admin/password"} in grafana_env
+    assert not [item for item in grafana_env if item["name"] == "GF_SECURITY_ADMIN_PASSWORD"]
+    [init] = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert volume(deployment, "admin-secret")["secret"] == {
+        "secretName": "grafana-admin",
+        "optional": True,
+    }
+    # The init container's script, run here with its two mounts as local folders.
+    mounted, written = tmp_path / "secret", tmp_path / "admin"
+    mounted.mkdir()
+    written.mkdir()
+    if secret:
+        (mounted / "password").write_text("chosen-by-the-admin")
+    script = init["args"][0].replace("/secret/", f"{mounted}/").replace("/admin/", f"{written}/")
+    run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    password = (written / "password").read_text().strip()
+    if secret:
+        assert password == "chosen-by-the-admin"
+    else:
+        assert len(password) >= 40 and password != "admin"
+        assert "admin login stays disabled" in run.stderr
+
+
+def test_models_overlay_limits_training_pods_to_dns_and_public_http() -> None:
+    policy = find(built("deploy/overlays/models"), "NetworkPolicy", "modelops-training-egress")
+    assert policy["metadata"]["namespace"] == MODELS_NAMESPACE
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    assert selected.items() <= builders.labels("iris", "training").items()
+    assert not selected.items() <= builders.labels("iris", "server").items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in policy["spec"], "nothing connects to a training pod"
+    dns, web = policy["spec"]["egress"]
+    assert {port["port"] for port in dns["ports"]} == {53}
+    [block] = web["to"]
+    assert block["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "169.254.0.0/16"} <= set(block["ipBlock"]["except"])
+    assert {port["port"] for port in web["ports"]} == {80, 443}
 
 
 def test_child_images_are_the_images_the_operator_defaults_to() -> None:

@@ -127,9 +127,11 @@ ALLOWED = [
     ("update", "modeldeployments.modelops.dev", "--subresource=finalizers", "-n", "any"),
     ("create", "jobs.batch", "-n", "any"),
     ("watch", "jobs.batch", "--all-namespaces"),
+    ("delete", "jobs.batch", "-n", "any"),
     ("list", "pods", "-n", "any"),
     ("watch", "pods", "--all-namespaces"),
     ("create", "persistentvolumeclaims", "-n", "any"),
+    ("patch", "persistentvolumeclaims", "-n", "any"),
     ("patch", "deployments.apps", "-n", "any"),
     ("create", "deployments.apps", "-n", "any"),
     ("watch", "deployments.apps", "--all-namespaces"),
@@ -252,8 +254,6 @@ def test_operator_runs_under_its_service_account(
     settings = {
         key: value for key, value in deployment_env.items() if key != "MODELOPS_HEALTH_PORT"
     }
-    # No Prometheus runs here to reload.
-    settings["MODELOPS_PROMETHEUS_URL"] = ""
     kubeconfig = service_account_kubeconfig(control_plane, tmp_path)
     operator = OperatorProcess(control_plane, KUBECONFIG=str(kubeconfig), **settings)
     kubelet = Kubelet(api_client)

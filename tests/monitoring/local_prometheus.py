@@ -61,8 +61,11 @@ def running_process(
 
 
 @contextmanager
-def running_prometheus(prometheus: Path, config_text: str, workdir: Path) -> Iterator[str]:
-    """A Prometheus scraping what `config_text` says; yields its base URL."""
+def running_prometheus(
+    prometheus: Path, config_text: str, workdir: Path, flags: list[str] | None = None
+) -> Iterator[str]:
+    """A Prometheus scraping what `config_text` says (its file: workdir/prometheus.yml), with
+    `flags` besides where its files are; yields its base URL."""
     config = workdir / "prometheus.yml"
     config.write_text(config_text)
     url = f"http://127.0.0.1:{free_port()}"
@@ -71,7 +74,7 @@ def running_prometheus(prometheus: Path, config_text: str, workdir: Path) -> Ite
         f"--config.file={config}",
         f"--web.listen-address={url.removeprefix('http://')}",
         f"--storage.tsdb.path={workdir / 'data'}",
-        "--web.enable-lifecycle",
+        *(flags or []),
     ]
     with running_process(command, workdir / "prometheus.log", f"{url}/-/ready"):
         yield url

@@ -106,6 +106,24 @@ def trained(
     return run
 
 
+def deploy_to_ready(
+    models: Models, kubelet: Kubelet, trained: Any, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    name = manifest["metadata"]["name"]
+    models.apply(manifest)
+    job = models.training_job(name)
+    summary = trained(manifest["spec"]["training"], name)
+    kubelet.finish_training(models.namespace, job, summary)
+    models.wait_for_phase(name, "Deploying")
+    kubelet.serve_until(
+        models.namespace,
+        name,
+        lambda: models.status(name).get("phase") == "Ready",
+        what=f"{name} Ready",
+    )
+    return models.wait_for_phase(name, "Ready")
+
+
 # -- the shared Prometheus and Grafana ConfigMaps -----------------------------------------
 
 SETTINGS = Settings()
@@ -136,6 +154,27 @@ def scrape_job_names(cp: ControlPlane) -> list[str]:
     return [job["job_name"] for job in config.get("scrape_configs") or []]
 
 
+def apply_copies(models: Models, count: int) -> list[str]:
+    """`count` copies of the iris sample, m00, m01, ..., applied in one request; their names."""
+    names = [f"m{index:02d}" for index in range(count)]
+    items = []
+    for name in names:
+        item = sample("iris")
+        item["metadata"] = {"name": name}
+        items.append(item)
+    models.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
+    return names
+
+
+def registered(cp: ControlPlane, namespace: str) -> tuple[list[str], int]:
+    """The scrape jobs of the namespace's models (sorted) and how many dashboards they have."""
+    jobs = sorted(job for job in scrape_job_names(cp) if job.startswith(f"modelops/{namespace}/"))
+    dashboards = [key for key in configmap_data(cp, GRAFANA_NS, GRAFANA_CM) if namespace in key]
+    return jobs, len(dashboards)
+
+
 @pytest.fixture
 def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
     # Other tests' namespaces may still be going away: start from a quiet cluster.
@@ -144,6 +183,12 @@ def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
         timeout=180,
         what="other tests' ModelDeployments to be gone",
     )
+    return create_shared_configmaps(control_plane)
+
+
+def create_shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
+    """The platform's prometheus.yml and dashboards ConfigMaps, as a platform team keeps them;
+    their data."""
     for namespace in {PROMETHEUS_NS, GRAFANA_NS}:
         control_plane.kubectl("create", "namespace", namespace, check=False)
     for namespace, name, data in (

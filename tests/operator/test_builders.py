@@ -49,6 +49,36 @@ def test_training_job_name_is_deterministic_and_follows_the_training_spec() -> N
     assert len(name) <= 63, "a Job's name becomes a pod label value"
 
 
+def test_a_retrain_token_names_a_new_job_and_no_token_keeps_the_old_name() -> None:
+    iris = spec_of("iris").training
+    assert builders.training_job_name("iris", iris, "") == builders.training_job_name("iris", iris)
+    first, second = (builders.training_job_name("iris", iris, token) for token in ("1", "2"))
+    assert len({builders.training_job_name("iris", iris), first, second}) == 3
+    job = builders.build_training_job("iris", "ns", spec_of("iris"), SETTINGS, "1")
+    assert job["metadata"]["name"] == first
+    assert job["metadata"]["labels"][constants.LABEL_TRAINING_HASH] == first.rsplit("-", 1)[1]
+
+
+def test_the_trainer_is_told_which_versions_to_keep() -> None:
+    def keep(job: dict[str, Any]) -> str:
+        return next(
+            e["value"] for e in container(job)["env"] if e["name"] == "MODELOPS_KEEP_VERSIONS"
+        )
+
+    spec = spec_of("iris")
+    assert keep(builders.build_training_job("iris", "ns", spec, SETTINGS)) == ""
+    history = ["v000000000001", "v000000000002"]
+    job = builders.build_training_job("iris", "ns", spec, SETTINGS, keep_versions=history)
+    assert keep(job) == "v000000000001,v000000000002"
+
+
+def test_an_evicted_training_pod_is_not_counted_as_a_failure() -> None:
+    job = builders.build_training_job("iris", "ns", spec_of("iris"), SETTINGS)
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    ]
+
+
 def test_quality_gate_does_not_retrain() -> None:
     stricter = spec_of("iris", training__qualityGate={"metric": "accuracy", "threshold": 0.99})
     assert builders.training_hash(stricter.training) == builders.training_hash(

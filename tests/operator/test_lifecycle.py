@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import Models, sample  # type: ignore[import-not-found]
+from conftest import Models, deploy_to_ready, sample  # type: ignore[import-not-found]
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
@@ -14,22 +14,12 @@ from modelops_envtest.waiting import wait_until
 pytestmark = pytest.mark.controlplane
 
 
-def deploy_to_ready(
-    models: Models, kubelet: Kubelet, trained: Any, manifest: dict[str, Any]
-) -> dict[str, Any]:
-    name = manifest["metadata"]["name"]
+def train_iris_without_retries(models: Models) -> tuple[dict[str, Any], str]:
+    """The iris sample with backoffLimit 0, applied; it and its training Job's name."""
+    manifest = sample("iris")
+    manifest["spec"]["training"]["backoffLimit"] = 0
     models.apply(manifest)
-    job = models.training_job(name)
-    summary = trained(manifest["spec"]["training"], name)
-    kubelet.finish_training(models.namespace, job, summary)
-    models.wait_for_phase(name, "Deploying")
-    kubelet.serve_until(
-        models.namespace,
-        name,
-        lambda: models.status(name).get("phase") == "Ready",
-        what=f"{name} Ready",
-    )
-    return models.wait_for_phase(name, "Ready")
+    return manifest, models.training_job("iris")
 
 
 def test_iris_sample_reaches_ready(models: Models, kubelet: Kubelet, trained: Any) -> None:
@@ -63,10 +53,7 @@ def test_kubectl_get_shows_the_columns(models: Models, kubelet: Kubelet, trained
 
 
 def test_trainer_failure_fails_the_resource(models: Models, kubelet: Kubelet) -> None:
-    manifest = sample("iris")
-    manifest["spec"]["training"]["backoffLimit"] = 0
-    models.apply(manifest)
-    job = models.training_job("iris")
+    _, job = train_iris_without_retries(models)
     kubelet.fail_training(models.namespace, job, "error: hyperparameter 'max_depth' must be an int")
     status = models.wait_for_phase("iris", "Failed")
     assert "hyperparameter 'max_depth' must be an int" in status["message"]
@@ -264,3 +251,92 @@ def test_a_write_the_apiserver_refuses_reaches_status(
         "get", "events", "--field-selector", "involvedObject.name=iris,reason=Failed", "-o", "json"
     ).stdout
     assert "must be less than or equal to cpu limit" in events
+
+
+def test_the_retrain_annotation_retries_a_failed_run_and_trains_again(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    manifest, failed_job = train_iris_without_retries(models)
+    kubelet.fail_training(models.namespace, failed_job, "cannot download CSV: connection reset")
+    models.wait_for_phase("iris", "Failed")
+
+    def retrained(token: str, previous_job: str) -> str:
+        models.kubectl("annotate", "--overwrite", "mdep", "iris", f"modelops.dev/retrain={token}")
+        return str(
+            wait_until(
+                lambda: (
+                    (job := models.status("iris").get("training", {}).get("jobName"))
+                    != previous_job
+                    and job
+                ),
+                what=f"a training Job for retrain token {token}",
+            )
+        )
+
+    retry_job = retrained("1", failed_job)
+    summary = trained(manifest["spec"]["training"], "iris")
+    kubelet.finish_training(models.namespace, retry_job, summary)
+    kubelet.serve_until(
+        models.namespace,
+        "iris",
+        lambda: models.status("iris").get("phase") == "Ready",
+        what="the retried model Ready",
+    )
+
+    # New data at the same URL: the same spec trains again, and the new version is served.
+    fresh_job = retrained("2", retry_job)
+    new_data = trained(manifest["spec"]["training"] | {"randomSeed": 99}, "iris")
+    kubelet.finish_training(models.namespace, fresh_job, new_data)
+    kubelet.serve_until(
+        models.namespace,
+        "iris",
+        lambda: (
+            models.status("iris").get("model", {}).get("version") == new_data["version"]
+            and models.status("iris").get("phase") == "Ready"
+        ),
+        what="the retrained version served",
+    )
+    assert [entry["version"] for entry in models.status("iris")["history"]] == [
+        new_data["version"],
+        summary["version"],
+    ]
+    # The failed run's Job is outside the history: it goes once a later run ends.
+    assert sorted(models.jobs("iris")) == sorted(
+        f"job.batch/{job}" for job in (retry_job, fresh_job)
+    )
+    assert [entry["jobName"] for entry in models.status("iris")["history"]] == [
+        fresh_job,
+        retry_job,
+    ]
+
+
+def test_a_storage_size_change_the_claim_cannot_take_is_reported(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    """The test control plane has no provisioner: the claim stays unbound, and the apiserver
+    refuses to resize an unbound claim, in its own words."""
+    manifest = sample("iris")
+    deploy_to_ready(models, kubelet, trained, manifest)
+    manifest["spec"]["storage"] = {"size": "3Gi"}
+    models.apply(manifest)
+    status = models.wait_for_phase("iris", "Failed")
+    assert status["message"].startswith("the apiserver refused a write: "), status["message"]
+    assert "PersistentVolumeClaim" in status["message"] and "iris-models" in status["message"]
+    assert status["model"]["version"], "the model already serving is still reported"
+
+
+def test_an_evicted_training_pod_does_not_use_up_the_retries(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    manifest, job = train_iris_without_retries(models)
+    evicted = kubelet.evict_training(models.namespace, job)
+    wait_until(
+        lambda: any(
+            pod.metadata.name != evicted
+            for pod in kubelet.pods(models.namespace, f"job-name={job}")
+        ),
+        what="a pod to replace the evicted one",
+    )
+    kubelet.finish_training(models.namespace, job, trained(manifest["spec"]["training"], "iris"))
+    models.wait_for_phase("iris", "Deploying")
+    assert models.jobs("iris") == [f"job.batch/{job}"]

@@ -15,7 +15,9 @@ from conftest import (  # type: ignore[import-not-found]
     PROMETHEUS_CM,
     PROMETHEUS_NS,
     Models,
+    apply_copies,
     configmap_data,
+    registered,
     sample,
     scrape_job_names,
 )
@@ -34,32 +36,13 @@ def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(
     promtool: Path,
     tmp_path: Path,
 ) -> None:
-    names = [f"m{index:02d}" for index in range(COUNT)]
-    items = []
-    for name in names:
-        item = sample("iris")
-        item["metadata"] = {"name": name}
-        items.append(item)
-    models.kubectl(
-        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-    )
-
+    names = apply_copies(models, COUNT)
     expected_jobs = sorted(f"modelops/{models.namespace}/{name}" for name in names)
-
-    def all_registered() -> bool:
-        ours = sorted(
-            job
-            for job in scrape_job_names(control_plane)
-            if job.startswith(f"modelops/{models.namespace}/")
-        )
-        dashboards = [
-            key
-            for key in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
-            if models.namespace in key
-        ]
-        return ours == expected_jobs and len(dashboards) == COUNT
-
-    wait_until(all_registered, timeout=180, what="50 scrape jobs and 50 dashboards")
+    wait_until(
+        lambda: registered(control_plane, models.namespace) == (expected_jobs, COUNT),
+        timeout=180,
+        what="50 scrape jobs and 50 dashboards",
+    )
     jobs = scrape_job_names(control_plane)
     assert len(jobs) == len(set(jobs)), "no job twice"
     assert "node" in jobs, "the platform's own job is kept"
@@ -182,3 +165,33 @@ def test_a_deletion_completes_when_the_shared_config_cannot_be_cleaned(
         assert messages and "could not be removed" in messages[0], messages
     finally:
         patch_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM, shared_configmaps["prometheus"])
+
+
+def test_a_shared_config_that_cannot_be_edited_shows_in_the_models_status(
+    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+) -> None:
+    patch_data(
+        control_plane, PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": "scrape_configs: [unclosed"}
+    )
+    try:
+        models.apply(sample("iris"))
+        monitored = wait_until(
+            lambda: (
+                (found := models.condition("iris", "Monitored")).get("status") == "False" and found
+            ),
+            what="the Monitored condition to say why",
+        )
+        assert monitored["reason"] == "NotConfigured"
+        assert "prometheus.yml" in monitored["message"], monitored
+        assert "monitoring not configured: " in models.status("iris")["message"]
+        events = models.kubectl(
+            "get", "events", "--field-selector", "reason=MonitoringNotConfigured", "-o", "json"
+        ).stdout
+        assert len(json.loads(events)["items"]) == 1, "one Event, not one per resync"
+    finally:
+        patch_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM, shared_configmaps["prometheus"])
+    wait_until(
+        lambda: models.condition("iris", "Monitored").get("status") == "True",
+        what="Monitored once the shared config is fixed",
+    )
+    assert "monitoring" not in models.status("iris")["message"]

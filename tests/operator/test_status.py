@@ -65,6 +65,23 @@ def test_unreadable_summary_is_a_failure_that_says_so() -> None:
     assert training.state == "Failed" and "unreadable" in training.message
 
 
+def test_a_summary_without_a_proper_digest_is_never_served() -> None:
+    for digest in (None, "", "not-a-digest", "A" * 64):
+        summary = json.dumps(SUMMARY | {"sha256": digest})
+        training = status.training_status(job("Complete"), [pod("Succeeded", summary)], "h")
+        assert training.state == "Failed" and "sha256" in training.message, digest
+
+
+def test_stale_jobs_are_those_outside_history_and_not_current() -> None:
+    history = [
+        record("v2").model_copy(update={"job_name": "iris-train-b"}),
+        record("v1"),  # promoted before Jobs were recorded: nothing to keep for it
+    ]
+    jobs = ["iris-train-a", "iris-train-b", "iris-train-c", "iris-train-d"]
+    assert status.stale_jobs(jobs, "iris-train-d", history) == ["iris-train-a", "iris-train-c"]
+    assert status.stale_jobs(["iris-train-d"], "iris-train-d", []) == []
+
+
 def test_failed_job_reports_the_newest_pods_words() -> None:
     pods = [
         pod("Failed", "error: first try", "2026-11-23T08:00:00Z"),

@@ -128,7 +128,9 @@ def test_a_failed_write_leaves_nothing_behind(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(artifact.joblib, "dump", dump_half_then_fail)
-    with pytest.raises(TrainingError, match=r"cannot write the artifact .*: No space left on"):
+    with pytest.raises(
+        TrainingError, match=r"the artifact volume is full: .* MiB left; raise spec.storage.size"
+    ):
         train(iris_spec(), output_root, "iris")
     assert not output_root.exists()
 

@@ -25,6 +25,7 @@ def termination_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MODELOPS_TERMINATION_LOG", str(path))
     monkeypatch.delenv("MODELOPS_TRAINING_SPEC", raising=False)
     monkeypatch.delenv("MODELOPS_NAMESPACE", raising=False)
+    monkeypatch.delenv("MODELOPS_KEEP_VERSIONS", raising=False)
     return path
 
 
@@ -65,6 +66,37 @@ def test_the_operators_way_spec_and_namespace_from_the_environment(
     assert status == 0
     summary = json.loads(out[0])
     assert Path(summary["artifactPath"]).parts[-3:-1] == ("team-a", "flowers")
+
+
+def test_versions_outside_the_kept_ones_are_removed_after_a_run(
+    iris_spec: Callable[..., Spec],
+    output_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def train(seed: int) -> str:
+        monkeypatch.setenv("MODELOPS_TRAINING_SPEC", json.dumps(iris_spec(randomSeed=seed)))
+        status, out, err = _run(capfd, "--output-root", str(output_root), "--name", "iris")
+        assert status == 0, err
+        version: str = json.loads(out[0])["version"]
+        return version
+
+    first, second, third = train(1), train(2), train(3)
+    model_directory = output_root / "default" / "iris"
+    (model_directory / "notes").mkdir()
+    assert {path.name for path in model_directory.iterdir()} == {first, second, third, "notes"}
+
+    monkeypatch.setenv("MODELOPS_KEEP_VERSIONS", f"{first},vffffffffffff")
+    fourth = train(4)
+    assert {path.name for path in model_directory.iterdir()} == {first, fourth, "notes"}
+
+    # An empty list keeps only what is trained; absent, nothing is removed (standalone use).
+    monkeypatch.setenv("MODELOPS_KEEP_VERSIONS", "")
+    assert train(4) == fourth
+    assert {path.name for path in model_directory.iterdir()} == {fourth, "notes"}
+    monkeypatch.delenv("MODELOPS_KEEP_VERSIONS")
+    train(5)
+    assert len([path for path in model_directory.iterdir()]) == 3
 
 
 def test_a_spec_on_stdin(

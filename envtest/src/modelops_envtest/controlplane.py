@@ -66,6 +66,7 @@ class ControlPlane(Service):
         self.kubeconfig = self.workdir / "kubeconfig"
         self.url = ""
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._commands: dict[str, Sequence[str]] = {}
         self._pki: pki.Pki | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -137,6 +138,16 @@ class ControlPlane(Service):
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def restart_storage_and_apiserver(self) -> None:
+        """Stop the apiserver and etcd, then start them again on the same ports and data, as a
+        control-plane upgrade or a crash would: clients see refused connections, then the
+        same cluster. The controller-manager keeps running."""
+        for name in ("kube-apiserver", "etcd"):
+            end(self._processes.pop(name), STOP_GRACE_SECONDS)
+        for name in ("etcd", "kube-apiserver"):
+            self._spawn(name, self._commands[name])
+        self._wait_for_readyz()
+
     @property
     def pids(self) -> list[int]:
         return [process.pid for process in self._processes.values()]
@@ -161,7 +172,8 @@ class ControlPlane(Service):
     # -- internals -------------------------------------------------------------------------
 
     def _spawn(self, name: str, command: Sequence[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
+        self._commands[name] = command
+        log = (self.workdir / f"{name}.log").open("ab")
         self._processes[name] = subprocess.Popen(
             command,
             stdout=log,

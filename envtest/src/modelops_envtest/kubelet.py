@@ -60,6 +60,28 @@ class Kubelet:
             pod.metadata.name, pod.metadata.namespace, {"status": status}
         )
 
+    def evict(self, pod: Any, message: str) -> None:
+        """Report the pod evicted for node pressure, as the kubelet does: Failed, with a
+        DisruptionTarget condition."""
+        now = _now()
+        status = {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": message,
+            "conditions": [
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "TerminationByKubelet",
+                    "message": message,
+                    "lastTransitionTime": now,
+                }
+            ],
+        }
+        self.core.patch_namespaced_pod_status(
+            pod.metadata.name, pod.metadata.namespace, {"status": status}
+        )
+
     def mark_ready(self, pod: Any) -> None:
         """Report the pod Running with its container started and Ready."""
         now = _now()
@@ -92,6 +114,12 @@ class Kubelet:
 
     def fail_training(self, namespace: str, job_name: str, message: str) -> None:
         self.terminate(self._training_pod(namespace, job_name), 1, message)
+
+    def evict_training(self, namespace: str, job_name: str) -> str:
+        """Evict the Job's running pod; its name."""
+        pod = self._training_pod(namespace, job_name)
+        self.evict(pod, "The node was low on resource: memory.")
+        return str(pod.metadata.name)
 
     def make_ready(self, namespace: str, model: str | None = None) -> int:
         """Mark every serving pod of the model (of all models without one) Running and Ready;

@@ -1,6 +1,8 @@
 """The Prometheus binaries the tests run, provisioned on first use.
 
 - `prometheus`: Debian's `prometheus` package, installed with apt-get when not on PATH.
+- `prometheus_release`: the Prometheus of deploy/base's image (the kind build's binary, same
+  module, version, build tags and cache folder), for what the Debian one is too old to run.
 - `promtool`: Debian builds Prometheus without Kubernetes service discovery, so its promtool
   rejects every `kubernetes_sd_configs`. promtool is built instead from the upstream Go module,
   through the Go module proxy, with only Kubernetes discovery compiled in, and cached like the
@@ -16,6 +18,7 @@ from pathlib import Path
 from modelops_envtest import debian
 from modelops_envtest.binaries import BinariesUnavailable, go_tool
 
+PROMETHEUS_PACKAGE = "github.com/prometheus/prometheus/cmd/prometheus"
 PROMTOOL_PACKAGE = "github.com/prometheus/prometheus/cmd/promtool"
 # Prometheus's Go module is versioned v0.<100 * major + minor>.<patch>: this is Prometheus 3.16.0.
 PROMTOOL_VERSION = "v0.316.0"
@@ -30,6 +33,13 @@ def prometheus() -> Path:
     try:
         return debian.command("prometheus", package="prometheus")
     except debian.PackageUnavailable as error:
+        raise PrometheusUnavailable(str(error)) from error
+
+
+def prometheus_release() -> Path:
+    try:
+        return go_tool("prometheus", PROMETHEUS_PACKAGE, PROMTOOL_VERSION, tags=PROMTOOL_BUILD_TAGS)
+    except BinariesUnavailable as error:
         raise PrometheusUnavailable(str(error)) from error
 
 

@@ -375,11 +375,19 @@ class Condition(StatusModel):
 
 class ModelRecord(StatusModel):
     version: str = Field(description="The model version (derived from spec and data).")
-    sha256: str = Field(description="Digest of the model file, verified by the server.")
+    # Required and well-formed: the server unpickles only a file with this digest, and would
+    # fall back to the artifact's own (unverifiable) claim without one.
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="Digest of the model file (sha256, hex), verified by the server.",
+    )
     artifact_path: str = Field(description="The version's directory on the artifact volume.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Held-out metrics.")
     score: str | None = Field(default=None, description="The gating metric, e.g. accuracy=0.967.")
     trained_at: Timestamp | None = Field(default=None, description="When it was trained.")
+    job_name: str | None = Field(
+        default=None, description="The training Job that made it (kept while it is in history)."
+    )
 
 
 class TrainingStatus(StatusModel):

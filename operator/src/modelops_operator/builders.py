@@ -26,10 +26,12 @@ def digest(value: Any, length: int = 10) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
-def training_hash(training: api.TrainingSpec) -> str:
+def training_hash(training: api.TrainingSpec, retrain_token: str = "") -> str:
     """What names the training Job. The quality gate is left out: changing only the threshold
-    re-judges the model already trained instead of training it again."""
-    return digest(training.to_wire() | {"qualityGate": None})
+    re-judges the model already trained instead of training it again. The retrain token
+    (ANNOTATION_RETRAIN) counts only when set, so models never annotated keep their Jobs."""
+    retrain = {"retrain": retrain_token} if retrain_token else {}
+    return digest(training.to_wire() | {"qualityGate": None} | retrain)
 
 
 def labels(name: str, component: str) -> dict[str, str]:
@@ -117,15 +119,26 @@ def build_claim(name: str, namespace: str, storage: api.StorageSpec) -> dict[str
     )
 
 
-def training_job_name(name: str, training: api.TrainingSpec) -> str:
-    return constants.TRAINING_JOB_NAME.format(name=name, training_hash=training_hash(training))
+def training_job_name(name: str, training: api.TrainingSpec, retrain_token: str = "") -> str:
+    return constants.TRAINING_JOB_NAME.format(
+        name=name, training_hash=training_hash(training, retrain_token)
+    )
 
 
 def build_training_job(
-    name: str, namespace: str, spec: api.ModelDeploymentSpec, settings: Settings
+    name: str,
+    namespace: str,
+    spec: api.ModelDeploymentSpec,
+    settings: Settings,
+    retrain_token: str = "",
+    keep_versions: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The training Job. The trainer removes the model's other versions from the volume,
+    keeping `keep_versions` (the history when the run starts) and what it trains."""
     training = spec.training
-    job_labels = labels(name, "training") | {constants.LABEL_TRAINING_HASH: training_hash(training)}
+    job_labels = labels(name, "training") | {
+        constants.LABEL_TRAINING_HASH: training_hash(training, retrain_token)
+    }
     container = {
         "name": "trainer",
         "image": settings.trainer_image,
@@ -134,6 +147,7 @@ def build_training_job(
         "env": [
             {"name": "MODELOPS_TRAINING_SPEC", "value": json.dumps(training.to_wire())},
             {"name": "MODELOPS_NAMESPACE", "value": namespace},
+            {"name": "MODELOPS_KEEP_VERSIONS", "value": ",".join(keep_versions or [])},
         ],
         "resources": _resources(training.resources),
         "securityContext": _restricted_security_context(),
@@ -149,10 +163,19 @@ def build_training_job(
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": _metadata(training_job_name(name, training), namespace, job_labels),
+            "metadata": _metadata(
+                training_job_name(name, training, retrain_token), namespace, job_labels
+            ),
             "spec": {
                 "backoffLimit": training.backoff_limit,
                 "activeDeadlineSeconds": training.active_deadline_seconds,
+                # A pod evicted, preempted or lost with its node was not the training's fault:
+                # it is replaced without counting against backoffLimit.
+                "podFailurePolicy": {
+                    "rules": [
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+                    ]
+                },
                 "template": {
                     "metadata": {"labels": job_labels},
                     "spec": {

@@ -21,6 +21,10 @@ LABEL_TRAINING_HASH = f"{GROUP}/training-hash"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
 ANNOTATION_MODEL_SHA256 = f"{GROUP}/model-sha256"
 
+# On the ModelDeployment: a new value trains again with the same spec (new data at the same
+# URL, a retry after a failure), as `kubectl rollout restart` restarts a Deployment.
+ANNOTATION_RETRAIN = f"{GROUP}/retrain"
+
 # Child name patterns (the ModelDeployment's name is at most 40 characters, so all fit in 63).
 TRAINING_JOB_NAME = "{name}-train-{training_hash}"
 SERVER_NAME = "{name}-server"
@@ -35,3 +39,6 @@ TERMINATION_LOG = "/dev/termination-log"
 CONDITION_TRAINED = "Trained"
 CONDITION_DEPLOYED = "Deployed"
 CONDITION_READY = "Ready"
+# Whether the model's scrape job and dashboard are in place: reported, never a reason to stop
+# serving (the shared configuration is the platform's).
+CONDITION_MONITORED = "Monitored"

@@ -14,12 +14,15 @@ import kubernetes
 
 from modelops_operator import constants, registration
 from modelops_operator.kube import Kube, is_transient
-from modelops_operator.reconcile import WriteRefused, reconcile
+from modelops_operator.reconcile import RETRY_DELAY_SECONDS, WriteRefused, reconcile
 from modelops_operator.settings import Settings
 
 RESYNC_SECONDS = Settings().resync_seconds
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
-RETRY_DELAY_SECONDS = 5
+# The kinds of children watched (child_changed). Their watches carry MANAGED as a label
+# selector, so the apiserver streams only what modelops made, not every Job, Deployment and pod
+# of the cluster (kopf's `labels=` alone filters after receiving).
+CHILD_RESOURCES = (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("", "v1", "pods"))
 REFUSED_RETRY_SECONDS = 60
 # A deletion retries a transient failure this many times, then completes without the cleanup.
 DELETE_RETRIES = 5
@@ -54,9 +57,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Two replicas with peering absent would both act: refuse to start instead.
     settings.peering.mandatory = not memo.settings.standalone
     settings.posting.level = logging.INFO
+    watch_only_managed_children(settings)
     settings.execution.max_workers = 16
     memo.kube = Kube(_api_client())
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
+
+
+def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
+    selector = ",".join(f"{key}={value}" for key, value in MANAGED.items())
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = selector
 
 
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
@@ -75,6 +85,13 @@ def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
 @kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL)
 @kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL)
 @kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL, field="spec")
+# A field path as parts: the annotation's key has dots of its own.
+@kopf.on.update(
+    constants.GROUP,
+    constants.VERSION,
+    constants.PLURAL,
+    field=["metadata", "annotations", constants.ANNOTATION_RETRAIN],
+)
 def model_changed(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     _reconcile_or_retry(memo, namespace, name)
 

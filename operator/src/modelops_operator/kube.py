@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -17,6 +18,9 @@ from modelops_operator import constants
 from modelops_operator.shared_configmap import SharedConfigMap
 
 FIELD_MANAGER = "modelops-operator"
+# A kind the apiserver does not serve is looked up again only this often: each miss re-runs
+# discovery (a request per API group). A CRD installed meanwhile is seen within this time.
+UNSERVED_RECHECK_SECONDS = 30.0
 # Worth retrying: conflicts, throttling and an apiserver that is briefly unwell.
 TRANSIENT_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
@@ -42,6 +46,8 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.dynamic = DynamicClient(api_client)
         self._writers: dict[str, SharedConfigMap] = {}
+        # (apiVersion, kind) not served, with when that was seen (time.monotonic()).
+        self._unserved: dict[tuple[str, str], float] = {}
         self._writers_lock = threading.Lock()
 
     # -- the ModelDeployment itself --------------------------------------------------------
@@ -86,11 +92,21 @@ class Kube:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     def serves(self, api_version: str, kind: str) -> bool:
-        """Whether the apiserver knows the kind (its CRD is installed)."""
+        """Whether the apiserver knows the kind (its CRD is installed). A "no" is remembered
+        for UNSERVED_RECHECK_SECONDS."""
+        key = (api_version, kind)
+        seen_unserved = self._unserved.get(key)
+        if (
+            seen_unserved is not None
+            and time.monotonic() - seen_unserved < UNSERVED_RECHECK_SECONDS
+        ):
+            return False
         try:
             self._resource(api_version, kind)
         except ResourceNotFoundError:
+            self._unserved[key] = time.monotonic()
             return False
+        self._unserved.pop(key, None)
         return True
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -121,8 +137,10 @@ class Kube:
         return created
 
     def apply(self, manifest: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any]:
-        """Server-side apply, skipped when the observed child carries the same spec hash."""
-        if observed is not None and _spec_hash(observed) == _spec_hash(manifest):
+        """Server-side apply, skipped when the observed child already says all the manifest
+        does. A live edit of a field the manifest sets (`kubectl scale`, `kubectl set image`)
+        is drift, and is written back."""
+        if observed is not None and covers(observed, manifest):
             return observed
         metadata = manifest["metadata"]
         applied: dict[str, Any] = (
@@ -144,25 +162,42 @@ class Kube:
                 name=name, namespace=namespace, propagation_policy="Background"
             )
 
-    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        pods = self._resource("v1", "Pod").get(namespace=namespace, label_selector=label_selector)
-        return [pod.to_dict() for pod in pods.items]
+    def list(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        found = self._resource(api_version, kind).get(
+            namespace=namespace, label_selector=label_selector
+        )
+        return [item.to_dict() for item in found.items]
 
     def update_configmap(
         self,
         reference: str,
         edit: Callable[[dict[str, str]], None],
         labels: dict[str, str] | None = None,
-    ) -> bool:
+    ) -> None:
         """Apply `edit` to the data of a shared ConfigMap ("namespace/name"); see
-        SharedConfigMap. Returns whether this call wrote a change."""
+        SharedConfigMap. Returns once the write that carried it succeeded."""
         with self._writers_lock:
             writer = self._writers.setdefault(
                 reference, SharedConfigMap(self.core, reference, labels)
             )
-        return writer.submit(edit)
+        writer.submit(edit)
 
 
-def _spec_hash(manifest: dict[str, Any]) -> str | None:
-    annotations = manifest.get("metadata", {}).get("annotations") or {}
-    return annotations.get(constants.ANNOTATION_SPEC_HASH)
+def covers(observed: Any, wanted: Any) -> bool:
+    """Whether the observed object says everything `wanted` does. The apiserver adds defaults
+    (extra keys are fine) and drops zero values (Go's omitempty: a missing key stands for
+    False, 0, "" or empty)."""
+    if isinstance(wanted, dict):
+        return isinstance(observed, dict) and all(
+            covers(observed[key], value) if key in observed else not value
+            for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(observed, list)
+            and len(observed) == len(wanted)
+            and all(map(covers, observed, wanted))
+        )
+    return bool(observed == wanted)

@@ -22,11 +22,11 @@ from modelops_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# How soon a transient failure (a conflict, an apiserver briefly away) is tried again.
+RETRY_DELAY_SECONDS = 5
+
 # Triggers for one resource arrive on several threads; its reconciles must not interleave.
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-# Models already told that ServiceMonitors are asked for but not installed: told once, not on
-# every resync.
-_warned_no_crd: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,24 @@ class Outcome:
     message: str
 
 
+@dataclass(frozen=True)
+class Monitoring:
+    """How the model's monitoring stands: the Monitored condition."""
+
+    configured: bool
+    reason: str
+    message: str
+
+
 class WriteRefused(Exception):
-    """The apiserver refused one of the model's writes for good (403, 422, ...); its status says
-    so. Worth retrying only slowly: a person has to change the spec, RBAC or a quota first."""
+    """The apiserver refused one of the model's writes for good (403, 422, ...), or an object
+    not the model's holds a child's name; its status says so. Worth retrying only slowly: a
+    person has to change the spec, RBAC, a quota or that object first."""
+
+
+class ObjectInTheWay(Exception):
+    """A child's name is taken by an object this model does not own, which is never taken
+    over: deleting the model would delete it."""
 
 
 def reconcile(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
@@ -46,16 +61,19 @@ def reconcile(kube: Kube, settings: Settings, namespace: str, name: str) -> None
         body = kube.get_model(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        refusal: kubernetes.client.ApiException | None = None
+        refusal: Exception | None = None
         try:
             new_status = _reconcile(kube, settings, body)
         except kubernetes.client.ApiException as error:
             if is_transient(error):
                 raise
             refusal = error
-            message = f"the apiserver refused a write: {refusal_message(error)}"
-            generation = body["metadata"].get("generation", 0)
-            new_status = status.failed(_previous_status(body), "WriteRefused", message, generation)
+            new_status = _blocked(
+                body, "WriteRefused", f"the apiserver refused a write: {refusal_message(error)}"
+            )
+        except ObjectInTheWay as error:
+            refusal = error
+            new_status = _blocked(body, "ObjectInTheWay", str(error))
         _report(kube, body, new_status)
         if refusal is not None:
             raise WriteRefused(new_status.message) from refusal
@@ -88,14 +106,41 @@ def _previous_status(body: dict[str, Any]) -> api.ModelDeploymentStatus:
         return api.ModelDeploymentStatus()
 
 
-def _invalid(body: dict[str, Any], message: str) -> api.ModelDeploymentStatus:
+def _blocked(body: dict[str, Any], reason: str, message: str) -> api.ModelDeploymentStatus:
     generation = body["metadata"].get("generation", 0)
-    return status.failed(_previous_status(body), "InvalidSpec", message, generation)
+    return status.failed(_previous_status(body), reason, message, generation)
 
 
 def _as_body(body: dict[str, Any]) -> kopf.Body:
     # kopf's helpers take any mapping at run time; its types name only its own Body.
     return cast(kopf.Body, body)
+
+
+def _owned_by(child: dict[str, Any], owner: dict[str, Any]) -> bool:
+    uid = owner["metadata"]["uid"]
+    return any(ref.get("uid") == uid for ref in child["metadata"].get("ownerReferences") or [])
+
+
+def _ours(observed: dict[str, Any] | None, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """The observed child (None when absent), unless someone else's object holds its name."""
+    if observed is None or _owned_by(observed, owner):
+        return observed
+    metadata = observed["metadata"]
+    if any(
+        ref.get("kind") == constants.KIND and ref.get("name") == owner["metadata"]["name"]
+        for ref in metadata.get("ownerReferences") or []
+    ):
+        # A model deleted and made again under its name: the old one's children are going.
+        raise kopf.TemporaryError(
+            f"{observed['kind']} {metadata['name']} of an earlier {constants.KIND} of this "
+            "name is still being garbage-collected",
+            delay=RETRY_DELAY_SECONDS,
+        )
+    raise ObjectInTheWay(
+        f"{observed['kind']} {metadata['namespace']}/{metadata['name']} already exists and is "
+        f"not managed by ModelDeployment {owner['metadata']['name']}; modelops will not take it "
+        "over. Rename or delete that object, or give the model another name"
+    )
 
 
 def _adopted(manifest: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +155,7 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
     name, namespace = metadata["name"], metadata["namespace"]
     generation = metadata.get("generation", 0)
     if not api.NAME_RULE.check(name):
-        return _invalid(body, api.NAME_RULE.message)
+        return _blocked(body, "InvalidSpec", api.NAME_RULE.message)
     try:
         spec = api.ModelDeploymentSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
@@ -118,26 +163,42 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
             f"{'.'.join(str(part) for part in problem['loc']) or 'spec'}: {problem['msg']}"
             for problem in error.errors()
         )
-        return _invalid(body, f"invalid spec: {problems}")
+        return _blocked(body, "InvalidSpec", f"invalid spec: {problems}")
     previous = _previous_status(body)
 
     claim = builders.build_claim(name, namespace, spec.storage)
     if claim is not None:
-        observed_claim = kube.get(
-            "v1", "PersistentVolumeClaim", namespace, claim["metadata"]["name"]
+        # Applied, not only created: a larger storage.size resizes the claim, and what the
+        # apiserver refuses (a class that cannot expand, a shrink) reaches status in its words.
+        kube.apply(
+            _adopted(claim, body),
+            _ours(
+                kube.get("v1", "PersistentVolumeClaim", namespace, claim["metadata"]["name"]),
+                body,
+            ),
         )
-        if observed_claim is None:
-            kube.create_if_absent(_adopted(claim, body))
 
-    training = _observe_training(kube, settings, body, spec, previous.training)
+    training = _observe_training(kube, settings, body, spec, previous)
     history = previous.history
     verdict = None
     if training.state == "Succeeded" and training.result is not None:
         verdict = status.judge(training.result, spec.training.quality_gate)
         if verdict.promoted:
             history = status.promote(
-                history, training.result.model_copy(update={"score": verdict.score})
+                history,
+                training.result.model_copy(
+                    update={"score": verdict.score, "job_name": training.job_name}
+                ),
             )
+    if training.state != "Running" and training != previous.training:
+        # A run just ended: the Jobs outside the bounded history go (with their pods).
+        jobs = kube.list("batch/v1", "Job", namespace, builders.selector(name, "training"))
+        for job_name in status.stale_jobs(
+            (job["metadata"]["name"] for job in jobs if _owned_by(job, body)),
+            training.job_name,
+            history,
+        ):
+            kube.delete("batch/v1", "Job", namespace, job_name)
 
     chosen = status.serving_target(history, spec.serving.model_version)
     target = chosen.model
@@ -145,11 +206,20 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
     if target is not None:
         rollout = _ensure_serving(kube, settings, body, spec, target)
 
-    _sync_monitoring(kube, settings, body, spec.monitoring)
+    monitoring = _sync_monitoring(kube, settings, body, spec.monitoring)
+    before = next((c for c in previous.conditions if c.type == constants.CONDITION_MONITORED), None)
+    if monitoring.reason != "Configured" and (
+        before is None or before.message != monitoring.message
+    ):
+        kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=monitoring.message)
 
     trained = _trained_condition(training, verdict)
     deployed = _deployed_condition(chosen, rollout)
     outcome = _outcome(spec, training, verdict, chosen, rollout)
+    if not monitoring.configured:
+        outcome = dataclasses.replace(
+            outcome, message=f"{outcome.message}; monitoring not configured: {monitoring.message}"
+        )
     conditions = [
         status.condition(previous.conditions, constants.CONDITION_TRAINED, *trained, generation),
         status.condition(previous.conditions, constants.CONDITION_DEPLOYED, *deployed, generation),
@@ -159,6 +229,14 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
             outcome.phase == "Ready",
             outcome.reason,
             outcome.message,
+            generation,
+        ),
+        status.condition(
+            previous.conditions,
+            constants.CONDITION_MONITORED,
+            monitoring.configured,
+            monitoring.reason,
+            monitoring.message,
             generation,
         ),
     ]
@@ -181,16 +259,31 @@ def _observe_training(
     settings: Settings,
     body: dict[str, Any],
     spec: api.ModelDeploymentSpec,
-    previous: api.TrainingStatus | None,
+    previous_status: api.ModelDeploymentStatus,
 ) -> api.TrainingStatus:
+    previous = previous_status.training
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    job_name = builders.training_job_name(name, spec.training)
-    spec_hash = builders.training_hash(spec.training)
-    job = kube.get("batch/v1", "Job", namespace, job_name)
+    retrain_token = (body["metadata"].get("annotations") or {}).get(
+        constants.ANNOTATION_RETRAIN, ""
+    )
+    job_name = builders.training_job_name(name, spec.training, retrain_token)
+    spec_hash = builders.training_hash(spec.training, retrain_token)
+    job = _ours(kube.get("batch/v1", "Job", namespace, job_name), body)
     if job is None:
         job = kube.create_if_absent(
-            _adopted(builders.build_training_job(name, namespace, spec, settings), body)
+            _adopted(
+                builders.build_training_job(
+                    name,
+                    namespace,
+                    spec,
+                    settings,
+                    retrain_token,
+                    keep_versions=[entry.version for entry in previous_status.history],
+                ),
+                body,
+            )
         )
+        _ours(job, body)
         kopf.info(
             _as_body(body), reason="TrainingStarted", message=f"training Job {job_name} created"
         )
@@ -203,7 +296,7 @@ def _observe_training(
     if finished_before:
         assert previous is not None
         return previous
-    pods = kube.list_pods(namespace, f"job-name={job_name}")
+    pods = kube.list("v1", "Pod", namespace, f"job-name={job_name}")
     return status.training_status(job, pods, spec_hash)
 
 
@@ -216,46 +309,58 @@ def _ensure_serving(
 ) -> status.Rollout:
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     server = constants.SERVER_NAME.format(name=name)
+    service = builders.build_service(name, namespace)
+    observed_service = _ours(
+        kube.get("v1", "Service", namespace, service["metadata"]["name"]), body
+    )
     deployment = kube.apply(
         _adopted(builders.build_server_deployment(name, namespace, spec, target, settings), body),
-        kube.get("apps/v1", "Deployment", namespace, server),
+        _ours(kube.get("apps/v1", "Deployment", namespace, server), body),
     )
-    service = builders.build_service(name, namespace)
-    kube.apply(
-        _adopted(service, body),
-        kube.get("v1", "Service", namespace, service["metadata"]["name"]),
-    )
+    kube.apply(_adopted(service, body), observed_service)
     observed_autoscaler = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", namespace, server)
     if spec.serving.autoscaling is not None:
         kube.apply(
             _adopted(builders.build_autoscaler(name, namespace, spec.serving.autoscaling), body),
-            observed_autoscaler,
+            _ours(observed_autoscaler, body),
         )
-    elif observed_autoscaler is not None:
+    elif observed_autoscaler is not None and _owned_by(observed_autoscaler, body):
         kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, server)
     progress = status.rollout(deployment, target.version)
     if progress.complete:
         return progress
-    pods = kube.list_pods(namespace, builders.selector(name, "server"))
+    pods = kube.list("v1", "Pod", namespace, builders.selector(name, "server"))
     return dataclasses.replace(progress, problem=status.pod_problem(pods))
 
 
 def _sync_monitoring(
     kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
-) -> None:
+) -> Monitoring:
+    """The scrape job (or ServiceMonitor) and dashboard the spec asks for. The shared
+    configuration is the platform's, not this model's: a failure there is reported, and the
+    model keeps serving."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     monitored_by_operator = _sync_service_monitor(kube, settings, body, monitoring)
     try:
         registration.sync(
             kube, settings, namespace, name, monitoring, scrape_job=not monitored_by_operator
         )
-    except (ValueError, kubernetes.client.ApiException) as error:
-        if isinstance(error, kubernetes.client.ApiException):
-            if is_transient(error):
-                raise
-            error = ValueError(f"the apiserver refused a write: {refusal_message(error)}")
-        # The shared configuration is the platform's, not this model's: say so, keep serving.
-        kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=str(error))
+    except ValueError as error:
+        return Monitoring(False, "NotConfigured", str(error))
+    except kubernetes.client.ApiException as error:
+        if is_transient(error):
+            raise
+        message = f"the apiserver refused a write: {refusal_message(error)}"
+        return Monitoring(False, "NotConfigured", message)
+    if settings.service_monitors and not monitored_by_operator:
+        return Monitoring(
+            True,
+            "SharedScrapeJob",
+            "MODELOPS_SERVICE_MONITORS is on but the ServiceMonitor CRD "
+            f"({prometheus.SERVICE_MONITOR_API_VERSION}) is not installed: scraping through "
+            "the shared prometheus.yml instead",
+        )
+    return Monitoring(True, "Configured", "monitoring is in place as the spec asks")
 
 
 def _sync_service_monitor(
@@ -266,21 +371,12 @@ def _sync_service_monitor(
         return False
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     if not kube.serves(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"):
-        if (namespace, name) not in _warned_no_crd:
-            _warned_no_crd.add((namespace, name))
-            kopf.warn(
-                _as_body(body),
-                reason="MonitoringNotConfigured",
-                message="MODELOPS_SERVICE_MONITORS is on but the ServiceMonitor CRD "
-                f"({prometheus.SERVICE_MONITOR_API_VERSION}) is not installed: "
-                "scraping through the shared prometheus.yml instead",
-            )
         return False
     observed = kube.get(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
     if monitoring.prometheus.enabled:
         monitor = prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
-        kube.apply(_adopted(monitor, body), observed)
-    elif observed is not None:
+        kube.apply(_adopted(monitor, body), _ours(observed, body))
+    elif observed is not None and _owned_by(observed, body):
         kube.delete(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
     return True
 

@@ -29,9 +29,6 @@ class Settings(BaseSettings):
         default="modelops-system/prometheus-config",
         description="namespace/name of the ConfigMap holding prometheus.yml.",
     )
-    prometheus_url: str = Field(
-        default="", description="Prometheus base URL to POST /-/reload to after a change."
-    )
     grafana_dashboards: str = Field(
         default="modelops-system/grafana-dashboards",
         description="namespace/name of the ConfigMap Grafana provisions dashboards from.",

@@ -161,6 +161,13 @@ def promote(history: list[api.ModelRecord], model: api.ModelRecord) -> list[api.
     return [model, *rest][: api.HISTORY_LIMIT]
 
 
+def stale_jobs(job_names: Iterable[str], current: str, history: list[api.ModelRecord]) -> list[str]:
+    """The training Jobs to remove: all but the current run and those that made a version
+    still in history (their logs are the versions' provenance)."""
+    keep = {current} | {entry.job_name for entry in history if entry.job_name}
+    return sorted(set(job_names) - keep)
+
+
 @dataclass(frozen=True)
 class Target:
     """The model to serve, or None with the reason (a CamelCase word and a sentence)."""
@@ -239,16 +246,18 @@ def condition(
 def failed(
     previous: api.ModelDeploymentStatus, reason: str, message: str, generation: int
 ) -> api.ModelDeploymentStatus:
-    """`previous` marked Failed for `generation`, every condition False with `reason`: for a
-    failure that stops the reconcile itself. What was serving is still reported as serving."""
+    """`previous` marked Failed for `generation`, its lifecycle conditions False with `reason`:
+    for a failure that stops the reconcile itself. What was serving is still reported as
+    serving, and the other conditions as they were."""
+    lifecycle = (
+        constants.CONDITION_TRAINED,
+        constants.CONDITION_DEPLOYED,
+        constants.CONDITION_READY,
+    )
     conditions = [
         condition(previous.conditions, kind, False, reason, message, generation)
-        for kind in (
-            constants.CONDITION_TRAINED,
-            constants.CONDITION_DEPLOYED,
-            constants.CONDITION_READY,
-        )
-    ]
+        for kind in lifecycle
+    ] + [kept for kept in previous.conditions if kept.type not in lifecycle]
     return previous.model_copy(
         update={
             "phase": "Failed",

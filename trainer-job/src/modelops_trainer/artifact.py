@@ -3,13 +3,16 @@ and the atomic write that makes a reader see a whole version or none."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+# A version directory's name (version_of); nothing else under a model's directory is removed.
+VERSION_NAME = re.compile(r"v[0-9a-f]{12}")
 
 
 def version_of(model_inputs: dict[str, Any], data_fingerprint: str) -> str:
@@ -96,12 +101,47 @@ def write(directory: Path, model: Any, metadata: dict[str, Any]) -> dict[str, An
         if directory.is_dir():
             log.info("another run wrote %s first; keeping its artifact", directory)
             return verified(directory)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise TrainingError(
+                f"the artifact volume is full: writing {directory} failed with "
+                f"{_free(parent)} left; raise spec.storage.size, or free space on "
+                "spec.storage.existingClaim"
+            ) from None
         raise TrainingError(
             f"cannot write the artifact {directory}: {exc.strerror or exc}; check that the "
-            "artifact volume is mounted, writable and not full"
+            "artifact volume is mounted and writable"
         ) from None
     _fsync(parent)
     return complete
+
+
+def _free(path: Path) -> str:
+    """Free space on the volume of `path` (its nearest existing ancestor: a failed write
+    removes the directories it made)."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), path)
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return "an unknown amount of space"
+    return f"{free / 2**20:.1f} MiB"
+
+
+def prune(model_directory: Path, keep: Collection[str]) -> list[str]:
+    """Removes the versions under a model's directory that are not in `keep`; the versions
+    removed. A version that cannot be removed is logged and left: pruning never fails a run."""
+    removed = []
+    for child in sorted(model_directory.iterdir()):
+        if not child.is_dir() or not VERSION_NAME.fullmatch(child.name) or child.name in keep:
+            continue
+        try:
+            shutil.rmtree(child)
+        except OSError as exc:
+            log.warning("cannot remove the old version %s: %s", child, exc)
+            continue
+        removed.append(child.name)
+    if removed:
+        log.info("removed versions no longer kept: %s", ", ".join(removed))
+    return removed
 
 
 def _stage(staging: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:

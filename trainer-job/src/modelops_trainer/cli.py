@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import artifact
 from .errors import TrainingError
 from .training import train
 
@@ -27,6 +28,7 @@ EXIT_BAD_INPUT = 1
 EXIT_INTERNAL_ERROR = 3
 SPEC_ENV = "MODELOPS_TRAINING_SPEC"
 NAMESPACE_ENV = "MODELOPS_NAMESPACE"
+KEEP_VERSIONS_ENV = "MODELOPS_KEEP_VERSIONS"
 TERMINATION_LOG_ENV = "MODELOPS_TERMINATION_LOG"
 # Kubernetes mounts this file into every container; outside a pod it does not exist.
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
@@ -51,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         with _stdout_to_stderr():
             summary = train(spec, Path(args.output_root), name, namespace)
+        keep = _keep_versions(args.keep_versions)
+        if keep is not None:
+            artifact.prune(Path(summary["artifactPath"]).parent, keep | {summary["version"]})
     except TrainingError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except Exception as exc:
@@ -84,7 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--namespace", help=f"the model's namespace (default: ${NAMESPACE_ENV}, else 'default')"
     )
+    parser.add_argument(
+        "--keep-versions",
+        help="comma-separated versions of this model to keep: every other version under its "
+        "directory is removed once the run has succeeded (the one trained is always kept). "
+        f"Default: ${KEEP_VERSIONS_ENV}; when neither is given nothing is removed",
+    )
     return parser
+
+
+def _keep_versions(given: str | None) -> set[str] | None:
+    value = given if given is not None else os.environ.get(KEEP_VERSIONS_ENV)
+    if value is None:
+        return None
+    return {version.strip() for version in value.split(",") if version.strip()}
 
 
 def _read_spec(source: str | None) -> tuple[Any, dict[str, str]]:
