@@ -2,7 +2,8 @@
 
     uv run python bench/server/compare_mlserver.py [--duration 10] [--rounds 1]
 
-Trains a 100-tree RandomForestClassifier on iris with the trainer, serves the same joblib file
+Trains a 100-tree RandomForestClassifier on iris with the trainer (`--estimator SVC` or
+`KNeighborsClassifier`: a model served by scikit-learn itself), serves the same joblib file
 with each server on loopback (one server at a time, so they never compete for the cores), and
 loads both with `wrk` (Debian: `apt-get install -y wrk`) sending the same Open Inference
 Protocol request: one row at concurrency 1, 8 and 32, and 100-row batches at concurrency 8.
@@ -42,12 +43,8 @@ from modelops_trainer import train
 MLSERVER_VENV = Path.home() / ".cache" / "modelops" / "mlserver-venv"
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
 MODEL_NAME = "iris"
-SPEC = {
-    "dataset": {"builtin": "iris"},
-    "estimator": "RandomForestClassifier",
-    "hyperparameters": {"n_estimators": 100},
-    "randomSeed": 42,
-}
+# The hyperparameters of the estimators benchmarked; any other gets the trainer's defaults.
+HYPERPARAMETERS = {"RandomForestClassifier": {"n_estimators": 100}}
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 # (label, rows per request, wrk connections)
 SCENARIOS = [
@@ -72,6 +69,12 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument(
+        "--estimator",
+        default="RandomForestClassifier",
+        help="the model served: RandomForestClassifier (compiled here) or, for the path "
+        "scikit-learn serves itself, SVC or KNeighborsClassifier",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="runs per scenario; the median is kept"
     )
     parser.add_argument(
@@ -87,7 +90,13 @@ def main() -> None:
     mlserver = ensure_mlserver_venv()
     # Kept afterwards: the servers' logs are there.
     root = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
-    artifact = Path(train(SPEC, root / "models", MODEL_NAME)["artifactPath"])
+    spec = {
+        "dataset": {"builtin": "iris"},
+        "estimator": arguments.estimator,
+        "hyperparameters": HYPERPARAMETERS.get(arguments.estimator, {}),
+        "randomSeed": 42,
+    }
+    artifact = Path(train(spec, root / "models", MODEL_NAME)["artifactPath"])
     bodies = {rows: write_wrk_script(root, rows) for rows in {rows for _, rows, _ in SCENARIOS}}
     servers = {
         "modelops-serve": lambda port: start_ours(artifact, port, arguments.ours_workers),
@@ -264,7 +273,8 @@ def median_of(results: list[Result]) -> Result:
 def markdown(results: dict[str, dict[str, Result]], arguments: argparse.Namespace) -> str:
     ours, peer = results["modelops-serve"], results["MLServer"]
     lines = [
-        f"{os.cpu_count()} cores, wrk -t1, {arguments.duration}s per run, median of {arguments.rounds}, "
+        f"{arguments.estimator} on iris, {os.cpu_count()} cores, wrk -t1, "
+        f"{arguments.duration}s per run, median of {arguments.rounds}, "
         f"modelops-serve workers: {arguments.ours_workers}",
         "",
         "| scenario | modelops req/s | MLServer req/s | ratio | modelops p50 / p99 ms "

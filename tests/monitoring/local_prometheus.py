@@ -86,3 +86,27 @@ def instant_query(url: str, promql: str) -> list[dict[str, Any]]:
     assert body["status"] == "success", body
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+# Prometheus's prefix for the labels Kubernetes discovery sets.
+KUBERNETES_META = "__meta_kubernetes_"
+
+
+def local_scrape_job(
+    job: dict[str, Any], target: str, *, version: str | None = None
+) -> dict[str, Any]:
+    """`job` scraping `target` (host:port) instead of discovered pods, for servers run as local
+    processes. Series keep their namespace and model labels; `version`, known to the caller
+    rather than read from pod labels, is added when given."""
+    static_config: dict[str, Any] = {"targets": [target]}
+    if version is not None:
+        static_config["labels"] = {"version": version}
+    local = {key: value for key, value in job.items() if key != "kubernetes_sd_configs"}
+    # Rules reading pod metadata would drop the target or blank its labels without pods.
+    local["relabel_configs"] = [
+        rule
+        for rule in job.get("relabel_configs", [])
+        if not any(source.startswith(KUBERNETES_META) for source in rule.get("source_labels", []))
+    ]
+    local["static_configs"] = [static_config]
+    return local

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_prometheus import free_port, instant_query, running_process, running_prometheus
+from local_prometheus import (
+    free_port,
+    instant_query,
+    local_scrape_job,
+    running_process,
+    running_prometheus,
+)
 from modelops_envtest.waiting import wait_until
 from modelops_operator.monitoring import metrics
 from modelops_operator.monitoring.grafana import (
@@ -23,7 +29,6 @@ from modelops_operator.monitoring.grafana import (
 )
 from modelops_operator.monitoring.prometheus import (
     build_scrape_job,
-    local_scrape_job,
     scrape_job_name,
     with_scrape_job,
 )

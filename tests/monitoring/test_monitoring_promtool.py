@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from local_prometheus import local_scrape_job
 from modelops_operator.monitoring.grafana import (
     build_dashboard,
     build_fleet_dashboard,
@@ -13,7 +14,6 @@ from modelops_operator.monitoring.grafana import (
 )
 from modelops_operator.monitoring.prometheus import (
     build_scrape_job,
-    local_scrape_job,
     with_scrape_job,
 )
 from promql import concrete

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import yaml
+from local_prometheus import local_scrape_job
 from modelops_operator.monitoring.prometheus import (
     build_scrape_job,
     build_service_monitor,
-    local_scrape_job,
     scrape_job_name,
     with_scrape_job,
     without_scrape_job,

@@ -177,6 +177,40 @@ def test_condition_keeps_its_transition_time_while_unchanged() -> None:
     assert flipped.last_transition_time != "2000-01-01T00:00:00Z"
 
 
+def test_monitoring_not_configured_is_told_but_never_stops_serving() -> None:
+    spec = api.ModelDeploymentSpec.model_validate(
+        {"training": {"dataset": {"builtin": "iris"}, "estimator": "RandomForestClassifier"}}
+    )
+    model = record("v1", accuracy=0.9)
+    training = api.TrainingStatus(spec_hash="h", job_name="j", state="Succeeded", result=model)
+    verdict = status.judge(model, None)
+    chosen = status.serving_target([model], None)
+    rollout = status.Rollout(complete=True, replicas=1, ready_replicas=1)
+    fine = status.Monitoring(True, "Configured", "monitoring is in place as the spec asks")
+    broken = status.Monitoring(False, "NotConfigured", "prometheus.yml is not valid YAML")
+
+    ready = status.outcome(spec, training, verdict, chosen, rollout, fine)
+    told = status.outcome(spec, training, verdict, chosen, rollout, broken)
+    assert (ready.phase, told.phase) == ("Ready", "Ready")
+    assert (
+        told.message
+        == f"{ready.message}; monitoring not configured: prometheus.yml is not valid YAML"
+    )
+    kinds = status.conditions([], 1, (True, "Promoted", ""), (True, "RolledOut", ""), told, broken)
+    assert [(c.type, c.status) for c in kinds] == [
+        ("Trained", "True"),
+        ("Deployed", "True"),
+        ("Ready", "True"),
+        ("Monitored", "False"),
+    ]
+    # A failure that stops the reconcile keeps the Monitored condition as it was.
+    failed = status.failed(
+        api.ModelDeploymentStatus(conditions=kinds), "WriteRefused", "refused", 2
+    )
+    assert [c.type for c in failed.conditions][-1] == "Monitored"
+    assert failed.conditions[-1].status == "False"
+
+
 def stuck_pod(name: str, created: str, **pod_status: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "creationTimestamp": created},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 from importlib.metadata import version
 
@@ -36,8 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     namespaces = settings.watched_namespaces
     # The prefix names the object in every line: "[namespace/name] Handler ... succeeded".
     kopf.configure(verbose=bool(os.environ.get("MODELOPS_VERBOSE")), log_prefix=True)
-    importlib.import_module("modelops_operator.handlers")  # registers the handlers
+    from modelops_operator import handlers  # registers the handlers on import
+
+    handlers.register(settings)
     kopf.run(
+        memo=kopf.Memo(settings=settings),
         clusterwide=not namespaces,
         namespaces=namespaces,
         peering_name=PEERING_NAME,

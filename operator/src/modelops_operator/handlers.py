@@ -14,10 +14,9 @@ import kubernetes
 
 from modelops_operator import constants, registration
 from modelops_operator.kube import Kube, is_transient
-from modelops_operator.reconcile import RETRY_DELAY_SECONDS, WriteRefused, reconcile
+from modelops_operator.reconcile import RETRY_DELAY_SECONDS, ModelLocks, WriteRefused, reconcile
 from modelops_operator.settings import Settings
 
-RESYNC_SECONDS = Settings().resync_seconds
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 # The kinds of children watched (child_changed). Their watches carry MANAGED as a label
 # selector, so the apiserver streams only what modelops made, not every Job, Deployment and pod
@@ -53,13 +52,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Peering: of two replicas only the higher priority acts. The newest start wins, so a
     # rollout hands over at once; the random part breaks a tie within one millisecond.
     settings.peering.priority = int(time.time() * 1000) * 1000 + random.randrange(1000)
-    memo.settings = Settings()
+    # memo.settings: what main() read, handed over through kopf.run's memo.
     # Two replicas with peering absent would both act: refuse to start instead.
     settings.peering.mandatory = not memo.settings.standalone
     settings.posting.level = logging.INFO
     watch_only_managed_children(settings)
     settings.execution.max_workers = 16
     memo.kube = Kube(_api_client())
+    memo.locks = ModelLocks()
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
 
 
@@ -72,7 +72,7 @@ def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
     assert namespace, "ModelDeployments are namespaced"
     try:
-        reconcile(memo.kube, memo.settings, namespace, name)
+        reconcile(memo.kube, memo.settings, memo.locks, namespace, name)
     except WriteRefused as error:
         # Already in status and an Event: retry slowly, a person has to act first.
         raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_SECONDS) from error
@@ -96,7 +96,14 @@ def model_changed(name: str, namespace: str | None, memo: Any, **_: Any) -> None
     _reconcile_or_retry(memo, namespace, name)
 
 
-@kopf.timer(constants.GROUP, constants.VERSION, constants.PLURAL, interval=RESYNC_SECONDS)
+def register(settings: Settings) -> None:
+    """Register the resync timer, whose interval is a setting; the other handlers register on
+    import."""
+    kopf.timer(
+        constants.GROUP, constants.VERSION, constants.PLURAL, interval=settings.resync_seconds
+    )(resync)
+
+
 def resync(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     _reconcile_or_retry(memo, namespace, name)
     if memo.sweeps.due():
@@ -149,4 +156,4 @@ def child_changed(labels: Mapping[str, str], namespace: str | None, memo: Any, *
     if owner and namespace:
         # A refusal is in the model's status and Events already; its own handler retries it.
         with contextlib.suppress(WriteRefused):
-            reconcile(memo.kube, memo.settings, namespace, owner)
+            reconcile(memo.kube, memo.settings, memo.locks, namespace, owner)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
@@ -25,25 +23,6 @@ logger = logging.getLogger(__name__)
 # How soon a transient failure (a conflict, an apiserver briefly away) is tried again.
 RETRY_DELAY_SECONDS = 5
 
-# Triggers for one resource arrive on several threads; its reconciles must not interleave.
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    phase: api.Phase
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Monitoring:
-    """How the model's monitoring stands: the Monitored condition."""
-
-    configured: bool
-    reason: str
-    message: str
-
 
 class WriteRefused(Exception):
     """The apiserver refused one of the model's writes for good (403, 422, ...), or an object
@@ -56,8 +35,21 @@ class ObjectInTheWay(Exception):
     over: deleting the model would delete it."""
 
 
-def reconcile(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
-    with _locks[(namespace, name)]:
+class ModelLocks:
+    """One lock per model: its triggers arrive on several threads, and its reconciles must not
+    interleave."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def of(self, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+
+def reconcile(kube: Kube, settings: Settings, locks: ModelLocks, namespace: str, name: str) -> None:
+    with locks.of(namespace, name):
         body = kube.get_model(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
@@ -191,14 +183,7 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
                 ),
             )
     if training.state != "Running" and training != previous.training:
-        # A run just ended: the Jobs outside the bounded history go (with their pods).
-        jobs = kube.list("batch/v1", "Job", namespace, builders.selector(name, "training"))
-        for job_name in status.stale_jobs(
-            (job["metadata"]["name"] for job in jobs if _owned_by(job, body)),
-            training.job_name,
-            history,
-        ):
-            kube.delete("batch/v1", "Job", namespace, job_name)
+        _remove_stale_jobs(kube, body, training.job_name, history)
 
     chosen = status.serving_target(history, spec.serving.model_version)
     target = chosen.model
@@ -207,44 +192,21 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
         rollout = _ensure_serving(kube, settings, body, spec, target)
 
     monitoring = _sync_monitoring(kube, settings, body, spec.monitoring)
-    before = next((c for c in previous.conditions if c.type == constants.CONDITION_MONITORED), None)
-    if monitoring.reason != "Configured" and (
-        before is None or before.message != monitoring.message
-    ):
-        kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=monitoring.message)
+    _tell_monitoring_news(body, previous, monitoring)
 
-    trained = _trained_condition(training, verdict)
-    deployed = _deployed_condition(chosen, rollout)
-    outcome = _outcome(spec, training, verdict, chosen, rollout)
-    if not monitoring.configured:
-        outcome = dataclasses.replace(
-            outcome, message=f"{outcome.message}; monitoring not configured: {monitoring.message}"
-        )
-    conditions = [
-        status.condition(previous.conditions, constants.CONDITION_TRAINED, *trained, generation),
-        status.condition(previous.conditions, constants.CONDITION_DEPLOYED, *deployed, generation),
-        status.condition(
-            previous.conditions,
-            constants.CONDITION_READY,
-            outcome.phase == "Ready",
-            outcome.reason,
-            outcome.message,
-            generation,
-        ),
-        status.condition(
-            previous.conditions,
-            constants.CONDITION_MONITORED,
-            monitoring.configured,
-            monitoring.reason,
-            monitoring.message,
-            generation,
-        ),
-    ]
+    outcome = status.outcome(spec, training, verdict, chosen, rollout, monitoring)
     return api.ModelDeploymentStatus(
         phase=outcome.phase,
         message=outcome.message,
         observed_generation=generation,
-        conditions=conditions,
+        conditions=status.conditions(
+            previous.conditions,
+            generation,
+            status.trained_condition(training, verdict),
+            status.deployed_condition(chosen, rollout),
+            outcome,
+            monitoring,
+        ),
         model=target,
         history=history,
         training=training,
@@ -333,9 +295,31 @@ def _ensure_serving(
     return dataclasses.replace(progress, problem=status.pod_problem(pods))
 
 
+def _remove_stale_jobs(
+    kube: Kube, body: dict[str, Any], current_job: str, history: list[api.ModelRecord]
+) -> None:
+    """Once a run ended: the model's Jobs outside the bounded history go, with their pods."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    jobs = kube.list("batch/v1", "Job", namespace, builders.selector(name, "training"))
+    owned = (job["metadata"]["name"] for job in jobs if _owned_by(job, body))
+    for job_name in status.stale_jobs(owned, current_job, history):
+        kube.delete("batch/v1", "Job", namespace, job_name)
+
+
+def _tell_monitoring_news(
+    body: dict[str, Any], previous: api.ModelDeploymentStatus, monitoring: status.Monitoring
+) -> None:
+    """A Warning Event when monitoring is not as asked, once per new message, not per resync."""
+    before = next((c for c in previous.conditions if c.type == constants.CONDITION_MONITORED), None)
+    if monitoring.reason != "Configured" and (
+        before is None or before.message != monitoring.message
+    ):
+        kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=monitoring.message)
+
+
 def _sync_monitoring(
     kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
-) -> Monitoring:
+) -> status.Monitoring:
     """The scrape job (or ServiceMonitor) and dashboard the spec asks for. The shared
     configuration is the platform's, not this model's: a failure there is reported, and the
     model keeps serving."""
@@ -346,21 +330,21 @@ def _sync_monitoring(
             kube, settings, namespace, name, monitoring, scrape_job=not monitored_by_operator
         )
     except ValueError as error:
-        return Monitoring(False, "NotConfigured", str(error))
+        return status.Monitoring(False, "NotConfigured", str(error))
     except kubernetes.client.ApiException as error:
         if is_transient(error):
             raise
         message = f"the apiserver refused a write: {refusal_message(error)}"
-        return Monitoring(False, "NotConfigured", message)
+        return status.Monitoring(False, "NotConfigured", message)
     if settings.service_monitors and not monitored_by_operator:
-        return Monitoring(
+        return status.Monitoring(
             True,
             "SharedScrapeJob",
             "MODELOPS_SERVICE_MONITORS is on but the ServiceMonitor CRD "
             f"({prometheus.SERVICE_MONITOR_API_VERSION}) is not installed: scraping through "
             "the shared prometheus.yml instead",
         )
-    return Monitoring(True, "Configured", "monitoring is in place as the spec asks")
+    return status.Monitoring(True, "Configured", "monitoring is in place as the spec asks")
 
 
 def _sync_service_monitor(
@@ -379,81 +363,3 @@ def _sync_service_monitor(
     elif observed is not None and _owned_by(observed, body):
         kube.delete(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
     return True
-
-
-def _trained_condition(
-    training: api.TrainingStatus, verdict: status.Verdict | None
-) -> tuple[bool, str, str]:
-    if training.state == "Running" and training.message:
-        return False, "TrainingStuck", f"training Job {training.job_name}: {training.message}"
-    if training.state == "Running":
-        return False, "Training", f"training Job {training.job_name} is running"
-    if training.state == "Failed":
-        return (
-            False,
-            "TrainingFailed",
-            f"training Job {training.job_name} failed: {training.message}",
-        )
-    assert verdict is not None
-    if verdict.promoted:
-        return True, "Promoted", verdict.explanation
-    return False, "BelowThreshold", verdict.explanation
-
-
-def _deployed_condition(
-    chosen: status.Target, rollout: status.Rollout | None
-) -> tuple[bool, str, str]:
-    target = chosen.model
-    if target is None or rollout is None:
-        return False, chosen.reason, chosen.message
-    progress = f"{rollout.ready_replicas}/{rollout.replicas} replicas ready"
-    if rollout.complete:
-        return True, "RolledOut", f"serving {target.version}, {progress}"
-    if rollout.problem:
-        return False, "PodsStuck", f"rolling out {target.version}, {progress}: {rollout.problem}"
-    return False, "RollingOut", f"rolling out {target.version}, {progress}"
-
-
-def _outcome(
-    spec: api.ModelDeploymentSpec,
-    training: api.TrainingStatus,
-    verdict: status.Verdict | None,
-    chosen: status.Target,
-    rollout: status.Rollout | None,
-) -> Outcome:
-    target = chosen.model
-    serving_note = f"; {target.version} keeps serving" if target is not None else ""
-    if chosen.reason == "VersionNotFound":
-        return Outcome("Failed", chosen.reason, chosen.message)
-    if training.state == "Failed":
-        return Outcome(
-            "Failed",
-            "TrainingFailed",
-            f"training Job {training.job_name} failed: {training.message}{serving_note}",
-        )
-    if verdict is not None and not verdict.promoted and spec.serving.model_version is None:
-        return Outcome("Failed", "BelowThreshold", verdict.explanation + serving_note)
-    if training.state == "Running" and spec.serving.model_version is None:
-        if training.message:
-            # A pod that cannot run would otherwise show "Training" until the Job's deadline.
-            return Outcome(
-                "Failed",
-                "TrainingStuck",
-                f"training Job {training.job_name} cannot run: {training.message}{serving_note}",
-            )
-        return Outcome(
-            "Training", "Training", f"training Job {training.job_name} is running{serving_note}"
-        )
-    if target is None or rollout is None:
-        return Outcome("Pending", chosen.reason, chosen.message)
-    progress = f"{rollout.ready_replicas}/{rollout.replicas} replicas ready"
-    if not rollout.complete and rollout.problem:
-        return Outcome(
-            "Failed",
-            "PodsStuck",
-            f"rolling out {target.version} is stuck, {progress}: {rollout.problem}",
-        )
-    if not rollout.complete:
-        return Outcome("Deploying", "RollingOut", f"rolling out {target.version}, {progress}")
-    score = f" ({target.score})" if target.score else ""
-    return Outcome("Ready", "Ready", f"serving {target.version}{score}, {progress}")

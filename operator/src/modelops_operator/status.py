@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from collections.abc import Iterable
@@ -266,3 +267,146 @@ def failed(
             "conditions": conditions,
         }
     )
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """How the model's monitoring stands: the Monitored condition."""
+
+    configured: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The phase, with the Ready condition's reason and the message that goes with it."""
+
+    phase: api.Phase
+    reason: str
+    message: str
+
+
+def trained_condition(
+    training: api.TrainingStatus, verdict: Verdict | None
+) -> tuple[bool, str, str]:
+    if training.state == "Running" and training.message:
+        return False, "TrainingStuck", f"training Job {training.job_name}: {training.message}"
+    if training.state == "Running":
+        return False, "Training", f"training Job {training.job_name} is running"
+    if training.state == "Failed":
+        return (
+            False,
+            "TrainingFailed",
+            f"training Job {training.job_name} failed: {training.message}",
+        )
+    assert verdict is not None
+    if verdict.promoted:
+        return True, "Promoted", verdict.explanation
+    return False, "BelowThreshold", verdict.explanation
+
+
+def deployed_condition(chosen: Target, rollout: Rollout | None) -> tuple[bool, str, str]:
+    target = chosen.model
+    if target is None or rollout is None:
+        return False, chosen.reason, chosen.message
+    progress = f"{rollout.ready_replicas}/{rollout.replicas} replicas ready"
+    if rollout.complete:
+        return True, "RolledOut", f"serving {target.version}, {progress}"
+    if rollout.problem:
+        return False, "PodsStuck", f"rolling out {target.version}, {progress}: {rollout.problem}"
+    return False, "RollingOut", f"rolling out {target.version}, {progress}"
+
+
+def outcome(
+    spec: api.ModelDeploymentSpec,
+    training: api.TrainingStatus,
+    verdict: Verdict | None,
+    chosen: Target,
+    rollout: Rollout | None,
+    monitoring: Monitoring,
+) -> Outcome:
+    """Where the model stands, in one phase and message; monitoring that could not be set up
+    is told in the message but never changes the phase (serving goes on without it)."""
+    lifecycle = _lifecycle_outcome(spec, training, verdict, chosen, rollout)
+    if monitoring.configured:
+        return lifecycle
+    return dataclasses.replace(
+        lifecycle, message=f"{lifecycle.message}; monitoring not configured: {monitoring.message}"
+    )
+
+
+def conditions(
+    previous: list[api.Condition],
+    generation: int,
+    trained: tuple[bool, str, str],
+    deployed: tuple[bool, str, str],
+    overall: Outcome,
+    monitoring: Monitoring,
+) -> list[api.Condition]:
+    """The four conditions, each keeping its lastTransitionTime while its status holds."""
+    return [
+        condition(previous, constants.CONDITION_TRAINED, *trained, generation),
+        condition(previous, constants.CONDITION_DEPLOYED, *deployed, generation),
+        condition(
+            previous,
+            constants.CONDITION_READY,
+            overall.phase == "Ready",
+            overall.reason,
+            overall.message,
+            generation,
+        ),
+        condition(
+            previous,
+            constants.CONDITION_MONITORED,
+            monitoring.configured,
+            monitoring.reason,
+            monitoring.message,
+            generation,
+        ),
+    ]
+
+
+def _lifecycle_outcome(
+    spec: api.ModelDeploymentSpec,
+    training: api.TrainingStatus,
+    verdict: Verdict | None,
+    chosen: Target,
+    rollout: Rollout | None,
+) -> Outcome:
+    target = chosen.model
+    serving_note = f"; {target.version} keeps serving" if target is not None else ""
+    if chosen.reason == "VersionNotFound":
+        return Outcome("Failed", chosen.reason, chosen.message)
+    if training.state == "Failed":
+        return Outcome(
+            "Failed",
+            "TrainingFailed",
+            f"training Job {training.job_name} failed: {training.message}{serving_note}",
+        )
+    if verdict is not None and not verdict.promoted and spec.serving.model_version is None:
+        return Outcome("Failed", "BelowThreshold", verdict.explanation + serving_note)
+    if training.state == "Running" and spec.serving.model_version is None:
+        if training.message:
+            # A pod that cannot run would otherwise show "Training" until the Job's deadline.
+            return Outcome(
+                "Failed",
+                "TrainingStuck",
+                f"training Job {training.job_name} cannot run: {training.message}{serving_note}",
+            )
+        return Outcome(
+            "Training", "Training", f"training Job {training.job_name} is running{serving_note}"
+        )
+    if target is None or rollout is None:
+        return Outcome("Pending", chosen.reason, chosen.message)
+    progress = f"{rollout.ready_replicas}/{rollout.replicas} replicas ready"
+    if not rollout.complete and rollout.problem:
+        return Outcome(
+            "Failed",
+            "PodsStuck",
+            f"rolling out {target.version} is stuck, {progress}: {rollout.problem}",
+        )
+    if not rollout.complete:
+        return Outcome("Deploying", "RollingOut", f"rolling out {target.version}, {progress}")
+    score = f" ({target.score})" if target.score else ""
+    return Outcome("Ready", "Ready", f"serving {target.version}{score}, {progress}")

@@ -40,7 +40,7 @@ def _pod_label_meta(label: str) -> str:
 def _target_labels(namespace: str, name: str) -> list[dict[str, Any]]:
     """The labels the dashboards filter on. namespace and model are static (a replace without
     source labels writes the replacement as is), so that a job pointed at static targets
-    (local_scrape_job) labels alike; version and pod come from pod metadata."""
+    labels alike; version and pod come from pod metadata."""
     return [
         {"target_label": "namespace", "replacement": namespace},
         {"target_label": "model", "replacement": name},
@@ -123,26 +123,6 @@ def build_service_monitor(namespace: str, name: str, interval: str) -> dict[str,
             },
         }
     )
-
-
-def local_scrape_job(
-    job: dict[str, Any], target: str, *, version: str | None = None
-) -> dict[str, Any]:
-    """`job` scraping `target` (host:port) instead of discovered pods, for servers run as local
-    processes. Series keep their namespace and model labels; `version`, known to the caller
-    rather than read from pod labels, is added when given."""
-    static_config: dict[str, Any] = {"targets": [target]}
-    if version is not None:
-        static_config["labels"] = {"version": version}
-    local = {key: value for key, value in job.items() if key != "kubernetes_sd_configs"}
-    # Rules reading pod metadata would drop the target or blank its labels without pods.
-    local["relabel_configs"] = [
-        rule
-        for rule in job.get("relabel_configs", [])
-        if not any(source.startswith(_KUBERNETES_META) for source in rule.get("source_labels", []))
-    ]
-    local["static_configs"] = [static_config]
-    return local
 
 
 def with_scrape_job(config_text: str | None, job: dict[str, Any]) -> str:
