@@ -24,11 +24,16 @@ from deploy_manifests import (
 )
 from modelops_envtest import upstream_crds
 from modelops_envtest.controlplane import ControlPlane
+from modelops_operator import registration, shared_configmap
+from modelops_operator.monitoring import grafana
+from modelops_operator.settings import Settings
 
 PLACEHOLDER_REPO = "https://github.com/example/modelops.git"
 ROOT_APP = ARGOCD / "root.yaml"
 APPS = ARGOCD / "apps"
 CM_PATCH = ARGOCD / "argocd-cm-patch.yaml"
+# How Argo CD tells the objects it manages: its tracking annotation (the default) or label.
+ARGOCD_TRACKING = {"argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance"}
 
 
 def root_app() -> dict[str, Any]:
@@ -102,24 +107,34 @@ def test_models_application_tolerates_a_missing_crd_and_creates_its_namespace() 
     assert models["spec"]["destination"]["namespace"] == MODELS_NAMESPACE
 
 
-def test_platform_leaves_the_operators_configmap_data_alone() -> None:
+def test_platform_syncs_git_as_it_is_and_holds_nothing_the_operator_writes() -> None:
+    """The operator writes only objects that git does not hold (the scrape config files, the
+    models' dashboards), so the platform Application ignores no difference and a sync keeps
+    nothing live over git; prune and self-heal leave those objects alone, as they carry no
+    tracking label or annotation."""
     platform = application("modelops-platform")
+    assert "ignoreDifferences" not in platform["spec"]
+    options = platform["spec"]["syncPolicy"].get("syncOptions") or []
+    assert not [option for option in options if option.startswith("RespectIgnoreDifferences")]
+    assert platform["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
     docs = built(platform["spec"]["source"]["path"])
-    ignored = {
-        (entry["kind"], entry["name"], entry["namespace"]): entry["jsonPointers"]
-        for entry in platform["spec"]["ignoreDifferences"]
-    }
     operator_env = {
         item["name"]: item.get("value")
         for item in find(docs, "Deployment", "modelops-operator")["spec"]["template"]["spec"][
             "containers"
         ][0]["env"]
     }
-    for setting in ("MODELOPS_PROMETHEUS_CONFIG", "MODELOPS_GRAFANA_DASHBOARDS"):
-        namespace, name = operator_env[setting].split("/")
-        find(docs, "ConfigMap", name)
-        assert ignored[("ConfigMap", name, namespace)] == ["/data"]
-    assert "RespectIgnoreDifferences=true" in platform["spec"]["syncPolicy"]["syncOptions"]
+    scrape_files = registration.scrape_config_maps(
+        Settings(scrape_configs=operator_env["MODELOPS_SCRAPE_CONFIGS"])
+    )
+    in_git = {(doc["metadata"].get("namespace"), doc["metadata"]["name"]) for doc in docs}
+    assert not in_git & set(scrape_files)
+    dashboard = grafana.build_dashboard_configmap(MODELS_NAMESPACE, "iris")
+    for written in (dashboard, {"metadata": {"labels": shared_configmap.LABELS}}):
+        metadata = written["metadata"]
+        assert not [key for key in metadata.get("labels", {}) if key in ARGOCD_TRACKING]
+        assert not [key for key in metadata.get("annotations", {}) if key in ARGOCD_TRACKING]
 
 
 def test_project_admits_what_the_applications_deploy() -> None:

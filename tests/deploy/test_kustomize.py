@@ -1,11 +1,13 @@
-"""The Kustomize tree builds, and what it builds fits the operator: its settings, the shared
-monitoring ConfigMaps, Prometheus and Grafana. No apiserver needed (see test_dry_run.py)."""
+"""The Kustomize tree builds, and what it builds fits the operator: its settings, the scrape
+config files it writes and Prometheus loads, the dashboards Grafana's sidecar collects. No
+apiserver needed (see test_dry_run.py)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,7 +35,7 @@ from deploy_manifests import (
 from modelops_envtest.controlplane import kubectl_binary
 from modelops_envtest.prometheus_tools import PROMTOOL_VERSION
 from modelops_operator import __main__ as operator_main
-from modelops_operator import builders
+from modelops_operator import builders, registration
 from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
 
@@ -159,25 +161,35 @@ def test_operator_env_names_are_settings_the_operator_reads() -> None:
     assert names - {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"} <= known
 
 
+def scrape_config_maps(deployment: dict) -> list[tuple[str, str]]:
+    """The scrape config files' ConfigMaps that the operator of `deployment` writes."""
+    configured = env(container(deployment, "operator"))["MODELOPS_SCRAPE_CONFIGS"]
+    return registration.scrape_config_maps(Settings(scrape_configs=configured))
+
+
 def test_operator_env_points_at_the_monitoring_it_writes() -> None:
     docs = built(BASE)
     settings = env(container(operator_deployment(), "operator"))
-    assert settings["MODELOPS_PROMETHEUS_CONFIG"] == "modelops-system/prometheus-config"
-    assert settings["MODELOPS_GRAFANA_DASHBOARDS"] == "modelops-system/grafana-dashboards"
-    for reference in (
-        settings["MODELOPS_PROMETHEUS_CONFIG"],
-        settings["MODELOPS_GRAFANA_DASHBOARDS"],
-    ):
-        namespace, name = reference.split("/")
-        assert find(docs, "ConfigMap", name)["metadata"]["namespace"] == namespace
-    # The Role lets the operator at exactly these two ConfigMaps.
+    assert settings["MODELOPS_SCRAPE_CONFIGS"] == Settings().scrape_configs
+    files = scrape_config_maps(operator_deployment())
+    assert files == registration.scrape_config_maps(Settings())
+    assert len(files) == prometheus.SCRAPE_FILES == 32
+    assert {namespace for namespace, _ in files} == {MONITORING_NAMESPACE}
+    names = [name for _, name in files]
+    assert len(set(names)) == len(names)
+    # The Role lets the operator overwrite exactly these ConfigMaps, in their namespace only.
     role = find(docs, "Role", "modelops-operator-monitoring")
     assert role["metadata"]["namespace"] == MONITORING_NAMESPACE
-    named = next(rule for rule in role["rules"] if "resourceNames" in rule)
-    assert sorted(named["resourceNames"]) == ["grafana-dashboards", "prometheus-config"]
+    [rule] = role["rules"]
+    assert (rule["apiGroups"], rule["resources"], rule["verbs"]) == (
+        [""],
+        ["configmaps"],
+        ["update"],
+    )
+    assert sorted(rule["resourceNames"]) == sorted(names)
 
 
-def test_prometheus_reloads_and_reads_the_shared_config() -> None:
+def test_prometheus_reloads_and_loads_the_operators_scrape_files() -> None:
     docs = built(BASE)
     deployment = find(docs, "Deployment", "prometheus")
     server = container(deployment, "prometheus")
@@ -188,15 +200,69 @@ def test_prometheus_reloads_and_reads_the_shared_config() -> None:
     assert "--config.file=/etc/prometheus/prometheus.yml" in server["args"]
     assert volume(deployment, "config")["configMap"]["name"] == "prometheus-config"
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "prometheus"
-    # The base prometheus.yml takes the operator's jobs (and is valid YAML with a job list).
-    text = find(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
-    job = prometheus.build_scrape_job("ml", "iris", "15s")
-    merged = yaml.safe_load(prometheus.with_scrape_job(text, job))
-    assert [entry["job_name"] for entry in merged["scrape_configs"]] == [
-        "prometheus",
-        "modelops/ml/iris",
+
+    # Exactly the operator's 32 ConfigMaps, each optional (made on first use), projected into
+    # one directory: each holds one key, named after it, so none shadows another.
+    files = scrape_config_maps(operator_deployment())
+    assert volume(deployment, "scrape-configs")["projected"]["sources"] == [
+        {"configMap": {"name": name, "optional": True}} for _, name in files
     ]
-    assert merged["global"] == yaml.safe_load(text)["global"]
+    [mount] = [m for m in server["volumeMounts"] if m["name"] == "scrape-configs"]
+    assert mount["readOnly"] is True
+    directory = PurePosixPath(mount["mountPath"])
+
+    # The platform's prometheus.yml loads every file there.
+    config = yaml.safe_load(find(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    [pattern] = config["scrape_config_files"]
+    assert PurePosixPath(pattern).parent == directory
+    for _, name in files:
+        assert fnmatch.fnmatch(str(directory / registration.scrape_file_key(name)), pattern)
+
+
+def test_the_base_prometheus_config_loads_the_files_the_operator_writes(
+    promtool: Path, tmp_path: Path
+) -> None:
+    """promtool on the base's prometheus.yml, with its scrape_config_files glob pointed at a
+    local copy of the mounted directory holding the files of two models as the operator writes
+    them."""
+    settings = Settings()
+    mounted = tmp_path / "modelops-scrape"
+    mounted.mkdir()
+    written: dict[str, str | None] = {}
+    for namespace, name in (("ml", "iris"), ("dev", "wine")):
+        _, configmap = registration.scrape_config_map(settings, namespace, name)
+        job = prometheus.build_scrape_job(namespace, name, "15s")
+        written[configmap] = prometheus.with_scrape_job(written.get(configmap), job)
+    for configmap, text in written.items():
+        (mounted / registration.scrape_file_key(configmap)).write_text(text or "")
+    config = yaml.safe_load(
+        find(built(BASE), "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
+    )
+    config["scrape_config_files"] = [
+        str(mounted / PurePosixPath(pattern).name) for pattern in config["scrape_config_files"]
+    ]
+    main = tmp_path / "prometheus.yml"
+    main.write_text(yaml.safe_dump(config))
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(promtool), "check", "config", str(main)], capture_output=True, text=True
+        )
+
+    checked = check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The files were read, not merely matched: a job in two of them is refused.
+    _, other = next(
+        configmap
+        for configmap in registration.scrape_config_maps(settings)
+        if configmap[1] not in written
+    )
+    iris = prometheus.build_scrape_job("ml", "iris", "15s")
+    (mounted / registration.scrape_file_key(other)).write_text(
+        prometheus.with_scrape_job(None, iris)
+    )
+    checked = check()
+    assert checked.returncode != 0 and iris["job_name"] in checked.stdout + checked.stderr
 
 
 def test_prometheus_may_discover_pods_everywhere_and_nothing_else() -> None:
@@ -240,8 +306,8 @@ def test_grafana_provisions_the_datasource_and_both_dashboard_sources() -> None:
     assert mounts["datasources"] == "/etc/grafana/provisioning/datasources"
     assert mounts["dashboard-providers"] == "/etc/grafana/provisioning/dashboards"
 
-    # The operator's per-model ConfigMap, mounted as a directory.
-    assert volume(deployment, "model-dashboards")["configMap"]["name"] == "grafana-dashboards"
+    # The models' dashboards: a directory the sidecar fills (next test).
+    assert "emptyDir" in volume(deployment, "model-dashboards")
     # The committed fleet dashboard, unchanged.
     fleet_cm = find_prefixed(docs, "ConfigMap", "grafana-fleet-dashboard-")
     assert (
@@ -252,10 +318,87 @@ def test_grafana_provisions_the_datasource_and_both_dashboard_sources() -> None:
     assert fleet["uid"] == grafana.FLEET_UID
 
 
-def test_shared_configmaps_are_created_empty_of_models() -> None:
+def test_grafanas_sidecar_collects_the_operators_dashboards_from_every_namespace() -> None:
     docs = built(BASE)
-    dashboards = find(docs, "ConfigMap", "grafana-dashboards")
-    assert not dashboards.get("data")
+    deployment = find(docs, "Deployment", "grafana")
+    pod = deployment["spec"]["template"]["spec"]
+    sidecar = container(deployment, "dashboards")
+    assert sidecar["image"].rpartition(":")[2] not in ("", "latest")
+    settings = env(sidecar)
+    assert {settings["LABEL"]: settings["LABEL_VALUE"]} == grafana.SIDECAR_LABELS
+    assert settings["RESOURCE"] == "configmap"
+    assert settings["NAMESPACE"] == "ALL"
+    assert settings["METHOD"] == "WATCH"
+    # It writes where Grafana's models provider reads.
+    sidecar_mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    grafana_mounts = {
+        m["name"]: m["mountPath"] for m in container(deployment, "grafana")["volumeMounts"]
+    }
+    assert settings["FOLDER"] == sidecar_mounts["model-dashboards"]
+    providers_cm = find_prefixed(docs, "ConfigMap", "grafana-provisioning-dashboards-")
+    providers = yaml.safe_load(providers_cm["data"]["dashboard-providers.yaml"])["providers"]
+    [models] = [p for p in providers if p["options"]["path"] == grafana_mounts["model-dashboards"]]
+    assert models["disableDeletion"] is False, "a deleted model's dashboard goes"
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sidecar["securityContext"]["allowPrivilegeEscalation"] is False
+    assert sidecar["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+    # What the operator makes for a model is what the sidecar picks up: the label, and one
+    # .json key that no other model's dashboard shares.
+    dashboard = grafana.build_dashboard_configmap("ml", "iris")
+    assert (
+        dashboard["metadata"]["labels"].items()
+        >= {settings["LABEL"]: settings["LABEL_VALUE"]}.items()
+    )
+    assert dashboard["metadata"]["name"] == "iris-dashboard"
+    assert dashboard["metadata"]["namespace"] == "ml"
+    [key] = dashboard["data"]
+    assert key.endswith(".json")
+    assert key != next(iter(grafana.build_dashboard_configmap("ml2", "iris")["data"]))
+
+    # Only the sidecar holds an apiserver token: the pod mounts none by default, and the
+    # grafana container never mounts the sidecar's.
+    assert pod["serviceAccountName"] == "grafana"
+    assert pod["automountServiceAccountToken"] is False
+    token = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert sidecar_mounts["api-access"] == token
+    assert "api-access" not in grafana_mounts
+    assert token not in grafana_mounts.values()
+    sources = volume(deployment, "api-access")["projected"]["sources"]
+    assert [next(iter(source)) for source in sources] == [
+        "serviceAccountToken",
+        "configMap",
+        "downwardAPI",
+    ]
+    assert sources[0]["serviceAccountToken"]["path"] == "token"
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+
+
+def test_grafanas_service_account_may_only_read_configmaps() -> None:
+    docs = built(BASE)
+    account = find(docs, "ServiceAccount", "grafana")
+    assert account["metadata"]["namespace"] == MONITORING_NAMESPACE
+    assert account["automountServiceAccountToken"] is False
+    bindings = [
+        doc
+        for doc in docs
+        if doc["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and any(subject["name"] == "grafana" for subject in doc["subjects"])
+    ]
+    assert [binding["metadata"]["name"] for binding in bindings] == ["modelops-grafana-dashboards"]
+    [binding] = bindings
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "grafana", "namespace": MONITORING_NAMESPACE}
+    ]
+    role = find(docs, "ClusterRole", binding["roleRef"]["name"])
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}
+    ]
+
+
+def test_git_holds_no_models_scrape_job_or_dashboard() -> None:
+    """Every model's scrape job and dashboard is the operator's to make and remove."""
+    docs = built(BASE)
     prometheus_yml = yaml.safe_load(
         find(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
     )
@@ -264,6 +407,17 @@ def test_shared_configmaps_are_created_empty_of_models() -> None:
         for job in prometheus_yml["scrape_configs"]
         if job["job_name"].startswith(prometheus.JOB_PREFIX)
     ]
+    labelled = [
+        doc["metadata"]["name"]
+        for doc in docs
+        if doc["kind"] == "ConfigMap"
+        and doc["metadata"].get("labels", {}).items() >= grafana.SIDECAR_LABELS.items()
+    ]
+    assert labelled == []
+    # Nor any scrape config file: the operator makes them on first use (in git, Argo CD would
+    # reset their data).
+    names = {name for _, name in scrape_config_maps(operator_deployment())}
+    assert not [doc for doc in docs if doc["metadata"]["name"] in names]
 
 
 def test_kind_overlay_uses_loaded_images_and_one_replica() -> None:
@@ -273,8 +427,18 @@ def test_kind_overlay_uses_loaded_images_and_one_replica() -> None:
     assert deployment["spec"]["replicas"] == 1
     assert operator["imagePullPolicy"] == "Never"
     assert env(operator)["MODELOPS_IMAGE_PULL_POLICY"] == "Never"
-    server = container(find(docs, "Deployment", "prometheus"), "prometheus")
+    prometheus_deployment = find(docs, "Deployment", "prometheus")
+    server = container(prometheus_deployment, "prometheus")
     assert server["imagePullPolicy"] == "Never"
+    # The base's configuration: prometheus.yml and the projected scrape config files.
+    base_prometheus = find(built(BASE), "Deployment", "prometheus")
+    for name in ("config", "scrape-configs"):
+        assert volume(prometheus_deployment, name) == volume(base_prometheus, name)
+    assert server["volumeMounts"] == container(base_prometheus, "prometheus")["volumeMounts"]
+    assert find(docs, "ConfigMap", "prometheus-config") == find(
+        built(BASE), "ConfigMap", "prometheus-config"
+    )
+    assert env(operator)["MODELOPS_SCRAPE_CONFIGS"] == Settings().scrape_configs
     node_ports = {
         doc["metadata"]["name"]: doc["spec"]["ports"][0].get("nodePort")
         for doc in docs
@@ -284,10 +448,20 @@ def test_kind_overlay_uses_loaded_images_and_one_replica() -> None:
 
 
 def test_kind_overlay_has_no_grafana_but_keeps_the_dashboards() -> None:
-    """Grafana cannot be built offline; the operator still writes its dashboards."""
+    """Grafana cannot be built offline; the operator still writes its dashboards, with the
+    base's permissions, for a Grafana of one's own."""
     docs = built("deploy/overlays/kind")
     names = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
-    assert not names & {("Deployment", "grafana"), ("Service", "grafana")}
+    assert not names & {
+        ("Deployment", "grafana"),
+        ("Service", "grafana"),
+        ("ServiceAccount", "grafana"),
+        ("ClusterRole", "modelops-grafana-dashboards"),
+        ("ClusterRoleBinding", "modelops-grafana-dashboards"),
+    }
+    assert find(docs, "ClusterRole", "modelops-operator") == find(
+        built(BASE), "ClusterRole", "modelops-operator"
+    )
     assert {doc["metadata"]["name"] for doc in docs if doc["kind"] == "ConfigMap"} == {
         doc["metadata"]["name"] for doc in built(BASE) if doc["kind"] == "ConfigMap"
     }

@@ -1,7 +1,8 @@
 """The operator's RBAC is least privilege, and enough: no wildcards and no secrets, checked
 statically; what it grants and denies, asked of a real apiserver; and the operator itself, run
-under its ServiceAccount's token, taking a model from training to Ready, through a spec
-change that removes its autoscaler, to deletion."""
+under its ServiceAccount's token, taking a model from training to Ready (its scrape job in its
+scrape config file, its dashboard beside it), through a spec change that removes its
+autoscaler, to deletion."""
 
 from __future__ import annotations
 
@@ -31,13 +32,16 @@ from modelops_envtest.controlplane import ControlPlane, kubectl_binary
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
-from modelops_operator import constants
+from modelops_operator import constants, registration
 from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
 
 BASE = Path("deploy/base")
 OPERATOR = f"system:serviceaccount:{MONITORING_NAMESPACE}:modelops-operator"
 PROMETHEUS = f"system:serviceaccount:{MONITORING_NAMESPACE}:prometheus"
+GRAFANA = f"system:serviceaccount:{MONITORING_NAMESPACE}:grafana"
+# The scrape config files, as the base configures the operator (test_kustomize.py checks that).
+SCRAPE_CONFIG_MAPS = registration.scrape_config_maps(Settings())
 SECRET_LIKE = {"secrets", "*"}
 
 
@@ -71,12 +75,22 @@ def test_no_role_in_the_platform_touches_secrets() -> None:
             assert "*" not in rule["verbs"], (role["metadata"]["name"], rule)
 
 
-def test_operator_configmap_access_is_only_in_the_monitoring_namespace() -> None:
+def test_operator_overwrites_only_the_scrape_config_files() -> None:
+    """ConfigMaps anywhere: each model's dashboard (applied, deleted) and reading and creating
+    the scrape config files. Never listed or watched, and overwritten (update, the scrape files'
+    read-modify-write) only by name, in the monitoring namespace."""
     cluster_role = find(built(BASE), "ClusterRole", "modelops-operator")
-    assert not [rule for rule in cluster_role["rules"] if "configmaps" in rule["resources"]]
+    [everywhere] = [rule for rule in cluster_role["rules"] if "configmaps" in rule["resources"]]
+    assert everywhere == {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["get", "create", "patch", "delete"],
+    }
     role = find(built(BASE), "Role", "modelops-operator-monitoring")
     assert role["metadata"]["namespace"] == MONITORING_NAMESPACE
-    assert {resource for rule in role["rules"] for resource in rule["resources"]} == {"configmaps"}
+    [named] = role["rules"]
+    assert named["resources"] == ["configmaps"] and named["verbs"] == ["update"]
+    assert sorted(named["resourceNames"]) == sorted(name for _, name in SCRAPE_CONFIG_MAPS)
 
 
 def test_user_roles_aggregate_into_the_builtin_roles() -> None:
@@ -143,16 +157,26 @@ ALLOWED = [
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
     ("patch", "clusterkopfpeerings.kopf.dev/modelops"),
     ("patch", "kopfpeerings.kopf.dev", "-n", "any"),
-    ("update", "configmaps/prometheus-config", "-n", MONITORING_NAMESPACE),
-    ("update", "configmaps/grafana-dashboards", "-n", MONITORING_NAMESPACE),
+    # The scrape config files: read, created when absent, overwritten.
+    *(("update", f"configmaps/{name}", "-n", namespace) for namespace, name in SCRAPE_CONFIG_MAPS),
+    ("get", f"configmaps/{SCRAPE_CONFIG_MAPS[0][1]}", "-n", MONITORING_NAMESPACE),
     ("create", "configmaps", "-n", MONITORING_NAMESPACE),
+    # Each model's dashboard, in the model's namespace.
+    ("get", "configmaps/iris-dashboard", "-n", "any"),
+    ("create", "configmaps", "-n", "any"),
+    ("patch", "configmaps/iris-dashboard", "-n", "any"),
+    ("delete", "configmaps/iris-dashboard", "-n", "any"),
 ]
 DENIED = [
     ("get", "secrets", "-n", MONITORING_NAMESPACE),
     ("list", "secrets", "--all-namespaces"),
-    ("get", "configmaps/prometheus-config", "-n", "any"),
+    ("list", "configmaps", "--all-namespaces"),
+    ("watch", "configmaps", "-n", MONITORING_NAMESPACE),
+    # Overwriting is for the scrape config files alone, and only where they live.
+    ("update", "configmaps/prometheus-config", "-n", MONITORING_NAMESPACE),
     ("update", "configmaps/kube-root-ca.crt", "-n", MONITORING_NAMESPACE),
-    ("delete", "configmaps/prometheus-config", "-n", MONITORING_NAMESPACE),
+    ("update", "configmaps/modelops-scrape-32", "-n", MONITORING_NAMESPACE),
+    ("update", f"configmaps/{SCRAPE_CONFIG_MAPS[0][1]}", "-n", "any"),
     ("delete", "modeldeployments.modelops.dev", "-n", "any"),
     ("create", "modeldeployments.modelops.dev", "-n", "any"),
     ("create", "pods", "-n", "any"),
@@ -185,6 +209,19 @@ def test_prometheus_may_only_discover_pods(
     assert can(control_plane, PROMETHEUS, "watch", "pods", "--all-namespaces")
     assert not can(control_plane, PROMETHEUS, "get", "secrets", "-n", MONITORING_NAMESPACE)
     assert not can(control_plane, PROMETHEUS, "list", "services", "--all-namespaces")
+    assert not can(control_plane, PROMETHEUS, "list", "configmaps", "-n", MONITORING_NAMESPACE)
+
+
+@pytest.mark.controlplane
+def test_grafanas_sidecar_may_only_read_configmaps(
+    control_plane: ControlPlane, platform: list[dict[str, Any]]
+) -> None:
+    for verb in ("get", "list", "watch"):
+        assert can(control_plane, GRAFANA, verb, "configmaps", "--all-namespaces")
+    for verb in ("create", "update", "patch", "delete"):
+        assert not can(control_plane, GRAFANA, verb, "configmaps", "-n", "any")
+    assert not can(control_plane, GRAFANA, "get", "secrets", "-n", MONITORING_NAMESPACE)
+    assert not can(control_plane, GRAFANA, "list", "pods", "--all-namespaces")
 
 
 def service_account_kubeconfig(control_plane: ControlPlane, directory: Path) -> Path:
@@ -237,9 +274,15 @@ def test_operator_runs_under_its_service_account(
     def phase() -> str | None:
         return ((model() or {}).get("status") or {}).get("phase")
 
-    def configmap(reference: str) -> dict[str, str]:
-        cm_namespace, cm_name = reference.split("/")
-        return core.read_namespaced_config_map(cm_name, cm_namespace).data or {}
+    def configmap(cm_namespace: str, cm_name: str) -> dict[str, Any] | None:
+        try:
+            found = core.read_namespaced_config_map(cm_name, cm_namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        serialized: dict[str, Any] = api_client.sanitize_for_serialization(found)
+        return serialized
 
     def autoscaler_exists() -> bool:
         try:
@@ -258,7 +301,19 @@ def test_operator_runs_under_its_service_account(
     operator = OperatorProcess(control_plane, KUBECONFIG=str(kubeconfig), **settings)
     kubelet = Kubelet(api_client)
     scrape_job = prometheus.scrape_job_name(namespace, name)
+    scrape_file = registration.scrape_config_map(
+        Settings(scrape_configs=settings["MODELOPS_SCRAPE_CONFIGS"]), namespace, name
+    )
+    dashboard = (namespace, constants.DASHBOARD_NAME.format(name=name))
     dashboard_key = grafana.dashboard_key(namespace, name)
+
+    def scrape_jobs() -> list[str]:
+        """The jobs in the model's scrape config file."""
+        data = (configmap(*scrape_file) or {}).get("data") or {}
+        text = data.get(registration.scrape_file_key(scrape_file[1]))
+        config = yaml.safe_load(text or "") or {}
+        return [job["job_name"] for job in config.get("scrape_configs") or []]
+
     operator.start()
     try:
         kubectl_ok(control_plane, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
@@ -292,8 +347,19 @@ def test_operator_runs_under_its_service_account(
         assert autoscaler_exists()
         assert core.read_namespaced_service(name, namespace)
         assert core.read_namespaced_persistent_volume_claim(f"{name}-models", namespace)
-        assert scrape_job in configmap(settings["MODELOPS_PROMETHEUS_CONFIG"])["prometheus.yml"]
-        assert dashboard_key in configmap(settings["MODELOPS_GRAFANA_DASHBOARDS"])
+        assert scrape_jobs().count(scrape_job) == 1
+        made = configmap(*scrape_file)
+        assert made is not None
+        assert made["metadata"]["labels"][constants.LABEL_MANAGED_BY] == constants.MANAGED_BY
+        shown = configmap(*dashboard)
+        assert shown is not None and list(shown["data"]) == [dashboard_key]
+        assert shown["metadata"]["labels"].items() >= grafana.SIDECAR_LABELS.items()
+        [owner] = shown["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "ModelDeployment",
+            name,
+            (model() or {})["metadata"]["uid"],
+        )
         reasons = kubectl_ok(
             control_plane, "-n", namespace, "get", "events", "-o", "jsonpath={.items[*].reason}"
         ).split()
@@ -310,15 +376,18 @@ def test_operator_runs_under_its_service_account(
         )
         wait_until(lambda: not autoscaler_exists(), timeout=60, what="the autoscaler's removal")
 
-        # Deletion: the finalizer runs, the shared entries go.
+        # Deletion: the finalizer removes the scrape job; the controller-manager's garbage
+        # collector the dashboard, with the model's other children.
         custom.delete_namespaced_custom_object(
             constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
         )
         wait_until(lambda: model() is None, timeout=60, what=f"{name} gone ({operator.log_tail()})")
-        assert scrape_job not in configmap(settings["MODELOPS_PROMETHEUS_CONFIG"]).get(
-            "prometheus.yml", ""
+        assert scrape_job not in scrape_jobs()
+        wait_until(
+            lambda: configmap(*dashboard) is None,
+            timeout=60,
+            what=f"{name}'s dashboard ConfigMap collected",
         )
-        assert dashboard_key not in configmap(settings["MODELOPS_GRAFANA_DASHBOARDS"])
     finally:
         operator.stop()
     log = operator.log()

@@ -5,16 +5,19 @@ one (built here), and so is its judgement of health: the project's Lua, evaluate
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
-from gitops_env import MODELS_NAMESPACE, PLATFORM_NAMESPACE, GitOps
+from gitops_env import MODELS_NAMESPACE, GitOps
 from modelops_envtest.waiting import wait_until
+from modelops_operator import constants, registration
 from modelops_operator.monitoring.grafana import dashboard_key
 from modelops_operator.monitoring.prometheus import scrape_job_name
+from modelops_operator.settings import Settings
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -23,6 +26,9 @@ MODELS = ("diabetes", "iris", "wine")
 IRIS = "deploy/samples/iris.yaml"
 SYNC_TIMEOUT = 900
 CHANGE_TIMEOUT = 300
+# The operator's settings, in both places: the platform's (the base's defaults) on kind, the
+# environment's on the control plane, where the operator runs as a local process.
+SETTINGS = Settings()
 
 
 def healthy_and_synced(gitops: GitOps) -> bool:
@@ -90,7 +96,7 @@ def test_the_root_app_syncs_the_platform_then_the_models(gitops: GitOps) -> None
     platform_history = gitops.app("modelops-platform")["status"]["history"]
     models_created = gitops.app("modelops-models")["metadata"]["creationTimestamp"]
     assert models_created >= platform_history[0]["deployedAt"]
-    # The operator's edits of the platform's ConfigMaps never made Argo CD sync it again.
+    # The operator's scrape config files and dashboards never made Argo CD sync it again.
     assert len(platform_history) == 1, platform_history
     for name, model in models.items():
         wait_until(
@@ -198,35 +204,41 @@ def test_a_hand_edit_is_healed_and_the_operators_edits_stay_synced(gitops: GitOp
         what="self-heal to put iris's replicas back to git's 2",
     )
     wait_synced(gitops, "Synced after the self-heal")
-    # The operator wrote every model's scrape job and dashboard into the platform's ConfigMaps;
-    # the platform's Application still calls them Synced.
-    jobs = prometheus_jobs(gitops)
-    assert {scrape_job_name(MODELS_NAMESPACE, name) for name in MODELS} <= jobs
-    assert {
-        dashboard_key(MODELS_NAMESPACE, name) for name in with_dashboards(gitops)
-    } <= dashboards(gitops)
-    platform = gitops.app("modelops-platform")["status"]["resources"]
-    shared = [
-        resource
-        for resource in platform
+    # The operator wrote every model's scrape job into its scrape config file and a dashboard
+    # beside each model that asks for one: objects git does not hold, which the Applications
+    # neither track nor prune (both are Synced, with automated pruning), while prometheus.yml,
+    # which git does hold, stays as git has it.
+    for name in MODELS:
+        assert has_scrape_job(gitops, name), name
+        assert has_dashboard(gitops, name) == (name in with_dashboards(gitops)), name
+    tracked = [
+        (app, resource)
+        for app in ("modelops-platform", "modelops-models")
+        for resource in gitops.app(app)["status"]["resources"]
         if resource["kind"] == "ConfigMap"
-        and resource["name"] in ("prometheus-config", "grafana-dashboards")
     ]
-    assert len(shared) == 2 and all(resource["status"] == "Synced" for resource in shared), shared
+    assert [
+        (app, resource["name"], resource["status"])
+        for app, resource in tracked
+        if resource["name"] == "prometheus-config"
+    ] == [("modelops-platform", "prometheus-config", "Synced")]
+    written = {name for _, name in registration.scrape_config_maps(SETTINGS)} | {
+        constants.DASHBOARD_NAME.format(name=name) for name in MODELS
+    }
+    assert not [resource for _, resource in tracked if resource["name"] in written], tracked
 
 
 def test_deleting_a_models_file_prunes_it_with_its_scrape_job_and_dashboard(
     gitops: GitOps,
 ) -> None:
-    assert scrape_job_name(MODELS_NAMESPACE, "wine") in prometheus_jobs(gitops)
-    assert dashboard_key(MODELS_NAMESPACE, "wine") in dashboards(gitops)
+    assert has_scrape_job(gitops, "wine")
+    assert has_dashboard(gitops, "wine")
     gitops.git.commit("wine: retired", {"deploy/samples/wine.yaml": None})
     wait_for(gitops, lambda: "wine" not in gitops.model_names(), "wine pruned")
+    # The scrape job by the operator's finalizer, the dashboard (owned by wine) by garbage
+    # collection.
     wait_until(
-        lambda: (
-            scrape_job_name(MODELS_NAMESPACE, "wine") not in prometheus_jobs(gitops)
-            and dashboard_key(MODELS_NAMESPACE, "wine") not in dashboards(gitops)
-        ),
+        lambda: not has_scrape_job(gitops, "wine") and dashboard(gitops, "wine") is None,
         timeout=120,
         what="wine's scrape job and dashboard removed",
     )
@@ -246,13 +258,29 @@ def with_dashboards(gitops: GitOps) -> list[str]:
     ]
 
 
-def prometheus_jobs(gitops: GitOps) -> set[str]:
-    data = gitops.get("-n", PLATFORM_NAMESPACE, "configmap", "prometheus-config")["data"]
-    config = yaml.safe_load(data["prometheus.yml"]) or {}
-    return {job["job_name"] for job in config.get("scrape_configs") or []}
+def configmap(gitops: GitOps, namespace: str, name: str) -> dict[str, Any] | None:
+    found = gitops.kubectl("-n", namespace, "get", "configmap", name, "-o", "json", check=False)
+    if found.returncode != 0:
+        assert "NotFound" in found.stderr, found.stderr
+        return None
+    loaded: dict[str, Any] = json.loads(found.stdout)
+    return loaded
 
 
-def dashboards(gitops: GitOps) -> set[str]:
-    return set(
-        gitops.get("-n", PLATFORM_NAMESPACE, "configmap", "grafana-dashboards").get("data") or {}
-    )
+def has_scrape_job(gitops: GitOps, model: str) -> bool:
+    """The model's job is in the scrape config file that holds it."""
+    namespace, name = registration.scrape_config_map(SETTINGS, MODELS_NAMESPACE, model)
+    data = (configmap(gitops, namespace, name) or {}).get("data") or {}
+    config = yaml.safe_load(data.get(registration.scrape_file_key(name)) or "") or {}
+    jobs = [job["job_name"] for job in config.get("scrape_configs") or []]
+    return scrape_job_name(MODELS_NAMESPACE, model) in jobs
+
+
+def dashboard(gitops: GitOps, model: str) -> dict[str, Any] | None:
+    """The model's dashboard ConfigMap, beside it."""
+    return configmap(gitops, MODELS_NAMESPACE, constants.DASHBOARD_NAME.format(name=model))
+
+
+def has_dashboard(gitops: GitOps, model: str) -> bool:
+    found = dashboard(gitops, model)
+    return found is not None and dashboard_key(MODELS_NAMESPACE, model) in (found.get("data") or {})

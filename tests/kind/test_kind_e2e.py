@@ -1,7 +1,8 @@
 """The main job on a real node: the samples train in Job pods of the trainer image and serve from
 the server image (restricted security context, read-only root filesystem, the PVC), answer
-through their Service, are found by the in-cluster Prometheus through pod discovery, retrain and
-roll out under load without a failed request, roll back by pin, and leave nothing behind."""
+through their Service, are found by the in-cluster Prometheus through pod discovery (their scrape
+jobs loaded from the operator's scrape config files, projected into its pod), retrain and roll out
+under load without a failed request, roll back by pin, and leave nothing behind."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ import yaml
 from in_cluster import create_pod, get_json, pod_phase, run_python, wait_for_output
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
+from modelops_operator import constants, registration
 from modelops_operator.monitoring import metrics
 from modelops_operator.monitoring.grafana import dashboard_key, dashboard_queries
 from modelops_operator.monitoring.prometheus import scrape_job_name
+from modelops_operator.settings import Settings
 from promql import concrete
 
 pytestmark = [pytest.mark.kind, pytest.mark.timeout(1800)]
@@ -30,6 +33,10 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLES = ("iris", "wine", "diabetes")
 PLATFORM = "modelops-system"
 READY_TIMEOUT = 600
+# A ConfigMap the operator creates after Prometheus started: the kubelet adds it to the projected
+# volume at its next sync of the pod (a minute or so, plus jitter), then Prometheus re-reads its
+# configuration within 10 s.
+PROJECTION_TIMEOUT = 300
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 4.1, 1.0], [6.9, 3.1, 5.4, 2.1]]
 
 
@@ -51,6 +58,29 @@ def wait_ready(cluster: KindCluster, namespace: str, name: str, version: str | N
         )
 
     wait_until(ready, timeout=READY_TIMEOUT, what=f"{name} Ready")
+
+
+def scrape_jobs(cluster: KindCluster, namespace: str, name: str) -> list[str]:
+    """The jobs in the scrape config file that holds the model's job, as the operator in the
+    cluster is configured (MODELOPS_SCRAPE_CONFIGS)."""
+    deployment = get_json(cluster, "-n", PLATFORM, "deployment", "modelops-operator")
+    [operator] = [
+        container
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+        if container["name"] == "operator"
+    ]
+    configured = {item["name"]: item.get("value", "") for item in operator.get("env", [])}
+    settings = Settings(scrape_configs=configured["MODELOPS_SCRAPE_CONFIGS"])
+    cm_namespace, cm_name = registration.scrape_config_map(settings, namespace, name)
+    found = cluster.kubectl(
+        "-n", cm_namespace, "get", "configmap", cm_name, "-o", "json", check=False
+    )
+    if found.returncode != 0:
+        assert "NotFound" in found.stderr, found.stderr
+        return []
+    text = (json.loads(found.stdout).get("data") or {}).get(registration.scrape_file_key(cm_name))
+    config = yaml.safe_load(text or "") or {}
+    return [job["job_name"] for job in config.get("scrape_configs") or []]
 
 
 def predict_script(url: str, rows: list[list[float]]) -> str:
@@ -184,7 +214,22 @@ def test_prometheus_discovers_the_serving_pods_and_every_dashboard_query_has_dat
     pods = {pod["metadata"]["name"] for pod in server_pods(cluster, namespace, "iris")}
     version = status(cluster, namespace, "iris")["model"]["version"]
     job = scrape_job_name(namespace, "iris")
+    assert scrape_jobs(cluster, namespace, "iris").count(job) == 1
     with cluster.port_forward(PLATFORM, "service/prometheus", 9090) as port:
+
+        def scrape_pools() -> list[str]:
+            answer = _get_json(f"http://127.0.0.1:{port}/api/v1/scrape_pools")
+            return list(answer["data"]["scrapePools"])
+
+        # Prometheus loads the job from its scrape config file, projected into its pod.
+        try:
+            wait_until(
+                lambda: job in scrape_pools(),
+                timeout=PROJECTION_TIMEOUT,
+                what=f"Prometheus to load {job} from the projected scrape config files",
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nits scrape pools: {scrape_pools()}") from error
 
         def every_pod_is_up() -> list[dict[str, Any]] | None:
             targets = _instant(port, f'up{{job="{job}"}} == 1')
@@ -212,7 +257,9 @@ def test_prometheus_discovers_the_serving_pods_and_every_dashboard_query_has_dat
             send_traffic(cluster, namespace, good=15, bad=2)
             scraped("200", 15 * round_number)
             scraped("4..", 2 * round_number)
-        dashboards = get_json(cluster, "-n", PLATFORM, "configmap", "grafana-dashboards")
+        dashboards = get_json(
+            cluster, "-n", namespace, "configmap", constants.DASHBOARD_NAME.format(name="iris")
+        )
         dashboard = json.loads(dashboards["data"][dashboard_key(namespace, "iris")])
         queries = dashboard_queries(dashboard)
         empty = [query for query in queries if not _instant(port, concrete(query, "5m"))]
@@ -379,19 +426,16 @@ def test_deleting_the_models_leaves_nothing_behind(cluster: KindCluster, namespa
             cluster,
             "-n",
             namespace,
-            "pods,pvc,jobs,deployments,services",
+            "pods,pvc,jobs,deployments,services,configmaps",
             "-l",
             "app.kubernetes.io/managed-by=modelops",
         )
         return left["items"] == []
 
-    wait_until(nothing_left, timeout=180, what="the models' pods, claims, Jobs and Services to go")
-    scrape_config = get_json(cluster, "-n", PLATFORM, "configmap", "prometheus-config")["data"][
-        "prometheus.yml"
-    ]
-    dashboards = (
-        get_json(cluster, "-n", PLATFORM, "configmap", "grafana-dashboards").get("data") or {}
+    wait_until(
+        nothing_left,
+        timeout=180,
+        what="the models' pods, claims, Jobs, Services and dashboards to go",
     )
     for name in SAMPLES:
-        assert scrape_job_name(namespace, name) not in scrape_config
-        assert dashboard_key(namespace, name) not in dashboards
+        assert scrape_job_name(namespace, name) not in scrape_jobs(cluster, namespace, name)

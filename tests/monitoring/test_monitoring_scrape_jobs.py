@@ -1,19 +1,24 @@
-"""The scrape job and its merge into a prometheus.yml that others edit too."""
+"""The scrape job, the scrape config file it goes into, and the merge into that file."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 import yaml
 from local_prometheus import local_scrape_job
+from modelops_operator import registration
 from modelops_operator.monitoring.prometheus import (
+    SCRAPE_FILES,
     build_scrape_job,
     build_service_monitor,
+    scrape_file_index,
     scrape_job_name,
     with_scrape_job,
     without_scrape_job,
 )
+from modelops_operator.settings import Settings
 
 USER_CONFIG = """\
 # Kept by the cluster admins.
@@ -52,9 +57,20 @@ def test_the_job_scrapes_the_models_server_pods_in_its_namespace() -> None:
     assert IRIS["metrics_path"] == "/metrics"
     assert sd_config["role"] == "pod"
     assert sd_config["namespaces"] == {"names": ["ml"]}
+    # Every model of a namespace discovers alike (Prometheus runs one discovery for them all)
+    # and keeps its own pods by their model label.
     assert sd_config["selectors"] == [
-        {"role": "pod", "label": "modelops.dev/model=iris,app.kubernetes.io/component=server"}
+        {
+            "role": "pod",
+            "label": "app.kubernetes.io/managed-by=modelops,app.kubernetes.io/component=server",
+        }
     ]
+    assert build_scrape_job("ml", "wine", "30s")["kubernetes_sd_configs"] == [sd_config]
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_label_modelops_dev_model"],
+        "regex": "iris",
+        "action": "keep",
+    } in IRIS["relabel_configs"]
     assert {
         "source_labels": ["__meta_kubernetes_pod_container_port_name"],
         "regex": "http",
@@ -175,3 +191,25 @@ def test_a_service_monitor_labels_its_targets_as_the_scrape_job_does() -> None:
     ]
     assert job_label == {"targetLabel": "job", "replacement": job["job_name"]}
     assert (endpoint["interval"], endpoint["path"]) == (job["scrape_interval"], job["metrics_path"])
+
+
+def test_models_spread_evenly_over_the_files_and_always_to_the_same_one() -> None:
+    per_file = Counter(scrape_file_index("ml", f"model-{index}") for index in range(5000))
+
+    assert set(per_file) == set(range(SCRAPE_FILES))
+    assert max(per_file.values()) < 1.3 * 5000 / SCRAPE_FILES
+    assert scrape_file_index("ml", "iris") == scrape_file_index("ml", "iris")
+
+
+def test_each_file_is_a_configmap_of_its_own_with_a_key_named_after_it() -> None:
+    settings = Settings(scrape_configs="monitoring/scrape")
+    configmaps = registration.scrape_config_maps(settings)
+
+    assert configmaps[0] == ("monitoring", "scrape-00")
+    assert configmaps[-1] == ("monitoring", f"scrape-{SCRAPE_FILES - 1}")
+    assert len(set(configmaps)) == SCRAPE_FILES
+    assert registration.scrape_file_key("scrape-07") == "scrape-07.yml"
+    assert (
+        registration.scrape_config_map(settings, "ml", "iris")
+        == (configmaps[scrape_file_index("ml", "iris")])
+    )

@@ -16,6 +16,7 @@ from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
+from modelops_operator import registration
 from modelops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,20 +125,11 @@ def deploy_to_ready(
     return models.wait_for_phase(name, "Ready")
 
 
-# -- the shared Prometheus and Grafana ConfigMaps -----------------------------------------
+# -- the scrape config files and dashboards ---------------------------------------------
 
 SETTINGS = Settings()
-PROMETHEUS_NS, PROMETHEUS_CM = SETTINGS.prometheus_config.split("/")
-GRAFANA_NS, GRAFANA_CM = SETTINGS.grafana_dashboards.split("/")
-USER_PROMETHEUS_YML = """# the platform team's own settings
-global:
-  scrape_interval: 30s
-  external_labels: {cluster: test}
-scrape_configs:
-- job_name: node
-  static_configs:
-  - targets: ['node-exporter:9100']
-"""
+SCRAPE_CONFIGMAPS = registration.scrape_config_maps(SETTINGS)
+MONITORING_NS = SCRAPE_CONFIGMAPS[0][0]
 
 
 def configmap_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str]:
@@ -148,10 +140,36 @@ def configmap_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str
     return data
 
 
+def scrape_files(cp: ControlPlane) -> dict[str, str]:
+    """The scrape config files the operator keeps, by ConfigMap name (one request for all)."""
+    listed = json.loads(cp.kubectl("-n", MONITORING_NS, "get", "configmaps", "-o", "json").stdout)
+    ours = {name for _, name in SCRAPE_CONFIGMAPS}
+    return {
+        name: (item.get("data") or {}).get(registration.scrape_file_key(name), "")
+        for item in listed["items"]
+        if (name := item["metadata"]["name"]) in ours
+    }
+
+
+def scrape_jobs(cp: ControlPlane) -> list[tuple[str, str]]:
+    """(ConfigMap name, job name) of every scrape job in the files."""
+    return [
+        (configmap, job["job_name"])
+        for configmap, text in scrape_files(cp).items()
+        for job in (yaml.safe_load(text) or {}).get("scrape_configs") or []
+    ]
+
+
 def scrape_job_names(cp: ControlPlane) -> list[str]:
-    text = configmap_data(cp, PROMETHEUS_NS, PROMETHEUS_CM).get("prometheus.yml", "")
-    config: dict[str, Any] = yaml.safe_load(text) or {}
-    return [job["job_name"] for job in config.get("scrape_configs") or []]
+    return [job for _, job in scrape_jobs(cp)]
+
+
+def dashboards(cp: ControlPlane, namespace: str) -> list[str]:
+    """The dashboard ConfigMaps of the namespace, as Grafana's sidecar finds them."""
+    found = cp.kubectl(
+        "-n", namespace, "get", "configmaps", "-l", "grafana_dashboard=1", "-o", "name"
+    )
+    return found.stdout.split()
 
 
 def apply_copies(models: Models, count: int) -> list[str]:
@@ -171,38 +189,21 @@ def apply_copies(models: Models, count: int) -> list[str]:
 def registered(cp: ControlPlane, namespace: str) -> tuple[list[str], int]:
     """The scrape jobs of the namespace's models (sorted) and how many dashboards they have."""
     jobs = sorted(job for job in scrape_job_names(cp) if job.startswith(f"modelops/{namespace}/"))
-    dashboards = [key for key in configmap_data(cp, GRAFANA_NS, GRAFANA_CM) if namespace in key]
-    return jobs, len(dashboards)
+    return jobs, len(dashboards(cp, namespace))
 
 
 @pytest.fixture
-def shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
+def monitoring_namespace(control_plane: ControlPlane) -> str:
     # Other tests' namespaces may still be going away: start from a quiet cluster.
     wait_until(
         lambda: not control_plane.kubectl("get", "mdep", "-A", "-o", "name").stdout.strip(),
         timeout=180,
         what="other tests' ModelDeployments to be gone",
     )
-    return create_shared_configmaps(control_plane)
+    return create_monitoring_namespace(control_plane)
 
 
-def create_shared_configmaps(control_plane: ControlPlane) -> dict[str, dict[str, str]]:
-    """The platform's prometheus.yml and dashboards ConfigMaps, as a platform team keeps them;
-    their data."""
-    for namespace in {PROMETHEUS_NS, GRAFANA_NS}:
-        control_plane.kubectl("create", "namespace", namespace, check=False)
-    for namespace, name, data in (
-        (PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": USER_PROMETHEUS_YML}),
-        (GRAFANA_NS, GRAFANA_CM, {"platform.json": '{"title": "the platform team\'s own"}'}),
-    ):
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": data,
-        }
-        control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-    return {
-        "prometheus": configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM),
-        "grafana": configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM),
-    }
+def create_monitoring_namespace(control_plane: ControlPlane) -> str:
+    """The namespace of the scrape config files, which the operator creates in it."""
+    control_plane.kubectl("create", "namespace", MONITORING_NS, check=False)
+    return MONITORING_NS

@@ -10,16 +10,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
-import yaml
 from conftest import (  # type: ignore[import-not-found]
-    PROMETHEUS_CM,
-    PROMETHEUS_NS,
     Models,
     apply_copies,
-    configmap_data,
-    create_shared_configmaps,
+    create_monitoring_namespace,
     registered,
     sample,
+    scrape_job_names,
 )
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
@@ -49,7 +46,7 @@ def test_an_operator_killed_while_fifty_models_are_applied_converges(
     control_plane: ControlPlane,
     models: Models,
     operator: OperatorProcess,
-    shared_configmaps: dict[str, dict[str, str]],
+    monitoring_namespace: str,
 ) -> None:
     names = apply_copies(models, COUNT)
     wait_until(lambda: training_jobs(models), what="the operator to start on the models")
@@ -80,7 +77,7 @@ def test_an_operator_killed_while_fifty_models_are_applied_converges(
 def test_models_converge_across_an_apiserver_and_etcd_restart(trained: Any) -> None:
     with ControlPlane() as plane:
         install_prerequisites(plane)
-        create_shared_configmaps(plane)
+        create_monitoring_namespace(plane)
         operator = OperatorProcess(plane).start()
         try:
             namespace = f"t-{uuid.uuid4().hex[:10]}"
@@ -109,12 +106,7 @@ def test_models_converge_across_an_apiserver_and_etcd_restart(trained: Any) -> N
                     what=f"{name} Ready after the restart ({operator.log_tail()})",
                 )
             assert training_jobs(models) == Counter(dict.fromkeys(jobs, 1))
-            config = yaml.safe_load(
-                configmap_data(plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
-            )
-            assert {f"modelops/{namespace}/{name}" for name in jobs} <= {
-                job["job_name"] for job in config["scrape_configs"]
-            }
+            assert {f"modelops/{namespace}/{name}" for name in jobs} <= set(scrape_job_names(plane))
             models.kubectl("delete", "mdep", "--all", "--timeout=60s")
             assert none_left(models), "no finalizer left stuck"
         finally:

@@ -3,47 +3,47 @@ another caller's write carried shares that write's fate, success or failure."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from typing import Any
 
 import kubernetes
 import pytest
-from modelops_operator.monitoring.grafana import model_of_dashboard_key
 from modelops_operator.monitoring.prometheus import model_of_job
 from modelops_operator.shared_configmap import SharedConfigMap
 
 
-class SlowFailingCore:
-    """A CoreV1Api stand-in: the first read waits until released; every replace after the first
-    fails with a 500, as an apiserver having a bad moment would."""
+class SlowFailingStore:
+    """A ConfigMap store stand-in: the first read waits until released; every replace after
+    the first fails with a 500, as an apiserver having a bad moment would."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
         self.reading = threading.Event()
         self.replaced = 0
-        self.stored = kubernetes.client.V1ConfigMap(
-            metadata=kubernetes.client.V1ObjectMeta(name="shared", namespace="ns"), data={}
-        )
+        self.stored: dict[str, Any] = {"metadata": {"name": "shared"}, "data": {}}
 
-    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
         if not self.reading.is_set():
             self.reading.set()
             self.release.wait(10)
-        return kubernetes.client.V1ConfigMap(
-            metadata=self.stored.metadata, data=dict(self.stored.data)
-        )
+        return copy.deepcopy(self.stored)
 
-    def replace_namespaced_config_map(self, name: str, namespace: str, body: Any) -> None:
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        raise AssertionError("the ConfigMap exists")
+
+    def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.replaced += 1
         if self.replaced > 1:
             raise kubernetes.client.ApiException(status=500, reason="etcd timeout")
-        self.stored = body
+        self.stored = manifest
+        return manifest
 
 
 def test_every_edit_in_a_failed_batch_fails() -> None:
-    core = SlowFailingCore()
-    shared = SharedConfigMap(core, "ns/shared", labels=None)  # type: ignore[arg-type]
+    core = SlowFailingStore()
+    shared = SharedConfigMap(core, "ns", "shared")
     outcomes: dict[str, object] = {}
 
     def submit(key: str) -> None:
@@ -67,20 +67,7 @@ def test_every_edit_in_a_failed_batch_fails() -> None:
     for thread in (first, *later):
         thread.join(10)
     assert outcomes == {"first": True, "second": 500, "third": 500}
-    assert core.stored.data == {"first": "x"}
-
-
-@pytest.mark.parametrize(
-    ("key", "model"),
-    [
-        ("modelops_ml_iris.json", ("ml", "iris")),
-        ("platform.json", None),
-        ("modelops_ml.json", None),
-        ("modelops_a_b_c.json", None),
-    ],
-)
-def test_dashboard_keys_name_their_model(key: str, model: tuple[str, str] | None) -> None:
-    assert model_of_dashboard_key(key) == model
+    assert core.stored["data"] == {"first": "x"}
 
 
 @pytest.mark.parametrize(

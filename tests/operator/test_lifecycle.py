@@ -59,8 +59,16 @@ def test_trainer_failure_fails_the_resource(models: Models, kubelet: Kubelet) ->
     assert "hyperparameter 'max_depth' must be an int" in status["message"]
     trained_condition = models.condition("iris", "Trained")
     assert trained_condition["reason"] == "TrainingFailed"
-    events = models.kubectl("get", "events", "--field-selector", "involvedObject.name=iris").stdout
-    assert "Failed" in events and "TrainingStarted" in events
+    wait_until(
+        lambda: all(
+            reason
+            in models.kubectl(
+                "get", "events", "--field-selector", "involvedObject.name=iris"
+            ).stdout
+            for reason in ("Failed", "TrainingStarted")
+        ),
+        what="the TrainingStarted and Failed Events",
+    )
 
 
 def test_below_threshold_keeps_the_old_model_serving(
@@ -247,10 +255,21 @@ def test_a_write_the_apiserver_refuses_reaches_status(
     assert status["message"].startswith("the apiserver refused a write: ")
     assert "must be less than or equal to cpu limit" in status["message"], status["message"]
     assert models.condition("iris", "Ready")["reason"] == "WriteRefused"
-    events = models.kubectl(
-        "get", "events", "--field-selector", "involvedObject.name=iris,reason=Failed", "-o", "json"
-    ).stdout
-    assert "must be less than or equal to cpu limit" in events
+    # The Event is posted after the status is written.
+    wait_until(
+        lambda: (
+            "must be less than or equal to cpu limit"
+            in models.kubectl(
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=iris,reason=Failed",
+                "-o",
+                "json",
+            ).stdout
+        ),
+        what="the Failed Event with the apiserver's words",
+    )
 
 
 def test_the_retrain_annotation_retries_a_failed_run_and_trains_again(

@@ -14,14 +14,12 @@ from conftest import Models, sample, scrape_job_names  # type: ignore[import-not
 from modelops_envtest import upstream_crds
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
-from modelops_envtest.operator import OperatorProcess
+from modelops_envtest.operator import RESYNC_SECONDS, OperatorProcess
 from modelops_envtest.waiting import wait_until
 
 pytestmark = pytest.mark.controlplane
 
 CRD = "servicemonitors.monitoring.coreos.com"
-# OperatorProcess resyncs every model this often.
-RESYNC_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +50,7 @@ def service_monitor(models: Models, name: str) -> dict[str, Any] | None:
 def test_without_the_crd_the_shared_scrape_job_is_kept_and_an_event_says_why(
     control_plane: ControlPlane,
     models: Models,
-    shared_configmaps: Any,
+    monitoring_namespace: str,
     operator_with_service_monitors: OperatorProcess,
 ) -> None:
     wait_until(
@@ -80,7 +78,7 @@ def test_each_model_gets_its_own_service_monitor_and_no_shared_job(
     models: Models,
     kubelet: Kubelet,
     trained: Any,
-    shared_configmaps: Any,
+    monitoring_namespace: str,
     operator_with_service_monitors: OperatorProcess,
 ) -> None:
     for path in upstream_crds.PROMETHEUS_OPERATOR.paths():

@@ -1,38 +1,50 @@
-"""Each model's entries in the shared Prometheus and Grafana ConfigMaps, written concurrently by
-many reconciles, never lost or duplicated, and removed on delete (through the finalizer)."""
+"""Each model's scrape job, in the scrape config file its name hashes to, and its dashboard
+ConfigMap: written concurrently by many reconciles, never lost or duplicated, no file anywhere
+near the object limit, and removed on delete (the job through the finalizer, the dashboard by
+garbage collection)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import (  # type: ignore[import-not-found]
-    GRAFANA_CM,
-    GRAFANA_NS,
-    PROMETHEUS_CM,
-    PROMETHEUS_NS,
+    MONITORING_NS,
+    SETTINGS,
     Models,
     apply_copies,
     configmap_data,
+    dashboards,
     registered,
     sample,
+    scrape_files,
     scrape_job_names,
+    scrape_jobs,
 )
 from modelops_envtest.controlplane import ControlPlane
+from modelops_envtest.operator import RESYNC_SECONDS
 from modelops_envtest.waiting import wait_until
+from modelops_operator import registration
+from modelops_operator.monitoring import prometheus
 
 pytestmark = pytest.mark.controlplane
 
-COUNT = 50
+COUNT = 150
+# Kubernetes refuses a ConfigMap whose data passes 1 MiB.
+CONFIGMAP_LIMIT = 1024 * 1024
+FLEET = 5_000
 
 
-def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(
+def test_a_fleet_gets_one_job_and_dashboard_each_and_no_file_nears_the_limit(
     control_plane: ControlPlane,
     models: Models,
-    shared_configmaps: dict[str, dict[str, str]],
+    monitoring_namespace: str,
     promtool: Path,
     tmp_path: Path,
 ) -> None:
@@ -40,111 +52,137 @@ def test_fifty_models_at_once_get_one_entry_each_and_leave_no_trace(
     expected_jobs = sorted(f"modelops/{models.namespace}/{name}" for name in names)
     wait_until(
         lambda: registered(control_plane, models.namespace) == (expected_jobs, COUNT),
-        timeout=180,
-        what="50 scrape jobs and 50 dashboards",
+        timeout=300,
+        what=f"{COUNT} scrape jobs and {COUNT} dashboards",
     )
-    jobs = scrape_job_names(control_plane)
-    assert len(jobs) == len(set(jobs)), "no job twice"
-    assert "node" in jobs, "the platform's own job is kept"
-    config = yaml.safe_load(
-        configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+    placed = scrape_jobs(control_plane)
+    assert len(placed) == len({job for _, job in placed}), "no job twice"
+    for configmap, job in placed:
+        model = prometheus.model_of_job(job)
+        assert model is not None
+        assert registration.scrape_config_map(SETTINGS, *model)[1] == configmap
+
+    # The most bytes a job takes in a file, times the most jobs a file gets at FLEET models.
+    files = scrape_files(control_plane)
+    jobs_per_file = Counter(configmap for configmap, _ in placed)
+    bytes_per_job = max(
+        (len(registration.scrape_file_key(name)) + len(text.encode())) / jobs_per_file[name]
+        for name, text in files.items()
+        if jobs_per_file[name]
     )
-    assert config["global"] == {"scrape_interval": "30s", "external_labels": {"cluster": "test"}}
-    assert "platform.json" in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
-    written = tmp_path / "prometheus.yml"
-    written.write_text(
-        configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+    most_jobs_at_fleet = max(
+        Counter(
+            prometheus.scrape_file_index(models.namespace, f"m{index}") for index in range(FLEET)
+        ).values()
     )
+    assert bytes_per_job * most_jobs_at_fleet < CONFIGMAP_LIMIT / 4, (
+        f"{bytes_per_job:.0f} bytes per job, {most_jobs_at_fleet} jobs in a file at {FLEET}"
+    )
+
+    # The whole layout, as Prometheus loads it: prometheus.yml naming the files by a glob.
+    mounted = tmp_path / "scrape"
+    mounted.mkdir()
+    for name, text in files.items():
+        (mounted / registration.scrape_file_key(name)).write_text(text)
+    main = tmp_path / "prometheus.yml"
+    main.write_text(yaml.safe_dump({"scrape_config_files": [str(mounted / "*.yml")]}))
     checked = subprocess.run(
-        [str(promtool), "check", "config", str(written)], capture_output=True, text=True
+        [str(promtool), "check", "config", str(main)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    models.kubectl("delete", "mdep", "--all", "--timeout=120s")
+    models.kubectl("delete", "mdep", "--all", "--timeout=180s")
     wait_until(
-        lambda: (
-            configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM) == shared_configmaps["grafana"]
-            and yaml.safe_load(
-                configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
-            )
-            == yaml.safe_load(shared_configmaps["prometheus"]["prometheus.yml"])
-        ),
+        lambda: registered(control_plane, models.namespace) == ([], 0),
         timeout=120,
-        what="the shared ConfigMaps to be as they were",
+        what="every job and dashboard to go",
     )
 
 
-def test_turning_monitoring_off_removes_the_entries(
-    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+def test_turning_monitoring_off_removes_the_job_and_dashboard(
+    control_plane: ControlPlane, models: Models, monitoring_namespace: str
 ) -> None:
     manifest = sample("iris")
     models.apply(manifest)
     job = f"modelops/{models.namespace}/iris"
-    wait_until(lambda: job in scrape_job_names(control_plane), what="the scrape job")
+    wait_until(
+        lambda: registered(control_plane, models.namespace) == ([job], 1),
+        what="the scrape job and dashboard",
+    )
     manifest["spec"]["monitoring"] = {
         "prometheus": {"enabled": False},
         "grafana": {"enabled": False},
     }
     models.apply(manifest)
-    wait_until(lambda: job not in scrape_job_names(control_plane), what="the scrape job to go")
     wait_until(
-        lambda: (
-            not [
-                key
-                for key in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
-                if models.namespace in key
-            ]
-        ),
-        what="the dashboard to go",
+        lambda: registered(control_plane, models.namespace) == ([], 0),
+        what="the scrape job and dashboard to go",
     )
 
 
-def patch_data(
-    control_plane: ControlPlane, namespace: str, name: str, data: dict[str, str]
-) -> None:
-    control_plane.kubectl(
-        "-n", namespace, "patch", "configmap", name, "--type", "merge", "-p", json.dumps({"data": data})
-    )  # fmt: skip
+def file_of(model: str, namespace: str) -> str:
+    return registration.scrape_config_map(SETTINGS, namespace, model)[1]
 
 
-def put_entries(control_plane: ControlPlane, namespace: str, name: str) -> None:
-    """A scrape job and a dashboard for a model, written as the operator writes them."""
-    job = {"job_name": f"modelops/{namespace}/{name}", "static_configs": [{"targets": ["x:1"]}]}
-    config = yaml.safe_load(
-        configmap_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM)["prometheus.yml"]
+def put_file(control_plane: ControlPlane, configmap: str, text: str) -> None:
+    """The file as an admin's `kubectl apply` would leave it."""
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": configmap, "namespace": MONITORING_NS},
+        "data": {registration.scrape_file_key(configmap): text},
+    }
+    control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def put_job(control_plane: ControlPlane, namespace: str, name: str) -> None:
+    """A scrape job for a model, where the operator would write it."""
+    configmap = file_of(name, namespace)
+    text = configmap_data(control_plane, MONITORING_NS, configmap).get(
+        registration.scrape_file_key(configmap), ""
     )
-    config["scrape_configs"].append(job)
-    patch_data(
-        control_plane, PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": yaml.safe_dump(config)}
+    config = yaml.safe_load(text) or {}
+    config.setdefault("scrape_configs", []).append(
+        {"job_name": f"modelops/{namespace}/{name}", "static_configs": [{"targets": ["x:1"]}]}
     )
-    patch_data(control_plane, GRAFANA_NS, GRAFANA_CM, {f"modelops_{namespace}_{name}.json": "{}"})
+    put_file(control_plane, configmap, yaml.safe_dump(config))
 
 
-def test_entries_of_models_that_are_gone_are_swept(
-    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+def test_jobs_of_models_that_are_gone_are_swept(
+    control_plane: ControlPlane, models: Models, monitoring_namespace: str
 ) -> None:
     """Left behind by a deletion whose cleanup failed, or by an operator stopped half-way."""
     models.apply(sample("iris"))
     live_job = f"modelops/{models.namespace}/iris"
     wait_until(lambda: live_job in scrape_job_names(control_plane), what="iris's scrape job")
-    put_entries(control_plane, models.namespace, "ghost")
+    put_job(control_plane, models.namespace, "ghost")
     assert f"modelops/{models.namespace}/ghost" in scrape_job_names(control_plane)
     wait_until(
-        lambda: (
-            f"modelops/{models.namespace}/ghost" not in scrape_job_names(control_plane)
-            and f"modelops_{models.namespace}_ghost.json"
-            not in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
-        ),
+        lambda: f"modelops/{models.namespace}/ghost" not in scrape_job_names(control_plane),
         timeout=60,
-        what="the ghost's scrape job and dashboard to be swept",
+        what="the ghost's scrape job to be swept",
     )
-    jobs = scrape_job_names(control_plane)
-    assert live_job in jobs and "node" in jobs, "a live model's and the platform's jobs stay"
-    assert "platform.json" in configmap_data(control_plane, GRAFANA_NS, GRAFANA_CM)
+    assert live_job in scrape_job_names(control_plane), "a live model's job stays"
 
 
-def test_a_deletion_completes_when_the_shared_config_cannot_be_cleaned(
-    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+def events_of(models: Models, reason: str) -> list[str]:
+    """The messages of the namespace's Events for `reason`."""
+    found = models.kubectl("get", "events", "--field-selector", f"reason={reason}", "-o", "json")
+    return [event["message"] for event in json.loads(found.stdout)["items"]]
+
+
+@pytest.fixture
+def iris_file(
+    control_plane: ControlPlane, models: Models, monitoring_namespace: str
+) -> Iterator[str]:
+    """iris's scrape config file, emptied again after the test."""
+    configmap = file_of("iris", models.namespace)
+    yield configmap
+    put_file(control_plane, configmap, "scrape_configs: []\n")
+
+
+def test_a_deletion_completes_when_the_scrape_file_cannot_be_cleaned(
+    models: Models, control_plane: ControlPlane, iris_file: str
 ) -> None:
     models.apply(sample("iris"))
     wait_until(
@@ -153,45 +191,39 @@ def test_a_deletion_completes_when_the_shared_config_cannot_be_cleaned(
         ),
         what="the operator's finalizer on iris",
     )
-    patch_data(
-        control_plane, PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": "scrape_configs: [unclosed"}
+    put_file(control_plane, iris_file, "scrape_configs: [unclosed")
+    models.kubectl("delete", "mdep", "iris", "--timeout=60s")
+    messages = wait_until(
+        lambda: events_of(models, "CleanupIncomplete"), what="the CleanupIncomplete Event"
     )
-    try:
-        models.kubectl("delete", "mdep", "iris", "--timeout=60s")
-        events = models.kubectl(
-            "get", "events", "--field-selector", "reason=CleanupIncomplete", "-o", "json"
-        ).stdout
-        messages = [event["message"] for event in json.loads(events)["items"]]
-        assert messages and "could not be removed" in messages[0], messages
-    finally:
-        patch_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM, shared_configmaps["prometheus"])
+    assert "could not be removed" in messages[0], messages
+    assert iris_file in messages[0], "the message names the ConfigMap"
 
 
-def test_a_shared_config_that_cannot_be_edited_shows_in_the_models_status(
-    control_plane: ControlPlane, models: Models, shared_configmaps: dict[str, dict[str, str]]
+def test_a_scrape_file_that_cannot_be_edited_shows_in_the_models_status(
+    models: Models, control_plane: ControlPlane, iris_file: str
 ) -> None:
-    patch_data(
-        control_plane, PROMETHEUS_NS, PROMETHEUS_CM, {"prometheus.yml": "scrape_configs: [unclosed"}
+    put_file(control_plane, iris_file, "scrape_configs: [unclosed")
+    models.apply(sample("iris"))
+    monitored = wait_until(
+        lambda: (found := models.condition("iris", "Monitored")).get("status") == "False" and found,
+        what="the Monitored condition to say why",
     )
-    try:
-        models.apply(sample("iris"))
-        monitored = wait_until(
-            lambda: (
-                (found := models.condition("iris", "Monitored")).get("status") == "False" and found
-            ),
-            what="the Monitored condition to say why",
-        )
-        assert monitored["reason"] == "NotConfigured"
-        assert "prometheus.yml" in monitored["message"], monitored
-        assert "monitoring not configured: " in models.status("iris")["message"]
-        events = models.kubectl(
-            "get", "events", "--field-selector", "reason=MonitoringNotConfigured", "-o", "json"
-        ).stdout
-        assert len(json.loads(events)["items"]) == 1, "one Event, not one per resync"
-    finally:
-        patch_data(control_plane, PROMETHEUS_NS, PROMETHEUS_CM, shared_configmaps["prometheus"])
+    assert monitored["reason"] == "NotConfigured"
+    assert f"ConfigMap {MONITORING_NS}/{iris_file}" in monitored["message"], monitored
+    assert "not valid YAML" in monitored["message"], monitored
+    assert "monitoring not configured: " in models.status("iris")["message"]
+    assert dashboards(control_plane, models.namespace), "the dashboard is made all the same"
+    wait_until(
+        lambda: events_of(models, "MonitoringNotConfigured"),
+        what="the MonitoringNotConfigured Event",
+    )
+    time.sleep(2 * RESYNC_SECONDS + 1)
+    assert len(events_of(models, "MonitoringNotConfigured")) == 1, "one Event, not one per resync"
+
+    put_file(control_plane, iris_file, "scrape_configs: []\n")
     wait_until(
         lambda: models.condition("iris", "Monitored").get("status") == "True",
-        what="Monitored once the shared config is fixed",
+        what="Monitored once the file is fixed",
     )
     assert "monitoring" not in models.status("iris")["message"]

@@ -13,6 +13,8 @@ from modelops_envtest.processes import answers
 from modelops_envtest.waiting import wait_until
 
 STOP_GRACE_SECONDS = 30
+# The tests' resync period: what a test waits to see that something happens once, not per resync.
+RESYNC_SECONDS = 5
 REPOSITORY = Path(__file__).resolve().parents[3]
 
 
@@ -38,7 +40,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(control_plane.kubeconfig),
             "MODELOPS_HEALTH_PORT": str(self.health_port),
-            "MODELOPS_RESYNC_SECONDS": "5",
+            "MODELOPS_RESYNC_SECONDS": str(RESYNC_SECONDS),
             "MODELOPS_SWEEP_SECONDS": "5",
             **env,
         }

@@ -321,7 +321,7 @@ class StorageSpec(ApiModel):
 class PrometheusMonitoring(ApiModel):
     enabled: bool = Field(
         default=True,
-        description="Scrape the serving pods: a job in the shared prometheus.yml, or a "
+        description="Scrape the serving pods: a job in the operator's scrape config files, or a "
         "ServiceMonitor where the operator is set to use them.",
     )
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = Field(

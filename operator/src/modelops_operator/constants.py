@@ -30,6 +30,7 @@ TRAINING_JOB_NAME = "{name}-train-{training_hash}"
 SERVER_NAME = "{name}-server"
 SERVICE_NAME = "{name}"
 CLAIM_NAME = "{name}-models"
+DASHBOARD_NAME = "{name}-dashboard"
 
 # Paths and ports of the artifact contract (docs/artifact-contract.md).
 ARTIFACT_MOUNT_PATH = "/models"

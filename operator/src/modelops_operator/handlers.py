@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import logging
 import random
 import time
@@ -12,9 +16,9 @@ from typing import Any
 import kopf
 import kubernetes
 
-from modelops_operator import constants, registration
+from modelops_operator import constants, registration, status
 from modelops_operator.kube import Kube, is_transient
-from modelops_operator.reconcile import RETRY_DELAY_SECONDS, ModelLocks, WriteRefused, reconcile
+from modelops_operator.reconcile import RETRY_DELAY_SECONDS, ModelTurns, WriteRefused, reconcile
 from modelops_operator.settings import Settings
 
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
@@ -28,6 +32,11 @@ DELETE_RETRIES = 5
 
 
 API_CONNECTIONS = 32
+# Threads that reconcile: kopf's, for the handlers of the model itself, and as many again for
+# the children's events.
+RECONCILE_THREADS = 16
+CHILD_EVENTS_GATHER_SECONDS = 1.0
+CONSISTENCY_TIMEOUT_SECONDS = 30.0
 
 
 def _api_client() -> kubernetes.client.ApiClient:
@@ -55,12 +64,24 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # memo.settings: what main() read, handed over through kopf.run's memo.
     # Two replicas with peering absent would both act: refuse to start instead.
     settings.peering.mandatory = not memo.settings.standalone
-    settings.posting.level = logging.INFO
+    # Only warnings and errors of kopf's log become Events: its INFO lines ("Handler ...
+    # succeeded") would be an Event per model per resync. reconcile posts its own news.
+    settings.posting.level = logging.WARNING
+    # After its own patch of a model, kopf waits for the watch to echo it before handling the
+    # model again. Under load (a thousand models applied at once) the echo took longer than
+    # kopf's 5 s, and kopf handled the creation of 85% of the models a second time.
+    settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
     watch_only_managed_children(settings)
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = RECONCILE_THREADS
+    memo.executor = concurrent.futures.ThreadPoolExecutor(RECONCILE_THREADS, "child-events")
     memo.kube = Kube(_api_client())
-    memo.locks = ModelLocks()
+    memo.turns = ModelTurns()
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
+
+
+@kopf.on.cleanup()
+def stop_reconciling(memo: kopf.Memo, **_: Any) -> None:
+    memo.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
@@ -72,7 +93,7 @@ def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
     assert namespace, "ModelDeployments are namespaced"
     try:
-        reconcile(memo.kube, memo.settings, memo.locks, namespace, name)
+        reconcile(memo.kube, memo.settings, memo.turns, namespace, name)
     except WriteRefused as error:
         # Already in status and an Event: retry slowly, a person has to act first.
         raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_SECONDS) from error
@@ -106,8 +127,7 @@ def register(settings: Settings) -> None:
 
 def resync(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     _reconcile_or_retry(memo, namespace, name)
-    if memo.sweeps.due():
-        _sweep(memo, logger)
+    _sweep(memo, logger)
 
 
 @kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
@@ -120,40 +140,59 @@ def model_deleted(
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    """Owned children go by garbage collection; only the shared entries need removing. The
-    deletion never waits on them for long: what cannot be removed is reported, and the sweep
-    takes it later."""
+    """Owned children (the dashboard among them) go by garbage collection; only the scrape job,
+    in a file shared with other models, needs removing. The deletion never waits on it for long:
+    what cannot be removed is reported, and the sweep takes it later."""
     assert namespace, "ModelDeployments are namespaced"
     try:
         registration.forget(memo.kube, memo.settings, namespace, name)
     except Exception as error:
         if is_transient(error) and retry < DELETE_RETRIES:
             raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error
+        configmap = "/".join(registration.scrape_config_map(memo.settings, namespace, name))
         message = (
-            f"deleted, but its scrape job and dashboard could not be removed from the shared "
-            f"ConfigMaps ({memo.settings.prometheus_config}, {memo.settings.grafana_dashboards}): "
+            f"deleted, but its scrape job could not be removed from the ConfigMap {configmap}: "
             f"{error}"
         )
         logger.error(message)
         kopf.warn(body, reason="CleanupIncomplete", message=message)
-        return
-    _sweep(memo, logger)
 
 
 def _sweep(memo: Any, logger: kopf.Logger) -> None:
+    if not memo.sweeps.due():
+        return
     try:
         registration.sweep(memo.kube, memo.settings)
     except Exception as error:  # the next one may succeed; nothing depends on this one
-        logger.warning(f"sweeping the shared ConfigMaps failed: {error}")
+        logger.warning(f"sweeping the scrape config files failed: {error}")
+
+
+def _pod_stuck(body: kopf.Body, **_: Any) -> bool:
+    # Only a stuck pod tells what its Job or Deployment does not; every other pod event is
+    # followed by one of theirs, or is news to nobody.
+    return status.pod_problem([dict(body)]) is not None
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 # Neither a Job's nor a Deployment's status changes while its pod cannot pull its image.
-@kopf.on.event("", "v1", "pods", labels=MANAGED)
-def child_changed(labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_pod_stuck)
+async def child_changed(
+    labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+) -> None:
     owner = labels.get(constants.LABEL_MODEL)
-    if owner and namespace:
-        # A refusal is in the model's status and Events already; its own handler retries it.
-        with contextlib.suppress(WriteRefused):
-            reconcile(memo.kube, memo.settings, memo.locks, namespace, owner)
+    if not (owner and namespace):
+        return
+    claim = memo.turns.claim(namespace, owner, coalesce=True)
+    if claim is None:
+        return
+    # The rest of the burst (a rollout's status updates) arrives meanwhile and joins this claim.
+    await asyncio.sleep(CHILD_EVENTS_GATHER_SECONDS)
+    # A refusal is in the model's status and Events already; its own handler retries it.
+    with contextlib.suppress(WriteRefused):
+        # In kopf's context, as its own sync handlers run: kopf.event needs it.
+        await asyncio.get_running_loop().run_in_executor(
+            memo.executor,
+            contextvars.copy_context().run,
+            functools.partial(claim.reconcile, memo.kube, memo.settings, workload_only=True),
+        )

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, cast
 
 import kubernetes
 import urllib3
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from modelops_operator import constants
-from modelops_operator.shared_configmap import SharedConfigMap
+from modelops_operator.shared_configmap import Edit, SharedConfigMap
 
 FIELD_MANAGER = "modelops-operator"
 # A kind the apiserver does not serve is looked up again only this often: each miss re-runs
@@ -40,56 +36,87 @@ def refusal_message(error: kubernetes.client.ApiException) -> str:
     return str(message or f"{error.status} {error.reason}")
 
 
+# The kinds the operator reads and writes, by (apiVersion, kind): their plural resource names.
+PLURALS = {
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("v1", "Pod"): "pods",
+    ("v1", "Service"): "services",
+    ("apps/v1", "Deployment"): "deployments",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("batch/v1", "Job"): "jobs",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
+    (constants.API_VERSION, constants.KIND): constants.PLURAL,
+}
+_JSON = "application/json"
+_MERGE_PATCH = "application/merge-patch+json"
+_APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def _path(api_version: str, kind: str, namespace: str | None = None, name: str = "") -> str:
+    """The REST path of a kind's collection (in `namespace`, or cluster-wide), or of one object."""
+    root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{root}{scope}/{PLURALS[(api_version, kind)]}" + (f"/{name}" if name else "")
+
+
 class Kube:
+    """The operator's requests, as plain JSON over the client's connection pool and auth. The
+    generated models and the dynamic client cost two to three times the CPU per request, which
+    is most of the operator's work at a thousand models."""
+
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.custom = kubernetes.client.CustomObjectsApi(api_client)
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.dynamic = DynamicClient(api_client)
-        self._writers: dict[str, SharedConfigMap] = {}
+        self.api_client = api_client
+        self._writers: dict[tuple[str, str], SharedConfigMap] = {}
         # (apiVersion, kind) not served, with when that was seen (time.monotonic()).
         self._unserved: dict[tuple[str, str], float] = {}
         self._writers_lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        content_type: str = _JSON,
+    ) -> dict[str, Any]:
+        """The decoded response; an ApiException (status, reason, the apiserver's body) for
+        anything but a 2xx."""
+        _, url, headers, serialized, _ = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params={"Accept": _JSON, "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(method, url, headers, serialized)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise kubernetes.client.ApiException(http_resp=response)
+        decoded: dict[str, Any] = json.loads(response.data) if response.data else {}
+        return decoded
 
     # -- the ModelDeployment itself --------------------------------------------------------
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every ModelDeployment in the cluster (name and namespace are what callers read)."""
-        listed = cast(
-            dict[str, Any],
-            self.custom.list_cluster_custom_object(
-                constants.GROUP, constants.VERSION, constants.PLURAL
-            ),
-        )
+        listed = self.request("GET", _path(constants.API_VERSION, constants.KIND))
         return cast(list[dict[str, Any]], listed["items"])
 
     def get_model(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found = cast(
-                dict[str, Any],
-                self.custom.get_namespaced_custom_object(
-                    constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name
-                ),
-            )
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
+        return self.get(constants.API_VERSION, constants.KIND, namespace, name)
 
     def patch_model_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            constants.GROUP,
-            constants.VERSION,
-            namespace,
-            constants.PLURAL,
-            name,
-            {"status": status},
+        self.request(
+            "PATCH",
+            _path(constants.API_VERSION, constants.KIND, namespace, name) + "/status",
+            body={"status": status},
+            content_type=_MERGE_PATCH,
         )
 
     # -- children --------------------------------------------------------------------------
-
-    def _resource(self, api_version: str, kind: str) -> Any:
-        return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     def serves(self, api_version: str, kind: str) -> bool:
         """Whether the apiserver knows the kind (its CRD is installed). A "no" is remembered
@@ -101,30 +128,52 @@ class Kube:
             and time.monotonic() - seen_unserved < UNSERVED_RECHECK_SECONDS
         ):
             return False
+        root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         try:
-            self._resource(api_version, kind)
-        except ResourceNotFoundError:
+            served = any(
+                resource.get("kind") == kind for resource in self.request("GET", root)["resources"]
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
+            served = False
+        if served:
+            self._unserved.pop(key, None)
+        else:
             self._unserved[key] = time.monotonic()
-            return False
-        self._unserved.pop(key, None)
-        return True
+        return served
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
-        except NotFoundError:
-            return None
-        result: dict[str, Any] = found.to_dict()
-        return result
+            return self.request("GET", _path(api_version, kind, namespace, name))
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self.request(
+            "POST",
+            _path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"]),
+            body=manifest,
+        )
+
+    def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """PUT: refused with a 409 when the manifest's resourceVersion is no longer current."""
+        metadata = manifest["metadata"]
+        return self.request(
+            "PUT",
+            _path(
+                manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
+            ),
+            body=manifest,
+        )
 
     def create_if_absent(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create, or return what is already there under that name (a retry, another replica)."""
         metadata = manifest["metadata"]
-        resource = self._resource(manifest["apiVersion"], manifest["kind"])
         try:
-            created: dict[str, Any] = resource.create(
-                body=manifest, namespace=metadata["namespace"]
-            ).to_dict()
+            return self.create(manifest)
         except kubernetes.client.ApiException as error:
             if error.status != 409:
                 raise
@@ -134,7 +183,6 @@ class Kube:
             if existing is None:
                 raise
             return existing
-        return created
 
     def apply(self, manifest: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any]:
         """Server-side apply, skipped when the observed child already says all the manifest
@@ -143,45 +191,42 @@ class Kube:
         if observed is not None and covers(observed, manifest):
             return observed
         metadata = manifest["metadata"]
-        applied: dict[str, Any] = (
-            self._resource(manifest["apiVersion"], manifest["kind"])
-            .server_side_apply(
-                body=manifest,
-                name=metadata["name"],
-                namespace=metadata["namespace"],
-                field_manager=FIELD_MANAGER,
-                force_conflicts=True,
-            )
-            .to_dict()
+        return self.request(
+            "PATCH",
+            _path(
+                manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
+            ),
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=manifest,
+            content_type=_APPLY_PATCH,
         )
-        return applied
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        with contextlib.suppress(NotFoundError):
-            self._resource(api_version, kind).delete(
-                name=name, namespace=namespace, propagation_policy="Background"
+        try:
+            self.request(
+                "DELETE",
+                _path(api_version, kind, namespace, name),
+                query={"propagationPolicy": "Background"},
             )
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
 
     def list(
         self, api_version: str, kind: str, namespace: str, label_selector: str
     ) -> list[dict[str, Any]]:
-        found = self._resource(api_version, kind).get(
-            namespace=namespace, label_selector=label_selector
+        found = self.request(
+            "GET", _path(api_version, kind, namespace), query={"labelSelector": label_selector}
         )
-        return [item.to_dict() for item in found.items]
+        return cast(list[dict[str, Any]], found["items"])
 
-    def update_configmap(
-        self,
-        reference: str,
-        edit: Callable[[dict[str, str]], None],
-        labels: dict[str, str] | None = None,
-    ) -> None:
-        """Apply `edit` to the data of a shared ConfigMap ("namespace/name"); see
-        SharedConfigMap. Returns once the write that carried it succeeded."""
+    def update_configmap(self, configmap: tuple[str, str], edit: Edit) -> None:
+        """Apply `edit` to the data of a ConfigMap (namespace, name) that many models share;
+        see SharedConfigMap. Returns once the write that carried it succeeded."""
         with self._writers_lock:
-            writer = self._writers.setdefault(
-                reference, SharedConfigMap(self.core, reference, labels)
-            )
+            writer = self._writers.get(configmap)
+            if writer is None:
+                writer = self._writers[configmap] = SharedConfigMap(self, *configmap)
         writer.submit(edit)
 
 

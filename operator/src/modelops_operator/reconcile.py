@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
@@ -15,7 +16,7 @@ import pydantic
 
 from modelops_operator import api, builders, constants, registration, status
 from modelops_operator.kube import Kube, is_transient, refusal_message
-from modelops_operator.monitoring import prometheus
+from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,40 +36,103 @@ class ObjectInTheWay(Exception):
     over: deleting the model would delete it."""
 
 
-class ModelLocks:
-    """One lock per model: its triggers arrive on several threads, and its reconciles must not
-    interleave."""
+@dataclasses.dataclass
+class _Turn:
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # Claims that have not started reading the world yet.
+    waiting: int = 0
+    claims: int = 0
+
+
+class ModelTurns:
+    """One reconcile at a time per model: its triggers arrive on several threads. A child's
+    event that finds another claim on the model still waiting leaves the work to it: that one
+    reads the world after this event's change anyway. During a rollout a model's children
+    send a dozen events within seconds; they cost one or two reconciles, not a dozen."""
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._turns: dict[tuple[str, str], _Turn] = {}
         self._guard = threading.Lock()
 
-    def of(self, namespace: str, name: str) -> threading.Lock:
+    def claim(self, namespace: str, name: str, *, coalesce: bool = False) -> Claim | None:
+        """A place in the model's queue; None, when `coalesce`, if a waiting claim will do."""
         with self._guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
+            turn = self._turns.setdefault((namespace, name), _Turn())
+            if coalesce and turn.waiting:
+                return None
+            turn.waiting += 1
+            turn.claims += 1
+        return Claim(self, namespace, name, turn)
+
+    def __len__(self) -> int:
+        """How many models have a claim."""
+        with self._guard:
+            return len(self._turns)
+
+    def _started(self, turn: _Turn) -> None:
+        with self._guard:
+            turn.waiting -= 1
+
+    def _ended(self, claim: Claim) -> None:
+        with self._guard:
+            claim.turn.claims -= 1
+            if not claim.turn.claims:
+                del self._turns[(claim.namespace, claim.name)]
 
 
-def reconcile(kube: Kube, settings: Settings, locks: ModelLocks, namespace: str, name: str) -> None:
-    with locks.of(namespace, name):
-        body = kube.get_model(namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        refusal: Exception | None = None
+@dataclasses.dataclass
+class Claim:
+    turns: ModelTurns
+    namespace: str
+    name: str
+    turn: _Turn
+
+    def run(self, work: Callable[[], None]) -> None:
+        """Wait for the model's turn, then do `work` (blocking: run it on a worker thread)."""
         try:
-            new_status = _reconcile(kube, settings, body)
-        except kubernetes.client.ApiException as error:
-            if is_transient(error):
-                raise
-            refusal = error
-            new_status = _blocked(
-                body, "WriteRefused", f"the apiserver refused a write: {refusal_message(error)}"
+            with self.turn.lock:
+                self.turns._started(self.turn)
+                work()
+        finally:
+            self.turns._ended(self)
+
+    def reconcile(self, kube: Kube, settings: Settings, *, workload_only: bool = False) -> None:
+        """See _reconcile."""
+        self.run(
+            lambda: _reconcile_and_report(
+                kube, settings, self.namespace, self.name, workload_only=workload_only
             )
-        except ObjectInTheWay as error:
-            refusal = error
-            new_status = _blocked(body, "ObjectInTheWay", str(error))
-        _report(kube, body, new_status)
-        if refusal is not None:
-            raise WriteRefused(new_status.message) from refusal
+        )
+
+
+def reconcile(kube: Kube, settings: Settings, turns: ModelTurns, namespace: str, name: str) -> None:
+    claim = turns.claim(namespace, name)
+    assert claim is not None, "a claim without coalescing always gets its turn"
+    claim.reconcile(kube, settings)
+
+
+def _reconcile_and_report(
+    kube: Kube, settings: Settings, namespace: str, name: str, *, workload_only: bool
+) -> None:
+    body = kube.get_model(namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    refusal: Exception | None = None
+    try:
+        new_status = _reconcile(kube, settings, body, workload_only=workload_only)
+    except kubernetes.client.ApiException as error:
+        if is_transient(error):
+            raise
+        refusal = error
+        new_status = _blocked(
+            body, "WriteRefused", f"the apiserver refused a write: {refusal_message(error)}"
+        )
+    except ObjectInTheWay as error:
+        refusal = error
+        new_status = _blocked(body, "ObjectInTheWay", str(error))
+    _report(kube, body, new_status)
+    if refusal is not None:
+        raise WriteRefused(new_status.message) from refusal
 
 
 def _report(kube: Kube, body: dict[str, Any], new_status: api.ModelDeploymentStatus) -> None:
@@ -83,10 +147,17 @@ def _report(kube: Kube, body: dict[str, Any], new_status: api.ModelDeploymentSta
             namespace, name, wire | {key: None for key in previous if key not in wire}
         )
     if previous.get("phase") != new_status.phase:
-        post = kopf.warn if new_status.phase == "Failed" else kopf.info
-        post(_as_body(body), reason=new_status.phase, message=new_status.message)
+        _post(body, new_status.phase == "Failed", new_status.phase, new_status.message)
     elif new_status.phase == "Failed" and previous.get("message") != new_status.message:
-        kopf.warn(_as_body(body), reason=new_status.phase, message=new_status.message)
+        _post(body, True, new_status.phase, new_status.message)
+
+
+def _post(body: dict[str, Any], warning: bool, reason: str, message: str) -> None:
+    """An Event on the model. Posted directly: kopf's own INFO chatter ("Handler ... succeeded",
+    once per handler run and resync) is not posted (handlers.configure), ours always is."""
+    kopf.event(
+        _as_body(body), type="Warning" if warning else "Normal", reason=reason, message=message
+    )
 
 
 def _previous_status(body: dict[str, Any]) -> api.ModelDeploymentStatus:
@@ -142,7 +213,12 @@ def _adopted(manifest: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.ModelDeploymentStatus:
+def _reconcile(
+    kube: Kube, settings: Settings, body: dict[str, Any], *, workload_only: bool
+) -> api.ModelDeploymentStatus:
+    """The model's reconcile. `workload_only` (a child's event: its Job, Deployment or pods
+    changed) leaves out what such events cannot change, the claim and the monitoring, which
+    the spec's changes and the resync take care of: half the requests of a full reconcile."""
     metadata = body["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
     generation = metadata.get("generation", 0)
@@ -157,9 +233,11 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
         )
         return _blocked(body, "InvalidSpec", f"invalid spec: {problems}")
     previous = _previous_status(body)
+    reported_monitoring = status.reported_monitoring(previous.conditions, generation)
+    workload_only = workload_only and reported_monitoring is not None
 
     claim = builders.build_claim(name, namespace, spec.storage)
-    if claim is not None:
+    if claim is not None and not workload_only:
         # Applied, not only created: a larger storage.size resizes the claim, and what the
         # apiserver refuses (a class that cannot expand, a shrink) reaches status in its words.
         kube.apply(
@@ -191,8 +269,11 @@ def _reconcile(kube: Kube, settings: Settings, body: dict[str, Any]) -> api.Mode
     if target is not None:
         rollout = _ensure_serving(kube, settings, body, spec, target)
 
-    monitoring = _sync_monitoring(kube, settings, body, spec.monitoring)
-    _tell_monitoring_news(body, previous, monitoring)
+    if workload_only and reported_monitoring is not None:
+        monitoring = reported_monitoring
+    else:
+        monitoring = _sync_monitoring(kube, settings, body, spec.monitoring)
+        _tell_monitoring_news(body, previous, monitoring)
 
     outcome = status.outcome(spec, training, verdict, chosen, rollout, monitoring)
     return api.ModelDeploymentStatus(
@@ -230,6 +311,14 @@ def _observe_training(
     )
     job_name = builders.training_job_name(name, spec.training, retrain_token)
     spec_hash = builders.training_hash(spec.training, retrain_token)
+    if (
+        previous is not None
+        and previous.spec_hash == spec_hash
+        and previous.job_name == job_name
+        and previous.state != "Running"
+    ):
+        # This run's outcome is in status: its Job has nothing more to say (and may be gone).
+        return previous
     job = _ours(kube.get("batch/v1", "Job", namespace, job_name), body)
     if job is None:
         job = kube.create_if_absent(
@@ -246,18 +335,9 @@ def _observe_training(
             )
         )
         _ours(job, body)
-        kopf.info(
-            _as_body(body), reason="TrainingStarted", message=f"training Job {job_name} created"
-        )
-    finished_before = (
-        previous is not None
-        and previous.spec_hash == spec_hash
-        and previous.job_name == job_name
-        and previous.state != "Running"
-    )
-    if finished_before:
-        assert previous is not None
-        return previous
+        _post(body, False, "TrainingStarted", f"training Job {job_name} created")
+        # Its pods come later, and with them an event of the Job's.
+        return status.training_status(job, [], spec_hash)
     pods = kube.list("v1", "Pod", namespace, f"job-name={job_name}")
     return status.training_status(job, pods, spec_hash)
 
@@ -280,14 +360,14 @@ def _ensure_serving(
         _ours(kube.get("apps/v1", "Deployment", namespace, server), body),
     )
     kube.apply(_adopted(service, body), observed_service)
-    observed_autoscaler = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", namespace, server)
-    if spec.serving.autoscaling is not None:
-        kube.apply(
-            _adopted(builders.build_autoscaler(name, namespace, spec.serving.autoscaling), body),
-            _ours(observed_autoscaler, body),
-        )
-    elif observed_autoscaler is not None and _owned_by(observed_autoscaler, body):
-        kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, server)
+    _apply_or_remove(
+        kube,
+        body,
+        builders.build_autoscaler(name, namespace, spec.serving.autoscaling)
+        if spec.serving.autoscaling is not None
+        else None,
+        ("autoscaling/v2", "HorizontalPodAutoscaler", server),
+    )
     progress = status.rollout(deployment, target.version)
     if progress.complete:
         return progress
@@ -314,37 +394,71 @@ def _tell_monitoring_news(
     if monitoring.reason != "Configured" and (
         before is None or before.message != monitoring.message
     ):
-        kopf.warn(_as_body(body), reason="MonitoringNotConfigured", message=monitoring.message)
+        _post(body, True, "MonitoringNotConfigured", monitoring.message)
 
 
 def _sync_monitoring(
     kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
 ) -> status.Monitoring:
-    """The scrape job (or ServiceMonitor) and dashboard the spec asks for. The shared
-    configuration is the platform's, not this model's: a failure there is reported, and the
-    model keeps serving."""
+    """The scrape job (or ServiceMonitor) and dashboard the spec asks for. Monitoring is the
+    platform's, not this model's: a failure there is reported, and the model keeps serving."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     monitored_by_operator = _sync_service_monitor(kube, settings, body, monitoring)
-    try:
-        registration.sync(
-            kube, settings, namespace, name, monitoring, scrape_job=not monitored_by_operator
-        )
-    except ValueError as error:
-        return status.Monitoring(False, "NotConfigured", str(error))
-    except kubernetes.client.ApiException as error:
-        if is_transient(error):
-            raise
-        message = f"the apiserver refused a write: {refusal_message(error)}"
-        return status.Monitoring(False, "NotConfigured", message)
+    problems: list[str] = []
+    for sync in (
+        lambda: registration.sync(
+            kube,
+            settings,
+            namespace,
+            name,
+            monitoring.prometheus,
+            scrape_job=not monitored_by_operator,
+        ),
+        lambda: _apply_or_remove(
+            kube,
+            body,
+            grafana.build_dashboard_configmap(namespace, name)
+            if monitoring.grafana.enabled
+            else None,
+            ("v1", "ConfigMap", constants.DASHBOARD_NAME.format(name=name)),
+        ),
+    ):
+        try:
+            sync()
+        except (ValueError, ObjectInTheWay) as error:
+            problems.append(str(error))
+        except kubernetes.client.ApiException as error:
+            if is_transient(error):
+                raise
+            problems.append(f"the apiserver refused a write: {refusal_message(error)}")
+    if problems:
+        return status.Monitoring(False, "NotConfigured", "; ".join(problems))
     if settings.service_monitors and not monitored_by_operator:
         return status.Monitoring(
             True,
             "SharedScrapeJob",
             "MODELOPS_SERVICE_MONITORS is on but the ServiceMonitor CRD "
             f"({prometheus.SERVICE_MONITOR_API_VERSION}) is not installed: scraping through "
-            "the shared prometheus.yml instead",
+            "the scrape config files instead",
         )
     return status.Monitoring(True, "Configured", "monitoring is in place as the spec asks")
+
+
+def _apply_or_remove(
+    kube: Kube,
+    body: dict[str, Any],
+    manifest: dict[str, Any] | None,
+    child: tuple[str, str, str],
+) -> None:
+    """An optional child (apiVersion, kind, name): applied when the spec asks for it
+    (`manifest`), deleted when it no longer does, if it is the model's."""
+    api_version, kind, child_name = child
+    namespace = body["metadata"]["namespace"]
+    observed = kube.get(api_version, kind, namespace, child_name)
+    if manifest is not None:
+        kube.apply(_adopted(manifest, body), _ours(observed, body))
+    elif observed is not None and _owned_by(observed, body):
+        kube.delete(api_version, kind, namespace, child_name)
 
 
 def _sync_service_monitor(
@@ -356,10 +470,12 @@ def _sync_service_monitor(
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     if not kube.serves(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"):
         return False
-    observed = kube.get(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
-    if monitoring.prometheus.enabled:
-        monitor = prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
-        kube.apply(_adopted(monitor, body), _ours(observed, body))
-    elif observed is not None and _owned_by(observed, body):
-        kube.delete(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", namespace, name)
+    _apply_or_remove(
+        kube,
+        body,
+        prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
+        if monitoring.prometheus.enabled
+        else None,
+        (prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", name),
+    )
     return True

@@ -1,10 +1,9 @@
-"""A model's entries in the shared Prometheus and Grafana ConfigMaps: outside the owner tree,
-so they are added and removed here, and removed on delete through the finalizer."""
+"""A model's scrape job in the scrape config files: outside the owner tree (one file holds many
+models' jobs), so it is added and removed here, and removed on delete through the finalizer."""
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import threading
 import time
@@ -12,12 +11,25 @@ from collections.abc import Callable
 
 from modelops_operator import api
 from modelops_operator.kube import Kube
-from modelops_operator.monitoring import grafana, prometheus
+from modelops_operator.monitoring import prometheus
 from modelops_operator.settings import Settings
 
-PROMETHEUS_KEY = "prometheus.yml"
-# The sidecar of the popular Grafana charts loads ConfigMaps carrying this label.
-GRAFANA_SIDECAR_LABELS = {"grafana_dashboard": "1"}
+
+def scrape_config_maps(settings: Settings) -> list[tuple[str, str]]:
+    """(namespace, name) of every ConfigMap that holds scrape jobs, in file order."""
+    namespace, prefix = settings.scrape_configs.split("/", 1)
+    return [(namespace, f"{prefix}-{index:02d}") for index in range(prometheus.SCRAPE_FILES)]
+
+
+def scrape_file_key(configmap_name: str) -> str:
+    """The ConfigMap's one key: named after the ConfigMap, so that all of them project into one
+    directory without clashing."""
+    return f"{configmap_name}.yml"
+
+
+def scrape_config_map(settings: Settings, namespace: str, name: str) -> tuple[str, str]:
+    """(namespace, name) of the ConfigMap that holds the model's scrape job."""
+    return scrape_config_maps(settings)[prometheus.scrape_file_index(namespace, name)]
 
 
 def sync(
@@ -25,84 +37,86 @@ def sync(
     settings: Settings,
     namespace: str,
     name: str,
-    spec: api.MonitoringSpec,
+    spec: api.PrometheusMonitoring,
     *,
     scrape_job: bool,
 ) -> None:
-    """Make the shared ConfigMaps hold exactly what the monitoring spec asks for; a scrape job
-    only where `scrape_job` (the model is not scraped through a ServiceMonitor). Prometheus
-    re-reads its mounted configuration by itself (auto-reload-config): nothing to call."""
-    job_name = prometheus.scrape_job_name(namespace, name)
-    if spec.prometheus.enabled and scrape_job:
-        job = prometheus.build_scrape_job(namespace, name, spec.prometheus.interval)
-        kube.update_configmap(
-            settings.prometheus_config,
-            lambda data: data.update(
-                {PROMETHEUS_KEY: prometheus.with_scrape_job(data.get(PROMETHEUS_KEY), job)}
-            ),
-        )
-    else:
-        _remove_scrape_job(kube, settings, job_name)
-
-    key = grafana.dashboard_key(namespace, name)
-    if spec.grafana.enabled:
-        dashboard = json.dumps(grafana.build_dashboard(namespace, name), indent=1, sort_keys=True)
-        kube.update_configmap(
-            settings.grafana_dashboards,
-            lambda data: data.update({key: dashboard}),
-            labels=GRAFANA_SIDECAR_LABELS,
-        )
-    else:
-        _remove_dashboard(kube, settings, key)
+    """Make the model's scrape config file hold exactly what the spec asks for: its job only
+    where `scrape_job` (the model is not scraped through a ServiceMonitor). Prometheus re-reads
+    its configuration by itself (auto-reload-config): nothing to call."""
+    if not (spec.enabled and scrape_job):
+        forget(kube, settings, namespace, name)
+        return
+    job = prometheus.build_scrape_job(namespace, name, spec.interval)
+    _edit_file(
+        kube,
+        scrape_config_map(settings, namespace, name),
+        lambda text: prometheus.with_scrape_job(text, job),
+    )
 
 
 def forget(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
-    """Remove the model's entries; nothing to do where they (or the ConfigMaps) are gone."""
-    _remove_scrape_job(kube, settings, prometheus.scrape_job_name(namespace, name))
-    _remove_dashboard(kube, settings, grafana.dashboard_key(namespace, name))
+    """Remove the model's scrape job; nothing to do where it (or its ConfigMap) is gone."""
+    job_name = prometheus.scrape_job_name(namespace, name)
+    _edit_file(
+        kube,
+        scrape_config_map(settings, namespace, name),
+        lambda text: prometheus.without_scrape_job(text, job_name) if text is not None else None,
+    )
 
 
 def sweep(kube: Kube, settings: Settings) -> None:
-    """Remove the scrape jobs and dashboards of models that no longer exist in the namespaces
-    this operator watches: what a deletion whose cleanup failed, or an operator stopped half-way,
-    left behind. The models are listed inside each edit, after the ConfigMap was read, so no
-    entry is judged against a list older than itself."""
+    """Remove the scrape jobs of models that no longer exist in the namespaces this operator
+    watches: what a deletion whose cleanup failed, or an operator stopped half-way, left behind.
 
-    def orphaned_now() -> Callable[[tuple[str, str] | None], bool]:
-        live = {
-            (model["metadata"]["namespace"], model["metadata"]["name"])
-            for model in kube.list_models()
-        }
-        watched = settings.watched_namespaces
+    The models are listed once. A job whose model is not in that list may belong to a model
+    made since, so its model is looked up again after its file was read: nothing is judged
+    against a view older than itself, and the look-ups are as many as the orphans."""
+    listed = {
+        (model["metadata"]["namespace"], model["metadata"]["name"]) for model in kube.list_models()
+    }
+    watched = settings.watched_namespaces
 
-        def orphaned(model: tuple[str, str] | None) -> bool:
-            return (
-                model is not None
-                and model not in live
-                and (not watched or any(fnmatch.fnmatch(model[0], glob) for glob in watched))
-            )
+    def orphaned(job_name: str) -> bool:
+        model = prometheus.model_of_job(job_name)
+        return (
+            model is not None
+            and model not in listed
+            and (not watched or any(fnmatch.fnmatch(model[0], glob) for glob in watched))
+            and kube.get_model(*model) is None
+        )
 
-        return orphaned
+    for configmap in scrape_config_maps(settings):
+        _edit_file(
+            kube,
+            configmap,
+            lambda text: (
+                prometheus.without_scrape_jobs(text, orphaned) if text is not None else None
+            ),
+        )
 
-    def prune_jobs(data: dict[str, str]) -> None:
-        if PROMETHEUS_KEY in data:
-            orphaned = orphaned_now()
-            data[PROMETHEUS_KEY] = prometheus.without_scrape_jobs(
-                data[PROMETHEUS_KEY], lambda job: orphaned(prometheus.model_of_job(job))
-            )
 
-    def prune_dashboards(data: dict[str, str]) -> None:
-        orphaned = orphaned_now()
-        for key in [key for key in data if orphaned(grafana.model_of_dashboard_key(key))]:
-            del data[key]
+def _edit_file(
+    kube: Kube, configmap: tuple[str, str], change: Callable[[str | None], str | None]
+) -> None:
+    """Replace the ConfigMap's scrape config file (None: absent) with `change`'s result (None:
+    leave absent). A file that cannot be read as a scrape configuration is named in the error."""
+    key = scrape_file_key(configmap[1])
 
-    kube.update_configmap(settings.prometheus_config, prune_jobs)
-    kube.update_configmap(settings.grafana_dashboards, prune_dashboards)
+    def edit(data: dict[str, str]) -> None:
+        try:
+            changed = change(data.get(key))
+        except ValueError as error:
+            raise ValueError(f"ConfigMap {'/'.join(configmap)}, {key}: {error}") from None
+        if changed is not None:
+            data[key] = changed
+
+    kube.update_configmap(configmap, edit)
 
 
 class SweepSchedule:
     """When the next sweep is due: at most one per `interval_seconds`, however many resyncs
-    ask (every model's resync does, so a sweep runs while any model exists)."""
+    and deletions ask (every model's resync does, so a sweep runs while any model exists)."""
 
     def __init__(self, interval_seconds: float) -> None:
         self.interval_seconds = interval_seconds
@@ -116,18 +130,3 @@ class SweepSchedule:
                 return False
             self._last = now
             return True
-
-
-def _remove_scrape_job(kube: Kube, settings: Settings, job_name: str) -> None:
-    def edit(data: dict[str, str]) -> None:
-        if PROMETHEUS_KEY in data:
-            data[PROMETHEUS_KEY] = prometheus.without_scrape_job(data[PROMETHEUS_KEY], job_name)
-
-    kube.update_configmap(settings.prometheus_config, edit)
-
-
-def _remove_dashboard(kube: Kube, settings: Settings, key: str) -> None:
-    def edit(data: dict[str, str]) -> None:
-        data.pop(key, None)
-
-    kube.update_configmap(settings.grafana_dashboards, edit)

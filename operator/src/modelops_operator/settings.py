@@ -25,19 +25,17 @@ class Settings(BaseSettings):
     cluster_domain: str = Field(
         default="cluster.local", description="DNS domain used in status.endpoint."
     )
-    prometheus_config: str = Field(
-        default="modelops-system/prometheus-config",
-        description="namespace/name of the ConfigMap holding prometheus.yml.",
-    )
-    grafana_dashboards: str = Field(
-        default="modelops-system/grafana-dashboards",
-        description="namespace/name of the ConfigMap Grafana provisions dashboards from.",
+    scrape_configs: str = Field(
+        default="modelops-system/modelops-scrape",
+        description="namespace/prefix of the ConfigMaps holding the models' scrape jobs: "
+        "<prefix>-00 to <prefix>-31, each with one file <prefix>-NN.yml, which Prometheus "
+        "loads through scrape_config_files.",
     )
     service_monitors: bool = Field(
         default=False,
         description="Scrape each model through a Prometheus Operator ServiceMonitor, owned by "
-        "the ModelDeployment, instead of a job in the shared prometheus.yml. Needs the "
-        "monitoring.coreos.com/v1 ServiceMonitor CRD; without it the shared job is used and "
+        "the ModelDeployment, instead of a job in the scrape config files. Needs the "
+        "monitoring.coreos.com/v1 ServiceMonitor CRD; without it the scrape config files are used and "
         "an Event says why.",
     )
     health_port: int = Field(default=8081, description="Port of the operator's /healthz.")
@@ -52,8 +50,7 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(
         default=300.0,
         gt=0,
-        description="Remove shared scrape jobs and dashboards of models that no longer exist "
-        "at least this often (and after every deletion).",
+        description="Remove the scrape jobs of models that no longer exist at least this often.",
     )
 
     @property

@@ -1,5 +1,5 @@
-"""One ConfigMap that many reconciles edit at once: the shared Prometheus and Grafana ones, where
-every model has an entry.
+"""One ConfigMap that many reconciles edit at once: a scrape config file, where many models have
+their job.
 
 Edits are group-committed: whoever holds the write lock applies every edit queued so far in one
 read-modify-write, so fifty models starting together cost a few writes, not fifty conflicting
@@ -15,12 +15,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import kubernetes
+
+from modelops_operator import constants
 
 CONFLICT_ATTEMPTS = 30
 
 Edit = Callable[[dict[str, str]], None]
+# On the ConfigMaps the operator creates: made and kept by modelops, never hand-edited.
+LABELS = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 
 
 class SharedConfigUnavailable(ValueError):
@@ -35,13 +40,22 @@ class _Submitted:
     error: BaseException | None = None
 
 
+class ConfigMapStore(Protocol):
+    """What SharedConfigMap needs of the API (Kube has it): ConfigMaps as JSON dicts."""
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """None where there is none."""
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+
+    def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Refused with a 409 when the manifest's resourceVersion is no longer current."""
+
+
 class SharedConfigMap:
-    def __init__(
-        self, core: kubernetes.client.CoreV1Api, reference: str, labels: dict[str, str] | None
-    ) -> None:
-        self.core = core
-        self.namespace, self.name = reference.split("/", 1)
-        self.labels = labels
+    def __init__(self, store: ConfigMapStore, namespace: str, name: str) -> None:
+        self.store = store
+        self.namespace, self.name = namespace, name
         self._queued: list[_Submitted] = []
         self._queue_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -76,13 +90,8 @@ class SharedConfigMap:
 
     def _write(self, edits: list[Edit]) -> bool:
         for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                current = self.core.read_namespaced_config_map(self.name, self.namespace)
-            except kubernetes.client.ApiException as error:
-                if error.status != 404:
-                    raise
-                current = None
-            before = dict((current.data or {}) if current else {})
+            current = self.store.get("v1", "ConfigMap", self.namespace, self.name)
+            before = dict((current or {}).get("data") or {})
             data = dict(before)
             for edit in edits:
                 edit(data)
@@ -92,8 +101,8 @@ class SharedConfigMap:
                 if current is None:
                     self._create(data)
                 else:
-                    current.data = data
-                    self.core.replace_namespaced_config_map(self.name, self.namespace, current)
+                    # current's resourceVersion goes along: a write in between is a 409.
+                    self.store.replace(current | {"data": data})
                 return True
             except kubernetes.client.ApiException as error:
                 if error.status != 409:
@@ -106,12 +115,13 @@ class SharedConfigMap:
 
     def _create(self, data: dict[str, str]) -> None:
         try:
-            self.core.create_namespaced_config_map(
-                self.namespace,
-                kubernetes.client.V1ConfigMap(
-                    metadata=kubernetes.client.V1ObjectMeta(name=self.name, labels=self.labels),
-                    data=data,
-                ),
+            self.store.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": self.name, "namespace": self.namespace, "labels": LABELS},
+                    "data": data,
+                }
             )
         except kubernetes.client.ApiException as error:
             if error.status == 404:

@@ -278,6 +278,17 @@ class Monitoring:
     message: str
 
 
+def reported_monitoring(conditions: list[api.Condition], generation: int) -> Monitoring | None:
+    """The Monitored condition as status has it for this generation of the spec; None when it
+    has none (then monitoring must be looked at)."""
+    for condition in conditions:
+        if condition.type == constants.CONDITION_MONITORED and (
+            condition.observed_generation == generation
+        ):
+            return Monitoring(condition.status == "True", condition.reason, condition.message)
+    return None
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The phase, with the Ready condition's reason and the message that goes with it."""

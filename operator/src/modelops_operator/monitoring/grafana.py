@@ -1,5 +1,7 @@
 """Grafana dashboards: one per model, and one across the fleet. Pure, built with the Grafana
-Foundation SDK; the JSON goes into ConfigMaps that Grafana provisions dashboards from."""
+Foundation SDK. A model's dashboard is a ConfigMap of its own, owned by the model, carrying the
+label that the dashboard sidecar of the common Grafana setups (kube-prometheus-stack, the Grafana
+chart, and deploy/base/monitoring) collects from every namespace."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_model
 from grafana_foundation_sdk.models.common import BigValueTextMode, LegendDisplayMode
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from modelops_operator import builders
+from modelops_operator import builders, constants
 from modelops_operator.monitoring import metrics
 from modelops_operator.monitoring.prometheus import JOB_PREFIX
 
@@ -70,21 +72,31 @@ class Query:
     legend: str = ""
 
 
+# The dashboard sidecar's convention: ConfigMaps with this label hold dashboards.
+SIDECAR_LABELS = {"grafana_dashboard": "1"}
 DASHBOARD_KEY_PREFIX = "modelops_"
 DASHBOARD_KEY_SUFFIX = ".json"
 
 
 def dashboard_key(namespace: str, name: str) -> str:
-    # '_' occurs in neither a namespace nor a model name, so no two models share a key.
+    # The sidecar writes every ConfigMap's keys into one directory: '_' occurs in neither a
+    # namespace nor a model name, so no two models share a file name.
     return f"{DASHBOARD_KEY_PREFIX}{namespace}_{name}{DASHBOARD_KEY_SUFFIX}"
 
 
-def model_of_dashboard_key(key: str) -> tuple[str, str] | None:
-    """(namespace, name) of the model a dashboards ConfigMap key is for; None for other keys."""
-    if not (key.startswith(DASHBOARD_KEY_PREFIX) and key.endswith(DASHBOARD_KEY_SUFFIX)):
-        return None
-    parts = key.removeprefix(DASHBOARD_KEY_PREFIX).removesuffix(DASHBOARD_KEY_SUFFIX).split("_")
-    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+def build_dashboard_configmap(namespace: str, name: str) -> dict[str, Any]:
+    """The model's dashboard as the ConfigMap the sidecar collects."""
+    dashboard_json = json.dumps(build_dashboard(namespace, name), indent=1, sort_keys=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": constants.DASHBOARD_NAME.format(name=name),
+            "namespace": namespace,
+            "labels": builders.labels(name, "dashboard") | SIDECAR_LABELS,
+        },
+        "data": {dashboard_key(namespace, name): dashboard_json},
+    }
 
 
 def dashboard_uid(namespace: str, name: str) -> str:

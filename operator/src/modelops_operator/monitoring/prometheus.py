@@ -1,11 +1,17 @@
-"""Prometheus scrape jobs for the serving pods, and their merge into a shared prometheus.yml.
+"""Prometheus scrape jobs for the serving pods, and their merge into the scrape config files
+that hold them.
 
-Pure: text and dicts in, text and dicts out. The caller reads and writes the ConfigMap.
+The jobs are spread over SCRAPE_FILES files (one ConfigMap each) by a hash of the model's
+namespace and name, which Prometheus loads through `scrape_config_files`: no object grows with
+the fleet past a small fraction of Kubernetes' 1 MiB limit (docs/observability.md).
+
+Pure: text and dicts in, text and dicts out. The caller reads and writes the ConfigMaps.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +23,26 @@ JOB_PREFIX = "modelops/"
 SERVICE_MONITOR_API_VERSION = "monitoring.coreos.com/v1"
 METRICS_PATH = "/metrics"
 _KUBERNETES_META = "__meta_kubernetes_"
+# 32 files keep 5,000 models' jobs at about 14% of the 1 MiB limit each (160 jobs of ~900
+# bytes), and the common case (one Prometheus) mounts them as one projected volume.
+SCRAPE_FILES = 32
+# Every modelops serving pod: one discovery configuration for all jobs of a namespace, which
+# Prometheus runs once (it shares identical discovery configs between jobs) instead of one pod
+# watch per model.
+SERVING_PODS_SELECTOR = (
+    f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY},{constants.LABEL_COMPONENT}=server"
+)
 
 
 def scrape_job_name(namespace: str, name: str) -> str:
     return f"{JOB_PREFIX}{namespace}/{name}"
+
+
+def scrape_file_index(namespace: str, name: str) -> int:
+    """Which of the SCRAPE_FILES files holds the model's job: stable across restarts and
+    replicas, so every writer and the sweep agree."""
+    hashed = hashlib.sha256(f"{namespace}/{name}".encode()).digest()
+    return int.from_bytes(hashed[:4], "big") % SCRAPE_FILES
 
 
 def model_of_job(job_name: str) -> tuple[str, str] | None:
@@ -55,7 +77,6 @@ _OPERATOR_SPELLING = {"source_labels": "sourceLabels", "target_label": "targetLa
 
 def build_scrape_job(namespace: str, name: str, interval: str) -> dict[str, Any]:
     """One scrape_config for the model's serving pods, labelled namespace/model/version/pod."""
-    selector = f"{constants.LABEL_MODEL}={name},{constants.LABEL_COMPONENT}=server"
     return {
         "job_name": scrape_job_name(namespace, name),
         "scrape_interval": interval,
@@ -64,11 +85,17 @@ def build_scrape_job(namespace: str, name: str, interval: str) -> dict[str, Any]
             {
                 "role": "pod",
                 "namespaces": {"names": [namespace]},
-                # Filtered by the apiserver, so Prometheus never lists the namespace's other pods.
-                "selectors": [{"role": "pod", "label": selector}],
+                # Filtered by the apiserver, so Prometheus never lists the namespace's other
+                # pods; the same for every model of the namespace, so discovered once.
+                "selectors": [{"role": "pod", "label": SERVING_PODS_SELECTOR}],
             }
         ],
         "relabel_configs": [
+            {
+                "source_labels": [_pod_label_meta(constants.LABEL_MODEL)],
+                "regex": name,
+                "action": "keep",
+            },
             # Pod discovery yields one target per container port; only the server's is wanted.
             {
                 "source_labels": [f"{_KUBERNETES_META}pod_container_port_name"],
@@ -126,7 +153,7 @@ def build_service_monitor(namespace: str, name: str, interval: str) -> dict[str,
 
 
 def with_scrape_job(config_text: str | None, job: dict[str, Any]) -> str:
-    """prometheus.yml with `job` added, or replacing the job of the same name in place."""
+    """The scrape config file with `job` added, or replacing the job of the same name in place."""
     config = _parse(config_text)
     jobs = _scrape_configs(config)
     name = job["job_name"]
@@ -138,12 +165,12 @@ def with_scrape_job(config_text: str | None, job: dict[str, Any]) -> str:
 
 
 def without_scrape_job(config_text: str | None, job_name: str) -> str:
-    """prometheus.yml without the job named `job_name`."""
+    """The scrape config file without the job named `job_name`."""
     return without_scrape_jobs(config_text, lambda name: name == job_name)
 
 
 def without_scrape_jobs(config_text: str | None, unwanted: Callable[[str], bool]) -> str:
-    """prometheus.yml without the jobs whose name is `unwanted`."""
+    """The scrape config file without the jobs whose name is `unwanted`."""
     config = _parse(config_text)
     jobs = _scrape_configs(config)
     return _render_if_changed(
@@ -151,7 +178,7 @@ def without_scrape_jobs(config_text: str | None, unwanted: Callable[[str], bool]
     )
 
 
-# Every model's reconcile reads the whole shared file: libyaml's C parser is ~10x faster.
+# Every model's reconcile reads its whole scrape config file: libyaml's C parser is ~10x faster.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -161,19 +188,20 @@ def _parse(config_text: str | None) -> dict[str, Any]:
     return _parse_text(config_text or "")
 
 
-# Most reconciles find their job already in place: parsing the same shared file once, not once
-# per model, keeps that check cheap however many models there are.
-@functools.lru_cache(maxsize=4)
+# Most reconciles find their job already in place: parsing each file once, not once per model,
+# keeps that check cheap however many models there are.
+@functools.lru_cache(maxsize=2 * SCRAPE_FILES)
 def _parse_text(config_text: str) -> dict[str, Any]:
     try:
         config = yaml.load(config_text, Loader=_SafeLoader)
     except yaml.YAMLError as error:
-        raise ValueError(f"prometheus.yml is not valid YAML: {error}") from None
+        raise ValueError(f"the scrape configuration is not valid YAML: {error}") from None
     if config is None:
         return {}
     if not isinstance(config, dict):
         raise ValueError(
-            f"prometheus.yml must be a mapping at the top level, not a {type(config).__name__}"
+            "the scrape configuration must be a mapping at the top level, not a "
+            f"{type(config).__name__}"
         )
     return config
 
@@ -181,7 +209,7 @@ def _parse_text(config_text: str) -> dict[str, Any]:
 def _scrape_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     jobs = config.get("scrape_configs") or []
     if not isinstance(jobs, list) or not all(isinstance(entry, dict) for entry in jobs):
-        raise ValueError("prometheus.yml: scrape_configs must be a list of mappings")
+        raise ValueError("the scrape configuration's scrape_configs must be a list of mappings")
     return jobs
 
 
