@@ -76,15 +76,15 @@ def test_no_role_in_the_platform_touches_secrets() -> None:
 
 
 def test_operator_overwrites_only_the_scrape_config_files() -> None:
-    """ConfigMaps anywhere: each model's dashboard (applied, deleted) and reading and creating
-    the scrape config files. Never listed or watched, and overwritten (update, the scrape files'
+    """ConfigMaps anywhere: each model's dashboard (applied, deleted, watched) and reading,
+    watching and creating the scrape config files. Overwritten (update, the scrape files'
     read-modify-write) only by name, in the monitoring namespace."""
     cluster_role = find(built(BASE), "ClusterRole", "modelops-operator")
     [everywhere] = [rule for rule in cluster_role["rules"] if "configmaps" in rule["resources"]]
     assert everywhere == {
         "apiGroups": [""],
         "resources": ["configmaps"],
-        "verbs": ["get", "create", "patch", "delete"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     }
     role = find(built(BASE), "Role", "modelops-operator-monitoring")
     assert role["metadata"]["namespace"] == MONITORING_NAMESPACE
@@ -144,6 +144,16 @@ ALLOWED = [
     ("delete", "jobs.batch", "-n", "any"),
     ("list", "pods", "-n", "any"),
     ("watch", "pods", "--all-namespaces"),
+    # Every child kind is watched: reconciles read the children from the watches.
+    *(
+        ("watch", resource, "--all-namespaces")
+        for resource in (
+            "persistentvolumeclaims",
+            "services",
+            "horizontalpodautoscalers.autoscaling",
+            "configmaps",
+        )
+    ),
     ("create", "persistentvolumeclaims", "-n", "any"),
     ("patch", "persistentvolumeclaims", "-n", "any"),
     ("patch", "deployments.apps", "-n", "any"),
@@ -170,8 +180,6 @@ ALLOWED = [
 DENIED = [
     ("get", "secrets", "-n", MONITORING_NAMESPACE),
     ("list", "secrets", "--all-namespaces"),
-    ("list", "configmaps", "--all-namespaces"),
-    ("watch", "configmaps", "-n", MONITORING_NAMESPACE),
     # Overwriting is for the scrape config files alone, and only where they live.
     ("update", "configmaps/prometheus-config", "-n", MONITORING_NAMESPACE),
     ("update", "configmaps/kube-root-ca.crt", "-n", MONITORING_NAMESPACE),

@@ -1,5 +1,6 @@
 """What the operator asks of the apiserver stays bounded: child watches are filtered on the
-server, and a kind that is not served is not looked up on every reconcile."""
+server, a settled model's resync reads its children from them, and a kind that is not served is
+not looked up on every reconcile."""
 
 from __future__ import annotations
 
@@ -8,16 +9,25 @@ from typing import Any
 import kopf
 import kubernetes
 import pytest
+from conftest import (  # type: ignore[import-not-found]
+    SETTINGS,
+    Models,
+    deploy_to_ready,
+    sample,
+)
 from kopf._cogs.structs import references
-from modelops_operator import handlers
+from modelops_envtest.kubelet import Kubelet
+from modelops_operator import children, handlers
 from modelops_operator.kube import Kube
+from modelops_operator.reconcile import ModelTurns, World, reconcile
 
 
 def test_every_child_watch_is_filtered_by_the_apiserver() -> None:
     settings = kopf.OperatorSettings()
     handlers.watch_only_managed_children(settings)
-    watched = kopf.get_default_registry()._watching.get_all_handlers()
-    assert watched, "child_changed watches the children"
+    registry = kopf.get_default_registry()
+    watched = [*registry._watching.get_all_handlers(), *registry._indexing.get_all_handlers()]
+    assert watched, "child_changed and the children's indexes watch the children"
     for handler in watched:
         selector = handler.selector
         assert selector is not None
@@ -31,19 +41,65 @@ def test_every_child_watch_is_filtered_by_the_apiserver() -> None:
         ], f"{resource} is watched cluster-wide and filtered only after receiving"
 
 
+def _counting(
+    api_client: kubernetes.client.ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """The requests made through `api_client` from now on: method and path."""
+    requests: list[str] = []
+    call_api = api_client.call_api
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        requests.append(f"{method} {url.split('?')[0].split('://')[-1].partition('/')[2]}")
+        return call_api(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(api_client, "call_api", counted)
+    return requests
+
+
+MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in handlers.MANAGED.items())
+
+
+def _as_watched(kube: Kube, namespaces: list[str]) -> children.WatchedChildren:
+    """What the operator's watches hold, listed the way they list: the managed-by selector."""
+    indexes: dict[tuple[str, str], dict[children.Key, list[dict[str, Any]]]] = {}
+    for api_version, kind in children.WATCHED:
+        index = indexes.setdefault((api_version, kind), {})
+        for namespace in namespaces:
+            for body in kube.list(api_version, kind, namespace, MANAGED_SELECTOR):
+                key = children.key(namespace, body["metadata"].get("labels") or {})
+                # As a watch delivers it: a listing's items lack their kind.
+                watched = body | {"apiVersion": api_version, "kind": kind}
+                index.setdefault(key, []).append(children.trimmed(api_version, kind, watched))
+    return children.WatchedChildren(indexes)
+
+
+@pytest.mark.controlplane
+def test_a_settled_models_resync_asks_the_apiserver_for_the_model_alone(
+    models: Models,
+    kubelet: Kubelet,
+    trained: Any,
+    monitoring_namespace: str,
+    api_client: kubernetes.client.ApiClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its claim, Job, Deployment, Service, dashboard and scrape file come from the watches, and
+    nothing is written where nothing changed: a fleet's resyncs cost a request per model."""
+    deploy_to_ready(models, kubelet, trained, sample("iris"))
+    kube = Kube(api_client)
+    world = World(kube, _as_watched(kube, [models.namespace, monitoring_namespace]))
+    requests = _counting(api_client, monkeypatch)
+    reconcile(world, SETTINGS, ModelTurns(), models.namespace, "iris")
+    assert requests == [
+        f"GET apis/modelops.dev/v1alpha1/namespaces/{models.namespace}/modeldeployments/iris"
+    ]
+
+
 @pytest.mark.controlplane
 def test_a_kind_not_served_is_not_looked_up_again_at_once(
     api_client: kubernetes.client.ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kube = Kube(api_client)
-    requests: list[str] = []
-    call_api = api_client.call_api
-
-    def counted(resource_path: str, *args: Any, **kwargs: Any) -> Any:
-        requests.append(resource_path)
-        return call_api(resource_path, *args, **kwargs)
-
-    monkeypatch.setattr(api_client, "call_api", counted)
+    requests = _counting(api_client, monkeypatch)
     assert not kube.serves("example.invalid/v1", "Nothing")
     assert requests, "the first miss asks the apiserver"
     requests.clear()

@@ -16,16 +16,30 @@ from typing import Any
 import kopf
 import kubernetes
 
-from modelops_operator import constants, registration, status
-from modelops_operator.kube import Kube, is_transient
-from modelops_operator.reconcile import RETRY_DELAY_SECONDS, ModelTurns, WriteRefused, reconcile
+from modelops_operator import children, constants, registration, status
+from modelops_operator.kube import PLURALS, Kube, is_transient
+from modelops_operator.reconcile import (
+    RETRY_DELAY_SECONDS,
+    ModelTurns,
+    World,
+    WriteRefused,
+    reconcile,
+)
 from modelops_operator.settings import Settings
 
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
-# The kinds of children watched (child_changed). Their watches carry MANAGED as a label
-# selector, so the apiserver streams only what modelops made, not every Job, Deployment and pod
-# of the cluster (kopf's `labels=` alone filters after receiving).
-CHILD_RESOURCES = (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("", "v1", "pods"))
+
+
+def _resource(api_version: str, kind: str) -> tuple[str, str, str]:
+    """kopf's (group, version, plural)."""
+    group, _, version = api_version.rpartition("/")
+    return group, version, PLURALS[(api_version, kind)]
+
+
+# The kinds of children watched (their index, child_changed for some). Their watches carry
+# MANAGED as a label selector, so the apiserver streams only what modelops made, not every Job,
+# Deployment and pod of the cluster (kopf's `labels=` alone filters after receiving).
+CHILD_RESOURCES = tuple(_resource(*kind) for kind in children.WATCHED)
 REFUSED_RETRY_SECONDS = 60
 # A deletion retries a transient failure this many times, then completes without the cleanup.
 DELETE_RETRIES = 5
@@ -50,8 +64,29 @@ def _api_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
+def _index_id(api_version: str, kind: str) -> str:
+    return f"watched_{PLURALS[(api_version, kind)]}"
+
+
+def _index_children(api_version: str, kind: str) -> None:
+    # A coroutine: kopf runs a plain function on a worker thread, for every event.
+    async def index(
+        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    ) -> dict[children.Key, dict[str, Any]]:
+        assert namespace is not None, "every watched kind is namespaced"
+        return {children.key(namespace, labels): children.trimmed(api_version, kind, body)}
+
+    kopf.index(*_resource(api_version, kind), labels=MANAGED, id=_index_id(api_version, kind))(
+        index
+    )
+
+
+for _watched in children.WATCHED:
+    _index_children(*_watched)
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
     # kopf's own bookkeeping lives under our API group, not kopf's.
     settings.persistence.finalizer = f"{constants.GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
@@ -74,7 +109,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     watch_only_managed_children(settings)
     settings.execution.max_workers = RECONCILE_THREADS
     memo.executor = concurrent.futures.ThreadPoolExecutor(RECONCILE_THREADS, "child-events")
-    memo.kube = Kube(_api_client())
+    # The indexes are kopf's, filled from the watches as they go; kopf holds back every
+    # handler until each kind's first listing is in.
+    memo.world = World(
+        Kube(_api_client()),
+        children.WatchedChildren({kind: indexes[_index_id(*kind)] for kind in children.WATCHED}),
+    )
     memo.turns = ModelTurns()
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
 
@@ -93,7 +133,7 @@ def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
     assert namespace, "ModelDeployments are namespaced"
     try:
-        reconcile(memo.kube, memo.settings, memo.turns, namespace, name)
+        reconcile(memo.world, memo.settings, memo.turns, namespace, name)
     except WriteRefused as error:
         # Already in status and an Event: retry slowly, a person has to act first.
         raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_SECONDS) from error
@@ -145,7 +185,7 @@ def model_deleted(
     what cannot be removed is reported, and the sweep takes it later."""
     assert namespace, "ModelDeployments are namespaced"
     try:
-        registration.forget(memo.kube, memo.settings, namespace, name)
+        registration.forget(memo.world.kube, memo.settings, namespace, name)
     except Exception as error:
         if is_transient(error) and retry < DELETE_RETRIES:
             raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error
@@ -162,7 +202,7 @@ def _sweep(memo: Any, logger: kopf.Logger) -> None:
     if not memo.sweeps.due():
         return
     try:
-        registration.sweep(memo.kube, memo.settings)
+        registration.sweep(memo.world.kube, memo.settings)
     except Exception as error:  # the next one may succeed; nothing depends on this one
         logger.warning(f"sweeping the scrape config files failed: {error}")
 
@@ -194,5 +234,5 @@ async def child_changed(
         await asyncio.get_running_loop().run_in_executor(
             memo.executor,
             contextvars.copy_context().run,
-            functools.partial(claim.reconcile, memo.kube, memo.settings, workload_only=True),
+            functools.partial(claim.reconcile, memo.world, memo.settings, workload_only=True),
         )

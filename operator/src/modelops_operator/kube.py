@@ -169,11 +169,12 @@ class Kube:
             body=manifest,
         )
 
-    def create_if_absent(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Create, or return what is already there under that name (a retry, another replica)."""
+    def create_if_absent(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create, or return what is already there under that name (a retry, another replica,
+        a watch that has not caught up); and whether it was created now."""
         metadata = manifest["metadata"]
         try:
-            return self.create(manifest)
+            return self.create(manifest), True
         except kubernetes.client.ApiException as error:
             if error.status != 409:
                 raise
@@ -182,7 +183,7 @@ class Kube:
             )
             if existing is None:
                 raise
-            return existing
+            return existing, False
 
     def apply(self, manifest: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any]:
         """Server-side apply, skipped when the observed child already says all the manifest

@@ -15,6 +15,7 @@ import kubernetes
 import pydantic
 
 from modelops_operator import api, builders, constants, registration, status
+from modelops_operator.children import WatchedChildren
 from modelops_operator.kube import Kube, is_transient, refusal_message
 from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
@@ -34,6 +35,27 @@ class WriteRefused(Exception):
 class ObjectInTheWay(Exception):
     """A child's name is taken by an object this model does not own, which is never taken
     over: deleting the model would delete it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """What a reconcile reads and writes: the apiserver, and the children as the watches last
+    saw them."""
+
+    kube: Kube
+    watched: WatchedChildren
+
+    def child(
+        self, body: dict[str, Any], api_version: str, kind: str, name: str
+    ) -> dict[str, Any] | None:
+        """The model's child as the watches saw it, else as the apiserver has it: the watches
+        have not seen one made a moment ago, nor ever an object that is not ours, which must
+        not be written over."""
+        metadata = body["metadata"]
+        seen = self.watched.get(api_version, kind, metadata["namespace"], metadata["name"], name)
+        if seen is not None:
+            return seen
+        return self.kube.get(api_version, kind, metadata["namespace"], name)
 
 
 @dataclasses.dataclass
@@ -96,30 +118,32 @@ class Claim:
         finally:
             self.turns._ended(self)
 
-    def reconcile(self, kube: Kube, settings: Settings, *, workload_only: bool = False) -> None:
+    def reconcile(self, world: World, settings: Settings, *, workload_only: bool = False) -> None:
         """See _reconcile."""
         self.run(
             lambda: _reconcile_and_report(
-                kube, settings, self.namespace, self.name, workload_only=workload_only
+                world, settings, self.namespace, self.name, workload_only=workload_only
             )
         )
 
 
-def reconcile(kube: Kube, settings: Settings, turns: ModelTurns, namespace: str, name: str) -> None:
+def reconcile(
+    world: World, settings: Settings, turns: ModelTurns, namespace: str, name: str
+) -> None:
     claim = turns.claim(namespace, name)
     assert claim is not None, "a claim without coalescing always gets its turn"
-    claim.reconcile(kube, settings)
+    claim.reconcile(world, settings)
 
 
 def _reconcile_and_report(
-    kube: Kube, settings: Settings, namespace: str, name: str, *, workload_only: bool
+    world: World, settings: Settings, namespace: str, name: str, *, workload_only: bool
 ) -> None:
-    body = kube.get_model(namespace, name)
+    body = world.kube.get_model(namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     refusal: Exception | None = None
     try:
-        new_status = _reconcile(kube, settings, body, workload_only=workload_only)
+        new_status = _reconcile(world, settings, body, workload_only=workload_only)
     except kubernetes.client.ApiException as error:
         if is_transient(error):
             raise
@@ -130,7 +154,7 @@ def _reconcile_and_report(
     except ObjectInTheWay as error:
         refusal = error
         new_status = _blocked(body, "ObjectInTheWay", str(error))
-    _report(kube, body, new_status)
+    _report(world.kube, body, new_status)
     if refusal is not None:
         raise WriteRefused(new_status.message) from refusal
 
@@ -214,7 +238,7 @@ def _adopted(manifest: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reconcile(
-    kube: Kube, settings: Settings, body: dict[str, Any], *, workload_only: bool
+    world: World, settings: Settings, body: dict[str, Any], *, workload_only: bool
 ) -> api.ModelDeploymentStatus:
     """The model's reconcile. `workload_only` (a child's event: its Job, Deployment or pods
     changed) leaves out what such events cannot change, the claim and the monitoring, which
@@ -240,15 +264,14 @@ def _reconcile(
     if claim is not None and not workload_only:
         # Applied, not only created: a larger storage.size resizes the claim, and what the
         # apiserver refuses (a class that cannot expand, a shrink) reaches status in its words.
-        kube.apply(
+        world.kube.apply(
             _adopted(claim, body),
             _ours(
-                kube.get("v1", "PersistentVolumeClaim", namespace, claim["metadata"]["name"]),
-                body,
+                world.child(body, "v1", "PersistentVolumeClaim", claim["metadata"]["name"]), body
             ),
         )
 
-    training = _observe_training(kube, settings, body, spec, previous)
+    training = _observe_training(world, settings, body, spec, previous)
     history = previous.history
     verdict = None
     if training.state == "Succeeded" and training.result is not None:
@@ -261,18 +284,18 @@ def _reconcile(
                 ),
             )
     if training.state != "Running" and training != previous.training:
-        _remove_stale_jobs(kube, body, training.job_name, history)
+        _remove_stale_jobs(world, body, training.job_name, history)
 
     chosen = status.serving_target(history, spec.serving.model_version)
     target = chosen.model
     rollout = None
     if target is not None:
-        rollout = _ensure_serving(kube, settings, body, spec, target)
+        rollout = _ensure_serving(world, settings, body, spec, target)
 
     if workload_only and reported_monitoring is not None:
         monitoring = reported_monitoring
     else:
-        monitoring = _sync_monitoring(kube, settings, body, spec.monitoring)
+        monitoring = _sync_monitoring(world, settings, body, spec.monitoring)
         _tell_monitoring_news(body, previous, monitoring)
 
     outcome = status.outcome(spec, training, verdict, chosen, rollout, monitoring)
@@ -298,7 +321,7 @@ def _reconcile(
 
 
 def _observe_training(
-    kube: Kube,
+    world: World,
     settings: Settings,
     body: dict[str, Any],
     spec: api.ModelDeploymentSpec,
@@ -319,9 +342,11 @@ def _observe_training(
     ):
         # This run's outcome is in status: its Job has nothing more to say (and may be gone).
         return previous
-    job = _ours(kube.get("batch/v1", "Job", namespace, job_name), body)
+    # A Job is only ever created, so one the watches have not seen is created at once: the
+    # apiserver's "already exists" answers the question a read would.
+    job = _ours(world.watched.get("batch/v1", "Job", namespace, name, job_name), body)
     if job is None:
-        job = kube.create_if_absent(
+        job, created = world.kube.create_if_absent(
             _adopted(
                 builders.build_training_job(
                     name,
@@ -335,15 +360,21 @@ def _observe_training(
             )
         )
         _ours(job, body)
-        _post(body, False, "TrainingStarted", f"training Job {job_name} created")
-        # Its pods come later, and with them an event of the Job's.
-        return status.training_status(job, [], spec_hash)
-    pods = kube.list("v1", "Pod", namespace, f"job-name={job_name}")
+        if created:
+            _post(body, False, "TrainingStarted", f"training Job {job_name} created")
+            # Its pods come later, and with them an event of the Job's.
+            return status.training_status(job, [], spec_hash)
+    if status.job_finished(job):
+        # The outcome is read once and kept in status: from the apiserver, since the
+        # watches may not have delivered the pod's termination message yet.
+        pods = world.kube.list("v1", "Pod", namespace, f"job-name={job_name}")
+    else:
+        pods = world.watched.list("v1", "Pod", namespace, name, {"job-name": job_name})
     return status.training_status(job, pods, spec_hash)
 
 
 def _ensure_serving(
-    kube: Kube,
+    world: World,
     settings: Settings,
     body: dict[str, Any],
     spec: api.ModelDeploymentSpec,
@@ -352,16 +383,14 @@ def _ensure_serving(
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     server = constants.SERVER_NAME.format(name=name)
     service = builders.build_service(name, namespace)
-    observed_service = _ours(
-        kube.get("v1", "Service", namespace, service["metadata"]["name"]), body
-    )
-    deployment = kube.apply(
+    observed_service = _ours(world.child(body, "v1", "Service", service["metadata"]["name"]), body)
+    deployment = world.kube.apply(
         _adopted(builders.build_server_deployment(name, namespace, spec, target, settings), body),
-        _ours(kube.get("apps/v1", "Deployment", namespace, server), body),
+        _ours(world.child(body, "apps/v1", "Deployment", server), body),
     )
-    kube.apply(_adopted(service, body), observed_service)
+    world.kube.apply(_adopted(service, body), observed_service)
     _apply_or_remove(
-        kube,
+        world,
         body,
         builders.build_autoscaler(name, namespace, spec.serving.autoscaling)
         if spec.serving.autoscaling is not None
@@ -371,19 +400,19 @@ def _ensure_serving(
     progress = status.rollout(deployment, target.version)
     if progress.complete:
         return progress
-    pods = kube.list("v1", "Pod", namespace, builders.selector(name, "server"))
+    pods = world.watched.list("v1", "Pod", namespace, name, builders.labels(name, "server"))
     return dataclasses.replace(progress, problem=status.pod_problem(pods))
 
 
 def _remove_stale_jobs(
-    kube: Kube, body: dict[str, Any], current_job: str, history: list[api.ModelRecord]
+    world: World, body: dict[str, Any], current_job: str, history: list[api.ModelRecord]
 ) -> None:
     """Once a run ended: the model's Jobs outside the bounded history go, with their pods."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    jobs = kube.list("batch/v1", "Job", namespace, builders.selector(name, "training"))
+    jobs = world.watched.list("batch/v1", "Job", namespace, name, builders.labels(name, "training"))
     owned = (job["metadata"]["name"] for job in jobs if _owned_by(job, body))
     for job_name in status.stale_jobs(owned, current_job, history):
-        kube.delete("batch/v1", "Job", namespace, job_name)
+        world.kube.delete("batch/v1", "Job", namespace, job_name)
 
 
 def _tell_monitoring_news(
@@ -398,16 +427,17 @@ def _tell_monitoring_news(
 
 
 def _sync_monitoring(
-    kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
+    world: World, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
 ) -> status.Monitoring:
     """The scrape job (or ServiceMonitor) and dashboard the spec asks for. Monitoring is the
     platform's, not this model's: a failure there is reported, and the model keeps serving."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    monitored_by_operator = _sync_service_monitor(kube, settings, body, monitoring)
+    monitored_by_operator = _sync_service_monitor(world, settings, body, monitoring)
     problems: list[str] = []
     for sync in (
         lambda: registration.sync(
-            kube,
+            world.kube,
+            world.watched,
             settings,
             namespace,
             name,
@@ -415,7 +445,7 @@ def _sync_monitoring(
             scrape_job=not monitored_by_operator,
         ),
         lambda: _apply_or_remove(
-            kube,
+            world,
             body,
             grafana.build_dashboard_configmap(namespace, name)
             if monitoring.grafana.enabled
@@ -445,7 +475,7 @@ def _sync_monitoring(
 
 
 def _apply_or_remove(
-    kube: Kube,
+    world: World,
     body: dict[str, Any],
     manifest: dict[str, Any] | None,
     child: tuple[str, str, str],
@@ -453,25 +483,33 @@ def _apply_or_remove(
     """An optional child (apiVersion, kind, name): applied when the spec asks for it
     (`manifest`), deleted when it no longer does, if it is the model's."""
     api_version, kind, child_name = child
-    namespace = body["metadata"]["namespace"]
-    observed = kube.get(api_version, kind, namespace, child_name)
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     if manifest is not None:
-        kube.apply(_adopted(manifest, body), _ours(observed, body))
-    elif observed is not None and _owned_by(observed, body):
-        kube.delete(api_version, kind, namespace, child_name)
+        world.kube.apply(
+            _adopted(manifest, body), _ours(world.child(body, api_version, kind, child_name), body)
+        )
+        return
+    # Only one of the model's own to remove, and those the watches see (if they watch the kind).
+    observed = (
+        world.watched.get(api_version, kind, namespace, name, child_name)
+        if world.watched.watches(api_version, kind)
+        else world.kube.get(api_version, kind, namespace, child_name)
+    )
+    if observed is not None and _owned_by(observed, body):
+        world.kube.delete(api_version, kind, namespace, child_name)
 
 
 def _sync_service_monitor(
-    kube: Kube, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
+    world: World, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
 ) -> bool:
     """Whether the model is scraped through its own ServiceMonitor (made or removed here)."""
     if not settings.service_monitors:
         return False
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    if not kube.serves(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"):
+    if not world.kube.serves(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"):
         return False
     _apply_or_remove(
-        kube,
+        world,
         body,
         prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
         if monitoring.prometheus.enabled

@@ -10,9 +10,13 @@ import time
 from collections.abc import Callable
 
 from modelops_operator import api
+from modelops_operator.children import WatchedChildren
 from modelops_operator.kube import Kube
 from modelops_operator.monitoring import prometheus
 from modelops_operator.settings import Settings
+
+# A scrape config file's new text from its old (None: absent, or to stay absent).
+FileChange = Callable[[str | None], str | None]
 
 
 def scrape_config_maps(settings: Settings) -> list[tuple[str, str]]:
@@ -34,6 +38,7 @@ def scrape_config_map(settings: Settings, namespace: str, name: str) -> tuple[st
 
 def sync(
     kube: Kube,
+    watched: WatchedChildren,
     settings: Settings,
     namespace: str,
     name: str,
@@ -43,26 +48,33 @@ def sync(
 ) -> None:
     """Make the model's scrape config file hold exactly what the spec asks for: its job only
     where `scrape_job` (the model is not scraped through a ServiceMonitor). Prometheus re-reads
-    its configuration by itself (auto-reload-config): nothing to call."""
-    if not (spec.enabled and scrape_job):
-        forget(kube, settings, namespace, name)
-        return
-    job = prometheus.build_scrape_job(namespace, name, spec.interval)
-    _edit_file(
-        kube,
-        scrape_config_map(settings, namespace, name),
-        lambda text: prometheus.with_scrape_job(text, job),
-    )
+    its configuration by itself (auto-reload-config): nothing to call.
+
+    Where the watched file already says so (every resync of a settled fleet), nothing is read
+    or written: a file changed since is seen by the watch in time for the next resync."""
+    configmap = scrape_config_map(settings, namespace, name)
+    if spec.enabled and scrape_job:
+        job = prometheus.build_scrape_job(namespace, name, spec.interval)
+        change = _checked(configmap, lambda text: prometheus.with_scrape_job(text, job))
+    else:
+        change = _checked(configmap, _without_job(namespace, name))
+    seen = watched.get("v1", "ConfigMap", configmap[0], None, configmap[1])
+    if seen is not None:
+        text = (seen.get("data") or {}).get(scrape_file_key(configmap[1]))
+        if change(text) == text:
+            return
+    _edit_file(kube, configmap, change)
 
 
 def forget(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
     """Remove the model's scrape job; nothing to do where it (or its ConfigMap) is gone."""
+    configmap = scrape_config_map(settings, namespace, name)
+    _edit_file(kube, configmap, _checked(configmap, _without_job(namespace, name)))
+
+
+def _without_job(namespace: str, name: str) -> FileChange:
     job_name = prometheus.scrape_job_name(namespace, name)
-    _edit_file(
-        kube,
-        scrape_config_map(settings, namespace, name),
-        lambda text: prometheus.without_scrape_job(text, job_name) if text is not None else None,
-    )
+    return lambda text: prometheus.without_scrape_job(text, job_name) if text is not None else None
 
 
 def sweep(kube: Kube, settings: Settings) -> None:
@@ -90,24 +102,37 @@ def sweep(kube: Kube, settings: Settings) -> None:
         _edit_file(
             kube,
             configmap,
-            lambda text: (
-                prometheus.without_scrape_jobs(text, orphaned) if text is not None else None
+            _checked(
+                configmap,
+                lambda text: (
+                    prometheus.without_scrape_jobs(text, orphaned) if text is not None else None
+                ),
             ),
         )
 
 
-def _edit_file(
-    kube: Kube, configmap: tuple[str, str], change: Callable[[str | None], str | None]
-) -> None:
+def _checked(configmap: tuple[str, str], change: FileChange) -> FileChange:
+    """`change`, naming the file in its error when the file cannot be read as a scrape
+    configuration."""
+
+    def checked(text: str | None) -> str | None:
+        try:
+            return change(text)
+        except ValueError as error:
+            raise ValueError(
+                f"ConfigMap {'/'.join(configmap)}, {scrape_file_key(configmap[1])}: {error}"
+            ) from None
+
+    return checked
+
+
+def _edit_file(kube: Kube, configmap: tuple[str, str], change: FileChange) -> None:
     """Replace the ConfigMap's scrape config file (None: absent) with `change`'s result (None:
-    leave absent). A file that cannot be read as a scrape configuration is named in the error."""
+    leave absent)."""
     key = scrape_file_key(configmap[1])
 
     def edit(data: dict[str, str]) -> None:
-        try:
-            changed = change(data.get(key))
-        except ValueError as error:
-            raise ValueError(f"ConfigMap {'/'.join(configmap)}, {key}: {error}") from None
+        changed = change(data.get(key))
         if changed is not None:
             data[key] = changed
 

@@ -106,6 +106,13 @@ def parse_summary(message: str) -> api.ModelRecord:
         ) from None
 
 
+def job_finished(job: dict[str, Any]) -> bool:
+    return any(
+        _job_condition(job, kind)
+        for kind in ("Complete", "SuccessCriteriaMet", "Failed", "FailureTarget")
+    )
+
+
 def training_status(
     job: dict[str, Any], pods: list[dict[str, Any]], spec_hash: str
 ) -> api.TrainingStatus:
