@@ -3,6 +3,7 @@ labels, and kept without what no reconcile reads."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from modelops_operator import builders, children, constants
@@ -23,10 +24,12 @@ def _child(kind: str, name: str, model: str, **labels: str) -> dict[str, Any]:
 
 
 def test_what_is_kept_of_a_pod_and_of_a_deployment() -> None:
-    pod = children.trimmed("v1", "Pod", _child("Pod", "iris-1", "iris"))
+    pod = json.loads(children.stored("v1", "Pod", _child("Pod", "iris-1", "iris")))
     assert pod.keys() == {"kind", "metadata", "status"}
     assert "managedFields" not in pod["metadata"]
-    deployment = children.trimmed("apps/v1", "Deployment", _child("Deployment", "d", "iris"))
+    deployment = json.loads(
+        children.stored("apps/v1", "Deployment", _child("Deployment", "d", "iris"))
+    )
     assert deployment["spec"] == {"containers": []}, "compared with the manifest on apply"
 
 
@@ -36,16 +39,26 @@ def test_children_are_found_by_model_name_and_labels() -> None:
         _child("Pod", "iris-2", "iris", **{"job-name": "iris-train-2"}),
     ]
     wine = _child("Pod", "wine-1", "wine")
-    index: dict[children.Key, list[dict[str, Any]]] = {}
+    index: dict[children.Key, list[children.Stored]] = {}
     for pod in [*pods, wine]:
-        index.setdefault(children.key("ml", pod["metadata"]["labels"]), []).append(pod)
+        index.setdefault(children.key("ml", pod["metadata"]["labels"]), []).append(
+            children.stored("v1", "Pod", pod)
+        )
     shared = {"kind": "ConfigMap", "metadata": {"name": "scrape-00", "labels": {}}}
     watched = children.WatchedChildren(
-        {("v1", "Pod"): index, ("v1", "ConfigMap"): {("modelops-system", ""): [shared]}}
+        {
+            ("v1", "Pod"): index,
+            ("v1", "ConfigMap"): {
+                ("modelops-system", ""): [children.stored("v1", "ConfigMap", shared)]
+            },
+        }
     )
-    assert watched.list("v1", "Pod", "ml", "iris") == pods
-    assert watched.list("v1", "Pod", "ml", "iris", {"job-name": "iris-train-2"}) == [pods[1]]
-    assert watched.get("v1", "Pod", "ml", "wine", "wine-1") == wine
+    kept = [json.loads(children.stored("v1", "Pod", pod)) for pod in pods]
+    assert watched.list("v1", "Pod", "ml", "iris") == kept
+    assert watched.list("v1", "Pod", "ml", "iris", {"job-name": "iris-train-2"}) == [kept[1]]
+    assert watched.get("v1", "Pod", "ml", "wine", "wine-1") == json.loads(
+        children.stored("v1", "Pod", wine)
+    )
     assert watched.get("v1", "Pod", "ml", "iris", "wine-1") is None
     assert watched.list("v1", "Pod", "other", "iris") == []
     assert watched.get("v1", "ConfigMap", "modelops-system", None, "scrape-00") == shared

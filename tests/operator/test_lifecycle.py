@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -20,6 +21,19 @@ def train_iris_without_retries(models: Models) -> tuple[dict[str, Any], str]:
     manifest["spec"]["training"]["backoffLimit"] = 0
     models.apply(manifest)
     return manifest, models.training_job("iris")
+
+
+def ready_events(models: Models, name: str) -> list[dict[str, Any]]:
+    """The Events of the model's phase change to Ready (kopf posts them in the background)."""
+    found = models.kubectl(
+        "get",
+        "events",
+        "--field-selector",
+        f"involvedObject.name={name},reason=Ready",
+        "-o",
+        "json",
+    )
+    return list(json.loads(found.stdout)["items"])
 
 
 def test_iris_sample_reaches_ready(models: Models, kubelet: Kubelet, trained: Any) -> None:
@@ -40,6 +54,11 @@ def test_iris_sample_reaches_ready(models: Models, kubelet: Kubelet, trained: An
     # The serving Deployment carries what the server needs to verify the artifact.
     deployment = models.kubectl("get", "deployment", "iris-server", "-o", "json").stdout
     assert summary["sha256"] in deployment and summary["artifactPath"] in deployment
+    # Its Events name their poster ("From" in kubectl describe): the operator, not "kopf".
+    events = wait_until(lambda: ready_events(models, "iris"), what="the Ready Event")
+    assert {(event["reportingComponent"], event["source"]["component"]) for event in events} == {
+        ("modelops-operator", "modelops-operator")
+    }
 
 
 def test_kubectl_get_shows_the_columns(models: Models, kubelet: Kubelet, trained: Any) -> None:

@@ -61,7 +61,7 @@ MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in handlers.MANAGED.
 
 def _as_watched(kube: Kube, namespaces: list[str]) -> children.WatchedChildren:
     """What the operator's watches hold, listed the way they list: the managed-by selector."""
-    indexes: dict[tuple[str, str], dict[children.Key, list[dict[str, Any]]]] = {}
+    indexes: dict[tuple[str, str], dict[children.Key, list[children.Stored]]] = {}
     for api_version, kind in children.WATCHED:
         index = indexes.setdefault((api_version, kind), {})
         for namespace in namespaces:
@@ -69,7 +69,7 @@ def _as_watched(kube: Kube, namespaces: list[str]) -> children.WatchedChildren:
                 key = children.key(namespace, body["metadata"].get("labels") or {})
                 # As a watch delivers it: a listing's items lack their kind.
                 watched = body | {"apiVersion": api_version, "kind": kind}
-                index.setdefault(key, []).append(children.trimmed(api_version, kind, watched))
+                index.setdefault(key, []).append(children.stored(api_version, kind, watched))
     return children.WatchedChildren(indexes)
 
 

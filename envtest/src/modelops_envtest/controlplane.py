@@ -59,10 +59,16 @@ def kubectl_binary() -> str:
 class ControlPlane(Service):
     """Start with `with ControlPlane() as cp:`; `cp.kubeconfig` is an admin kubeconfig."""
 
-    def __init__(self, workdir: Path | None = None, controller_manager: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        controller_manager: bool = True,
+        controller_manager_flags: Sequence[str] = (),
+    ) -> None:
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="modelops-envtest-"))
         self.with_controller_manager = controller_manager
+        self.controller_manager_flags = tuple(controller_manager_flags)
         self.kubeconfig = self.workdir / "kubeconfig"
         self.url = ""
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -127,6 +133,7 @@ class ControlPlane(Service):
                     f"--service-account-private-key-file={self._pki.service_account_key}",
                     f"--root-ca-file={self._pki.ca_cert}",
                     f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                    *self.controller_manager_flags,
                 ],
             )
             self._wait_for_default_service_account()

@@ -9,6 +9,10 @@ SINGULAR = "modeldeployment"
 SHORT_NAMES = ["mdep"]
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
+# Who wrote: the field manager of every apply, and the component of every Event
+# ("From" in `kubectl describe`).
+COMPONENT = "modelops-operator"
+
 # Labels on every child; LABEL_MODEL finds a child's ModelDeployment.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modelops"

@@ -9,6 +9,7 @@ import contextvars
 import functools
 import logging
 import random
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -72,9 +73,9 @@ def _index_children(api_version: str, kind: str) -> None:
     # A coroutine: kopf runs a plain function on a worker thread, for every event.
     async def index(
         namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-    ) -> dict[children.Key, dict[str, Any]]:
+    ) -> dict[children.Key, children.Stored]:
         assert namespace is not None, "every watched kind is namespaced"
-        return {children.key(namespace, labels): children.trimmed(api_version, kind, body)}
+        return {children.key(namespace, labels): children.stored(api_version, kind, body)}
 
     kopf.index(*_resource(api_version, kind), labels=MANAGED, id=_index_id(api_version, kind))(
         index
@@ -102,6 +103,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     # Only warnings and errors of kopf's log become Events: its INFO lines ("Handler ...
     # succeeded") would be an Event per model per resync. reconcile posts its own news.
     settings.posting.level = logging.WARNING
+    # Events name their poster: this operator (kopf's default is "kopf"), and which replica (a
+    # pod's hostname is its name).
+    settings.posting.reporting_component = constants.COMPONENT
+    settings.posting.reporting_instance = socket.gethostname()
     # After its own patch of a model, kopf waits for the watch to echo it before handling the
     # model again. Under load (a thousand models applied at once) the echo took longer than
     # kopf's 5 s, and kopf handled the creation of 85% of the models a second time.

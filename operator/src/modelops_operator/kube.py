@@ -13,7 +13,7 @@ import urllib3
 from modelops_operator import constants
 from modelops_operator.shared_configmap import Edit, SharedConfigMap
 
-FIELD_MANAGER = "modelops-operator"
+FIELD_MANAGER = constants.COMPONENT
 # A kind the apiserver does not serve is looked up again only this often: each miss re-runs
 # discovery (a request per API group). A CRD installed meanwhile is seen within this time.
 UNSERVED_RECHECK_SECONDS = 30.0
