@@ -8,19 +8,19 @@ The operator runs with production's resync and sweep intervals (60 s and 300 s),
 ServiceAccount bound to cluster-admin, as in a cluster. The controller-manager runs with the
 client limits of Kubernetes' own scalability tests (--kube-api-qps=100 --kube-api-burst=100);
 --kubernetes-defaults leaves its defaults (20 and 30), which throttle its Job, Deployment and
-ReplicaSet controllers, not the operator. The models are applied in one
-server-side `kubectl apply` (1,000 objects without an operator: client-side apply 19.9 s, a GET
-and a POST each; server-side 9.8 s, one PATCH each; create 8.8 s: server-side is nearly as fast
-as create and is still an apply, as GitOps does). Then the kubelet stand-in finishes every
+ReplicaSet controllers, not the operator. The models are applied in one server-side
+`kubectl apply` (1,000 objects without an operator: client-side apply 19.9 s, a GET and a POST
+each; server-side 9.8 s, one PATCH each; create 8.8 s: server-side is nearly as fast as create
+and is still an apply, as GitOps does). Then the kubelet stand-in finishes every
 training pod with the real trainer's summary and readies every serving pod.
 
 Measured: the time until every model has its training Job and, once the training pods reported,
 until all are Ready; the operator's peak memory (VmHWM); every model's scrape job (in the
 ConfigMaps `registration.scrape_config_maps` names) and dashboard ConfigMap; the largest shared
-ConfigMap against the 1 MiB limit; the Warning Events, and of them the operator's (its
-reportingComponent); the apiserver's requests from just before
-the apply until all are Ready (its own `apiserver_request_total`); then, idle for
---idle-seconds, the operator's CPU and the requests per model and minute.
+ConfigMap against the 1 MiB limit; the Warning Events, and of them the operator's (by their
+reportingComponent); the apiserver's requests from just before the apply until all are Ready
+(its own `apiserver_request_total`); then, idle for --idle-seconds, the operator's CPU and the
+requests per model and minute.
 
 Requests are everyone's: kubectl, this script and its kubelet stand-in, the controller-manager
 and the operator. This script counts its own (and kubectl's, from its -v=6 log) and subtracts
