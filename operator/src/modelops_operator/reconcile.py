@@ -51,11 +51,26 @@ class World:
         """The model's child as the watches saw it, else as the apiserver has it: the watches
         have not seen one made a moment ago, nor ever an object that is not ours, which must
         not be written over."""
-        metadata = body["metadata"]
-        seen = self.watched.get(api_version, kind, metadata["namespace"], metadata["name"], name)
+        seen = self._seen(body, api_version, kind, name)
         if seen is not None:
             return seen
-        return self.kube.get(api_version, kind, metadata["namespace"], name)
+        return self.kube.get(api_version, kind, body["metadata"]["namespace"], name)
+
+    def own_child(
+        self, body: dict[str, Any], api_version: str, kind: str, name: str
+    ) -> dict[str, Any] | None:
+        """The model's child, if one of its own may be there: for a watched kind the watches
+        alone tell (all of the model's own carry the label they select on), else the
+        apiserver."""
+        if self.watched.watches(api_version, kind):
+            return self._seen(body, api_version, kind, name)
+        return self.kube.get(api_version, kind, body["metadata"]["namespace"], name)
+
+    def _seen(
+        self, body: dict[str, Any], api_version: str, kind: str, name: str
+    ) -> dict[str, Any] | None:
+        metadata = body["metadata"]
+        return self.watched.get(api_version, kind, metadata["namespace"], metadata["name"], name)
 
 
 @dataclasses.dataclass
@@ -483,18 +498,13 @@ def _apply_or_remove(
     """An optional child (apiVersion, kind, name): applied when the spec asks for it
     (`manifest`), deleted when it no longer does, if it is the model's."""
     api_version, kind, child_name = child
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    namespace = body["metadata"]["namespace"]
     if manifest is not None:
         world.kube.apply(
             _adopted(manifest, body), _ours(world.child(body, api_version, kind, child_name), body)
         )
         return
-    # Only one of the model's own to remove, and those the watches see (if they watch the kind).
-    observed = (
-        world.watched.get(api_version, kind, namespace, name, child_name)
-        if world.watched.watches(api_version, kind)
-        else world.kube.get(api_version, kind, namespace, child_name)
-    )
+    observed = world.own_child(body, api_version, kind, child_name)
     if observed is not None and _owned_by(observed, body):
         world.kube.delete(api_version, kind, namespace, child_name)
 

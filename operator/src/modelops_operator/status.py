@@ -106,18 +106,23 @@ def parse_summary(message: str) -> api.ModelRecord:
         ) from None
 
 
+def _job_succeeded(job: dict[str, Any]) -> dict[str, Any] | None:
+    return _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet")
+
+
+def _job_failed(job: dict[str, Any]) -> dict[str, Any] | None:
+    return _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
+
+
 def job_finished(job: dict[str, Any]) -> bool:
-    return any(
-        _job_condition(job, kind)
-        for kind in ("Complete", "SuccessCriteriaMet", "Failed", "FailureTarget")
-    )
+    return bool(_job_succeeded(job) or _job_failed(job))
 
 
 def training_status(
     job: dict[str, Any], pods: list[dict[str, Any]], spec_hash: str
 ) -> api.TrainingStatus:
     name = job["metadata"]["name"]
-    if _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet"):
+    if _job_succeeded(job):
         succeeded = _newest(pods, "Succeeded")
         message = _termination_message(succeeded) if succeeded else ""
         try:
@@ -129,7 +134,7 @@ def training_status(
         return api.TrainingStatus(
             spec_hash=spec_hash, job_name=name, state="Succeeded", result=result
         )
-    failed = _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
+    failed = _job_failed(job)
     if failed:
         pod = _newest(pods, "Failed")
         trainer_said = _termination_message(pod) if pod else ""
