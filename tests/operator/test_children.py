@@ -24,11 +24,11 @@ def _child(kind: str, name: str, model: str, **labels: str) -> dict[str, Any]:
 
 
 def test_what_is_kept_of_a_pod_and_of_a_deployment() -> None:
-    pod = json.loads(children.stored("v1", "Pod", _child("Pod", "iris-1", "iris")))
+    pod = json.loads(children.stored("v1", "Pod", _child("Pod", "iris-1", "iris"))[1])
     assert pod.keys() == {"kind", "metadata", "status"}
     assert "managedFields" not in pod["metadata"]
     deployment = json.loads(
-        children.stored("apps/v1", "Deployment", _child("Deployment", "d", "iris"))
+        children.stored("apps/v1", "Deployment", _child("Deployment", "d", "iris"))[1]
     )
     assert deployment["spec"] == {"containers": []}, "compared with the manifest on apply"
 
@@ -53,11 +53,11 @@ def test_children_are_found_by_model_name_and_labels() -> None:
             },
         }
     )
-    kept = [json.loads(children.stored("v1", "Pod", pod)) for pod in pods]
+    kept = [json.loads(children.stored("v1", "Pod", pod)[1]) for pod in pods]
     assert watched.list("v1", "Pod", "ml", "iris") == kept
     assert watched.list("v1", "Pod", "ml", "iris", {"job-name": "iris-train-2"}) == [kept[1]]
     assert watched.get("v1", "Pod", "ml", "wine", "wine-1") == json.loads(
-        children.stored("v1", "Pod", wine)
+        children.stored("v1", "Pod", wine)[1]
     )
     assert watched.get("v1", "Pod", "ml", "iris", "wine-1") is None
     assert watched.list("v1", "Pod", "other", "iris") == []

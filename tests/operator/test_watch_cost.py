@@ -1,6 +1,6 @@
 """What the operator asks of the apiserver stays bounded: child watches are filtered on the
-server, a settled model's resync reads its children from them, and a kind that is not served is
-not looked up on every reconcile."""
+server, a settled model's resync reads the model and its children from the watches, and a kind
+that is not served is not looked up on every reconcile."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from conftest import (  # type: ignore[import-not-found]
 )
 from kopf._cogs.structs import references
 from modelops_envtest.kubelet import Kubelet
-from modelops_operator import children, handlers
+from modelops_operator import children, constants, handlers, watched_models
 from modelops_operator.kube import Kube
 from modelops_operator.reconcile import ModelTurns, World, reconcile
 
@@ -31,6 +31,8 @@ def test_every_child_watch_is_filtered_by_the_apiserver() -> None:
     for handler in watched:
         selector = handler.selector
         assert selector is not None
+        if selector.group == constants.GROUP:
+            continue  # the models' own index: every ModelDeployment is the operator's
         resource = references.Resource(
             group=selector.group or "",
             version=selector.version or "",
@@ -39,6 +41,10 @@ def test_every_child_watch_is_filtered_by_the_apiserver() -> None:
         assert settings.watching.label_selectors.collect(resource) == [
             "app.kubernetes.io/managed-by=modelops"
         ], f"{resource} is watched cluster-wide and filtered only after receiving"
+    pods = references.Resource(group="", version="v1", plural="pods")
+    assert settings.watching.field_selectors.collect(pods) == ["status.phase!=Succeeded"], (
+        "finished training pods are not watched"
+    )
 
 
 def _counting(
@@ -73,8 +79,19 @@ def _as_watched(kube: Kube, namespaces: list[str]) -> children.WatchedChildren:
     return children.WatchedChildren(indexes)
 
 
+def _models_as_watched(kube: Kube, namespace: str) -> watched_models.WatchedModels:
+    listed = kube.list(constants.API_VERSION, constants.KIND, namespace, "")
+    # As a watch delivers them: a listing's items lack their kind.
+    kind = {"apiVersion": constants.API_VERSION, "kind": constants.KIND}
+    index = {
+        (namespace, body["metadata"]["name"]): [watched_models.stored(body | kind)]
+        for body in listed
+    }
+    return watched_models.WatchedModels(index, kube)
+
+
 @pytest.mark.controlplane
-def test_a_settled_models_resync_asks_the_apiserver_for_the_model_alone(
+def test_a_settled_models_resync_asks_nothing_of_the_apiserver(
     models: Models,
     kubelet: Kubelet,
     trained: Any,
@@ -82,16 +99,19 @@ def test_a_settled_models_resync_asks_the_apiserver_for_the_model_alone(
     api_client: kubernetes.client.ApiClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Its claim, Job, Deployment, Service, dashboard and scrape file come from the watches, and
-    nothing is written where nothing changed: a fleet's resyncs cost a request per model."""
+    """The model, its claim, Job, Deployment, Service, dashboard and scrape file come from the
+    watches, and nothing is written where nothing changed: a settled fleet's resyncs cost no
+    requests."""
     deploy_to_ready(models, kubelet, trained, sample("iris"))
     kube = Kube(api_client)
-    world = World(kube, _as_watched(kube, [models.namespace, monitoring_namespace]))
+    world = World(
+        kube,
+        _models_as_watched(kube, models.namespace),
+        _as_watched(kube, [models.namespace, monitoring_namespace]),
+    )
     requests = _counting(api_client, monkeypatch)
     reconcile(world, SETTINGS, ModelTurns(), models.namespace, "iris")
-    assert requests == [
-        f"GET apis/modelops.dev/v1alpha1/namespaces/{models.namespace}/modeldeployments/iris"
-    ]
+    assert requests == []
 
 
 @pytest.mark.controlplane

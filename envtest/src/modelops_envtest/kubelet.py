@@ -131,7 +131,10 @@ class Kubelet:
         for pod in self.pods(namespace, selector):
             if pod.status.phase == "Running" or pod.metadata.deletion_timestamp:
                 continue
-            self.mark_ready(pod)
+            try:
+                self.mark_ready(pod)
+            except kubernetes.client.exceptions.NotFoundException:
+                continue  # deleted since listed (a scale-down): a kubelet has nothing to report
             marked += 1
         return marked
 

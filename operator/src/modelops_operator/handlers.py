@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import functools
 import logging
@@ -17,16 +16,19 @@ from typing import Any
 import kopf
 import kubernetes
 
-from modelops_operator import children, constants, registration, status
+from modelops_operator import children, constants, registration, status, watched_models
 from modelops_operator.kube import PLURALS, Kube, is_transient
 from modelops_operator.reconcile import (
     RETRY_DELAY_SECONDS,
+    Claim,
     ModelTurns,
     World,
     WriteRefused,
     reconcile,
 )
 from modelops_operator.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 
@@ -41,6 +43,7 @@ def _resource(api_version: str, kind: str) -> tuple[str, str, str]:
 # MANAGED as a label selector, so the apiserver streams only what modelops made, not every Job,
 # Deployment and pod of the cluster (kopf's `labels=` alone filters after receiving).
 CHILD_RESOURCES = tuple(_resource(*kind) for kind in children.WATCHED)
+POD_SELECTOR = "status.phase!=Succeeded"
 REFUSED_RETRY_SECONDS = 60
 # A deletion retries a transient failure this many times, then completes without the cleanup.
 DELETE_RETRIES = 5
@@ -52,6 +55,7 @@ API_CONNECTIONS = 32
 RECONCILE_THREADS = 16
 CHILD_EVENTS_GATHER_SECONDS = 1.0
 CONSISTENCY_TIMEOUT_SECONDS = 30.0
+WORKER_IDLE_SECONDS = 1.0
 
 
 def _api_client() -> kubernetes.client.ApiClient:
@@ -85,6 +89,17 @@ def _index_children(api_version: str, kind: str) -> None:
 for _watched in children.WATCHED:
     _index_children(*_watched)
 
+MODELS_INDEX = "watched_models"
+
+
+@kopf.index(constants.GROUP, constants.VERSION, constants.PLURAL, id=MODELS_INDEX)
+async def index_model(
+    namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> dict[watched_models.Key, watched_models.Stored]:
+    assert namespace, "ModelDeployments are namespaced"
+    memo.world.models.seen(namespace, name, body["metadata"]["resourceVersion"])
+    return {(namespace, name): watched_models.stored(body)}
+
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
@@ -112,20 +127,30 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     # kopf's 5 s, and kopf handled the creation of 85% of the models a second time.
     settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
     watch_only_managed_children(settings)
+    # kopf runs a task per object that has events, which keeps the last one, parsed, until it
+    # has been idle this long (kopf's default: 5 s). After a burst at a thousand models,
+    # 1,300 of them were waiting at once.
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.execution.max_workers = RECONCILE_THREADS
     memo.executor = concurrent.futures.ThreadPoolExecutor(RECONCILE_THREADS, "child-events")
     # The indexes are kopf's, filled from the watches as they go; kopf holds back every
     # handler until each kind's first listing is in.
+    kube = Kube(_api_client())
     memo.world = World(
-        Kube(_api_client()),
+        kube,
+        watched_models.WatchedModels(indexes[MODELS_INDEX], kube),
         children.WatchedChildren({kind: indexes[_index_id(*kind)] for kind in children.WATCHED}),
     )
     memo.turns = ModelTurns()
+    # The reconciles that children's events started (child_changed), until each is done.
+    memo.child_reconciles = set()
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
 
 
 @kopf.on.cleanup()
-def stop_reconciling(memo: kopf.Memo, **_: Any) -> None:
+async def stop_reconciling(memo: kopf.Memo, **_: Any) -> None:
+    for reconciling in memo.child_reconciles:
+        reconciling.cancel()
     memo.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -133,6 +158,10 @@ def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
     selector = ",".join(f"{key}={value}" for key, value in MANAGED.items())
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = selector
+    # A finished training pod has nothing more to say while the operator watches (its Job's
+    # outcome is read from the apiserver, once), and stays as long as its Job: half the pods.
+    # The watch sends a pod that succeeds as deleted.
+    settings.watching.field_selectors[_resource("v1", "Pod")] = POD_SELECTOR
 
 
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
@@ -207,7 +236,7 @@ def _sweep(memo: Any, logger: kopf.Logger) -> None:
     if not memo.sweeps.due():
         return
     try:
-        registration.sweep(memo.world.kube, memo.settings)
+        registration.sweep(memo.world.kube, memo.settings, memo.world.models.keys())
     except Exception as error:  # the next one may succeed; nothing depends on this one
         logger.warning(f"sweeping the scrape config files failed: {error}")
 
@@ -231,13 +260,26 @@ async def child_changed(
     claim = memo.turns.claim(namespace, owner, coalesce=True)
     if claim is None:
         return
-    # The rest of the burst (a rollout's status updates) arrives meanwhile and joins this claim.
+    # Apart from this handler: kopf's worker for the child waits for its handlers, and meanwhile
+    # keeps the child's next events queued, parsed. Those join this claim as they come.
+    reconciling = asyncio.create_task(_reconcile_after_burst(claim, memo))
+    memo.child_reconciles.add(reconciling)
+    reconciling.add_done_callback(memo.child_reconciles.discard)
+
+
+async def _reconcile_after_burst(claim: Claim, memo: Any) -> None:
+    # The rest of the burst (a rollout's status updates) arrives meanwhile and joins the claim.
     await asyncio.sleep(CHILD_EVENTS_GATHER_SECONDS)
-    # A refusal is in the model's status and Events already; its own handler retries it.
-    with contextlib.suppress(WriteRefused):
-        # In kopf's context, as its own sync handlers run: kopf.event needs it.
+    try:
+        # In kopf's context (the task's copy of the handler's), as its own sync handlers run:
+        # kopf.event needs it.
         await asyncio.get_running_loop().run_in_executor(
             memo.executor,
             contextvars.copy_context().run,
             functools.partial(claim.reconcile, memo.world, memo.settings, workload_only=True),
         )
+    except WriteRefused:
+        pass  # in the model's status and Events already; its own handler retries it
+    except Exception:
+        # The model's resync tries again; its status tells what a person needs to know.
+        logger.exception(f"reconciling {claim.namespace}/{claim.name} after its child changed")

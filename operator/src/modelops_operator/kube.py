@@ -100,16 +100,14 @@ class Kube:
 
     # -- the ModelDeployment itself --------------------------------------------------------
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """Every ModelDeployment in the cluster (name and namespace are what callers read)."""
-        listed = self.request("GET", _path(constants.API_VERSION, constants.KIND))
-        return cast(list[dict[str, Any]], listed["items"])
-
     def get_model(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(constants.API_VERSION, constants.KIND, namespace, name)
 
-    def patch_model_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.request(
+    def patch_model_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The model as patched."""
+        return self.request(
             "PATCH",
             _path(constants.API_VERSION, constants.KIND, namespace, name) + "/status",
             body={"status": status},

@@ -19,6 +19,7 @@ from modelops_operator.children import WatchedChildren
 from modelops_operator.kube import Kube, is_transient, refusal_message
 from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
+from modelops_operator.watched_models import WatchedModels
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ class ObjectInTheWay(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class World:
-    """What a reconcile reads and writes: the apiserver, and the children as the watches last
-    saw them."""
+    """What a reconcile reads and writes: the apiserver, and the models and their children as
+    the watches last saw them."""
 
     kube: Kube
+    models: WatchedModels
     watched: WatchedChildren
 
     def child(
@@ -153,7 +155,7 @@ def reconcile(
 def _reconcile_and_report(
     world: World, settings: Settings, namespace: str, name: str, *, workload_only: bool
 ) -> None:
-    body = world.kube.get_model(namespace, name)
+    body = world.models.get(namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     refusal: Exception | None = None
@@ -169,12 +171,14 @@ def _reconcile_and_report(
     except ObjectInTheWay as error:
         refusal = error
         new_status = _blocked(body, "ObjectInTheWay", str(error))
-    _report(world.kube, body, new_status)
+    _report(world.models, body, new_status)
     if refusal is not None:
         raise WriteRefused(new_status.message) from refusal
 
 
-def _report(kube: Kube, body: dict[str, Any], new_status: api.ModelDeploymentStatus) -> None:
+def _report(
+    models: WatchedModels, body: dict[str, Any], new_status: api.ModelDeploymentStatus
+) -> None:
     """Write the status where it changed; an Event when the phase changed, or a failure's
     message did."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -182,7 +186,7 @@ def _report(kube: Kube, body: dict[str, Any], new_status: api.ModelDeploymentSta
     wire = new_status.to_wire()
     if wire != previous:
         # A merge patch: fields we no longer report are nulled out explicitly.
-        kube.patch_model_status(
+        models.patch_status(
             namespace, name, wire | {key: None for key in previous if key not in wire}
         )
     if previous.get("phase") != new_status.phase:
