@@ -98,7 +98,8 @@ class WatchedChildren:
     ) -> dict[str, Any] | None:
         for child_name, child in self._stored(api_version, kind, namespace, model):
             if child_name == name:
-                return dict(json.loads(child))
+                found: dict[str, Any] = json.loads(child)
+                return found
         return None
 
     def _stored(

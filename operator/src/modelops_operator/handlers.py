@@ -54,7 +54,6 @@ API_CONNECTIONS = 32
 # the children's events.
 RECONCILE_THREADS = 16
 CHILD_EVENTS_GATHER_SECONDS = 1.0
-CONSISTENCY_TIMEOUT_SECONDS = 30.0
 WORKER_IDLE_SECONDS = 1.0
 
 
@@ -125,7 +124,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     # After its own patch of a model, kopf waits for the watch to echo it before handling the
     # model again. Under load (a thousand models applied at once) the echo took longer than
     # kopf's 5 s, and kopf handled the creation of 85% of the models a second time.
-    settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
+    settings.persistence.consistency_timeout = watched_models.ECHO_TIMEOUT_SECONDS
     watch_only_managed_children(settings)
     # kopf runs a task per object that has events, which keeps the last one, parsed, until it
     # has been idle this long (kopf's default: 5 s). After a burst at a thousand models,

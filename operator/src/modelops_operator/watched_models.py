@@ -22,7 +22,8 @@ from typing import Any
 from modelops_operator import children
 from modelops_operator.kube import Kube
 
-# kopf waits as long for the echo of its own patches (handlers.CONSISTENCY_TIMEOUT_SECONDS).
+# How long a write's echo may take under load: kopf waits as long for its own patches' echoes
+# (handlers.configure gives it this value).
 ECHO_TIMEOUT_SECONDS = 30.0
 
 # (namespace, name)
@@ -79,11 +80,10 @@ class WatchedModels:
                 del self._written[key]
         if echo_overdue:
             return self._kube.get_model(namespace, name)
-        if written is not None:
-            return dict(json.loads(written.body))
         # list() copies the index's values in one step: the watch updates it meanwhile.
-        found = list(self._index.get(key) or ())
-        return dict(json.loads(found[0])) if found else None
+        found = [written.body] if written is not None else list(self._index.get(key) or ())
+        model: dict[str, Any] | None = json.loads(found[0]) if found else None
+        return model
 
     def keys(self) -> list[Key]:
         """Every model the watch shows."""
