@@ -12,7 +12,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
-from modelops_envtest import kind, prometheus_tools
+from modelops_envtest import kind, object_storage, prometheus_tools
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.operator import OperatorProcess, install_prerequisites
 
@@ -61,6 +61,27 @@ def operator(control_plane: ControlPlane, crds_installed: None) -> Iterator[Oper
     running = OperatorProcess(control_plane).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object_storage.ObjectStorage]:
+    """A real S3-compatible server (versitygw) on loopback, for the whole session."""
+    with object_storage.running() as storage:
+        yield storage
+
+
+@pytest.fixture
+def s3(
+    s3_server: object_storage.ObjectStorage, monkeypatch: pytest.MonkeyPatch
+) -> object_storage.ObjectStorage:
+    """The S3 server with the standard AWS variables pointing at it (and no profile of the
+    machine's own), and a fresh bucket named after the test."""
+    for variable, value in s3_server.environment().items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    s3_server.create_bucket("models")
+    return s3_server
 
 
 @pytest.fixture(scope="session")

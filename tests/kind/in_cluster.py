@@ -24,6 +24,15 @@ def run_python(cluster: kind.KindCluster, namespace: str, script: str, timeout: 
         cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
 
 
+def predict_script(url: str, rows: list[list[float]]) -> str:
+    return f"""
+        import json, urllib.request
+        request = urllib.request.Request({url!r}, data=json.dumps({{"instances": {rows!r}}}).encode(),
+                                         headers={{"Content-Type": "application/json"}})
+        print(urllib.request.urlopen(request, timeout=10).read().decode())
+    """
+
+
 def create_pod(cluster: kind.KindCluster, namespace: str, name: str, script: str) -> None:
     pod = {
         "apiVersion": "v1",

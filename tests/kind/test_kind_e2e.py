@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
-from in_cluster import create_pod, get_json, pod_phase, run_python, wait_for_output
+from in_cluster import (
+    create_pod,
+    get_json,
+    pod_phase,
+    predict_script,
+    run_python,
+    wait_for_output,
+)
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
 from modelops_operator import constants, registration
@@ -81,15 +88,6 @@ def scrape_jobs(cluster: KindCluster, namespace: str, name: str) -> list[str]:
     text = (json.loads(found.stdout).get("data") or {}).get(registration.scrape_file_key(cm_name))
     config = yaml.safe_load(text or "") or {}
     return [job["job_name"] for job in config.get("scrape_configs") or []]
-
-
-def predict_script(url: str, rows: list[list[float]]) -> str:
-    return f"""
-        import json, urllib.request
-        request = urllib.request.Request({url!r}, data=json.dumps({{"instances": {rows!r}}}).encode(),
-                                         headers={{"Content-Type": "application/json"}})
-        print(urllib.request.urlopen(request, timeout=10).read().decode())
-    """
 
 
 def service_url(namespace: str, name: str, path: str) -> str:

@@ -17,7 +17,12 @@ from modelops_operator import api, crd
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "modelops.dev_modeldeployments.yaml"
-SAMPLES = sorted((ROOT / "deploy" / "samples").glob("*.yaml"))
+# Every ModelDeployment sample, the ones beside a server they need (object-storage/) too.
+SAMPLES = sorted(
+    path
+    for path in (ROOT / "deploy" / "samples").rglob("*.yaml")
+    if path.name != "kustomization.yaml" and "ModelDeployment" in path.read_text()
+)
 
 VALID_SPEC: dict[str, Any] = {
     "training": {
@@ -117,6 +122,22 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
         with_change("storage", {"existingClaim": "shared", "storageClassName": "fast"}),
         api.StorageSpec.rules[0].message,
     ),
+    (
+        "s3 with existing claim",
+        with_change("storage", {"s3": {"bucket": "models"}, "existingClaim": "shared"}),
+        api.StorageSpec.rules[1].message,
+    ),
+    ("s3 bucket with capitals", with_change("storage", {"s3": {"bucket": "Models"}}), None),
+    (
+        "s3 prefix with a trailing slash",
+        with_change("storage", {"s3": {"bucket": "models", "prefix": "team/"}}),
+        None,
+    ),
+    (
+        "s3 endpoint without a scheme",
+        with_change("storage", {"s3": {"bucket": "models", "endpoint": "minio:9000"}}),
+        None,
+    ),
 ]
 
 VALID: list[tuple[str, dict[str, Any]]] = [
@@ -152,6 +173,21 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     ("scale to zero", with_change("serving.replicas", 0)),
+    (
+        "object storage",
+        with_change(
+            "storage",
+            {
+                "s3": {
+                    "bucket": "ml-models.prod",
+                    "prefix": "team-a/iris",
+                    "endpoint": "http://minio.storage:9000",
+                    "region": "eu-west-1",
+                    "credentialsSecret": "s3-credentials",
+                }
+            },
+        ),
+    ),
 ]
 
 

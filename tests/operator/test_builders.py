@@ -162,7 +162,7 @@ def test_serving_image_override() -> None:
 
 def test_existing_claim_is_used_not_created() -> None:
     spec = spec_of("iris", storage={"existingClaim": "shared-models"})
-    assert builders.build_claim("iris", "ns", spec.storage) is None
+    assert builders.build_claim("iris", "ns", spec.storage, SETTINGS) is None
     job = builders.build_training_job("iris", "ns", spec, SETTINGS)
     assert (
         job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
@@ -172,7 +172,7 @@ def test_existing_claim_is_used_not_created() -> None:
 
 def test_created_claim_honours_size_and_class() -> None:
     spec = spec_of("iris", storage={"size": "5Gi", "storageClassName": "fast"})
-    claim = builders.build_claim("iris", "ns", spec.storage)
+    claim = builders.build_claim("iris", "ns", spec.storage, SETTINGS)
     assert claim is not None
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
     assert claim["spec"]["storageClassName"] == "fast"
@@ -194,3 +194,65 @@ def test_service_selects_the_serving_pods() -> None:
     assert service["metadata"]["name"] == "iris"
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert builders.endpoint("iris", "ns", SETTINGS) == "http://iris.ns.svc.cluster.local:8080"
+
+
+S3 = {
+    "bucket": "models",
+    "prefix": "team-a",
+    "endpoint": "http://objects.storage:7070",
+    "credentialsSecret": "s3-credentials",
+}
+S3_MODEL = MODEL.model_copy(update={"artifact_path": "s3://models/team-a/ns/iris/v0123456789ab"})
+
+
+def test_object_storage_trains_onto_a_pod_volume_and_uploads_without_a_claim() -> None:
+    spec = spec_of("iris", storage={"s3": S3})
+    assert builders.build_claim("iris", "ns", spec.storage, SETTINGS) is None
+    job = builders.build_training_job("iris", "ns", spec, SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    trainer = pod["containers"][0]
+    assert trainer["args"][-2:] == ["--upload-root", "s3://models/team-a"]
+    assert {"name": "AWS_ENDPOINT_URL", "value": S3["endpoint"]} in trainer["env"]
+    assert trainer["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert pod["volumes"][0] == {"name": "models", "emptyDir": {}}
+
+
+def test_a_version_in_object_storage_is_fetched_and_checked_by_an_init_container() -> None:
+    spec = spec_of("iris", storage={"s3": S3})
+    deployment = builders.build_server_deployment("iris", "ns", spec, S3_MODEL, SETTINGS)
+    pod = deployment["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    local = f"{constants.ARTIFACT_MOUNT_PATH}/{S3_MODEL.version}"
+    assert fetch["command"] == ["modelops-fetch"]
+    assert fetch["args"] == ["--from", S3_MODEL.artifact_path, "--to", local, "--sha256", "f" * 64]
+    assert fetch["image"] == container(deployment)["image"]
+    assert fetch["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert {"name": "MODELOPS_MODEL_DIR", "value": local} in container(deployment)["env"]
+    assert pod["volumes"][0] == {"name": "models", "emptyDir": {}}
+    assert not any("persistentVolumeClaim" in volume for volume in pod["volumes"])
+
+
+def test_a_version_on_the_claim_is_read_from_it_though_the_spec_moved_to_object_storage() -> None:
+    spec = spec_of("iris", storage={"s3": S3})
+    deployment = builders.build_server_deployment("iris", "ns", spec, MODEL, SETTINGS)
+    pod = deployment["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "iris-models"
+
+
+def test_the_operator_default_applies_to_models_that_name_no_storage() -> None:
+    settings = SETTINGS.model_copy(
+        update={"artifact_s3": api.S3Storage.model_validate({"bucket": "fleet"})}
+    )
+    default = spec_of("iris")
+    job = builders.build_training_job("iris", "ns", default, settings)
+    assert container(job)["args"][-2:] == ["--upload-root", "s3://fleet"]
+    assert "envFrom" not in container(job)
+    assert builders.build_claim("iris", "ns", default.storage, settings) is None
+    own_claim = spec_of("iris", storage={"existingClaim": "shared-models"})
+    assert builders.object_storage(own_claim.storage, settings) is None
+
+
+def test_the_operator_default_reads_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELOPS_ARTIFACT_S3", json.dumps(S3))
+    assert Settings().artifact_s3 == api.S3Storage.model_validate(S3)

@@ -41,7 +41,7 @@ def test_what_the_apiserver_returns_covers_every_child_as_built(
     assert spec.serving.autoscaling is not None
     settings = Settings()
     children = [
-        builders.build_claim("wine", namespace, spec.storage),
+        builders.build_claim("wine", namespace, spec.storage, settings),
         builders.build_training_job("wine", namespace, spec, settings),
         builders.build_server_deployment("wine", namespace, spec, MODEL, settings),
         builders.build_service("wine", namespace),

@@ -67,6 +67,10 @@ QUANTITY_PATTERN = (
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
 VERSION_PATTERN = r"^v[0-9a-f]{12}$"
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# S3's bucket naming rules (3 to 63 lowercase letters, digits, '.' and '-'); keys without a
+# leading or trailing '/' and without empty segments.
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+S3_PREFIX_PATTERN = r"^[^/]+(/[^/]+)*$"
 MAX_NAME_LENGTH = 40
 HISTORY_LIMIT = 10
 
@@ -293,6 +297,39 @@ class ServingSpec(ApiModel):
     )
 
 
+class S3Storage(ApiModel):
+    bucket: Annotated[str, Field(pattern=S3_BUCKET_PATTERN)] = Field(
+        description="The bucket the artifacts go to (it must exist)."
+    )
+    prefix: Annotated[str, Field(pattern=S3_PREFIX_PATTERN)] | None = Field(
+        default=None,
+        description="A key prefix inside the bucket, without leading or trailing '/'; each "
+        "version goes under <prefix>/<namespace>/<name>/<version>/.",
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://")] | None = Field(
+        default=None,
+        description="The S3 endpoint URL, for storage other than AWS S3 (MinIO, Ceph, "
+        "SeaweedFS, ...); set as AWS_ENDPOINT_URL. Default: the Secret's AWS_ENDPOINT_URL, "
+        "else AWS S3.",
+    )
+    region: str | None = Field(
+        default=None, min_length=1, description="The bucket's region (AWS_REGION)."
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Secret in the model's namespace whose keys become environment "
+        "variables of the training and serving pods: AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL when "
+        "present). Without it the pods use the node's credentials (an instance profile).",
+    )
+
+    @property
+    def root_uri(self) -> str:
+        """s3://<bucket>/<prefix>: each model's versions go under <namespace>/<name>/ there."""
+        return f"s3://{self.bucket}/{self.prefix or ''}".rstrip("/")
+
+
 class StorageSpec(ApiModel):
     rules = (
         Rule(
@@ -303,6 +340,22 @@ class StorageSpec(ApiModel):
                 storage.existing_claim is None or storage.storage_class_name is None
             ),
         ),
+        Rule(
+            cel="!has(self.s3) || !(has(self.existingClaim) || has(self.storageClassName))",
+            message="storage: s3 keeps the artifacts in object storage, with no claim; drop "
+            "existingClaim and storageClassName, or s3",
+            check=lambda storage: (
+                storage.s3 is None
+                or (storage.existing_claim is None and storage.storage_class_name is None)
+            ),
+        ),
+    )
+    s3: S3Storage | None = Field(
+        default=None,
+        description="Keep artifacts in S3-compatible object storage: the trainer uploads each "
+        "version and every serving pod downloads it at start and checks its digest, so any "
+        "number of replicas run on any nodes. Default: the operator's MODELOPS_ARTIFACT_S3, "
+        "where set, else a claim.",
     )
     existing_claim: str | None = Field(
         default=None,
@@ -381,7 +434,10 @@ class ModelRecord(StatusModel):
         pattern=r"^[0-9a-f]{64}$",
         description="Digest of the model file (sha256, hex), verified by the server.",
     )
-    artifact_path: str = Field(description="The version's directory on the artifact volume.")
+    artifact_path: str = Field(
+        description="Where the version is: its directory on the artifact volume, or its "
+        "s3:// prefix in object storage."
+    )
     metrics: dict[str, float] = Field(default_factory=dict, description="Held-out metrics.")
     score: str | None = Field(default=None, description="The gating metric, e.g. accuracy=0.967.")
     trained_at: Timestamp | None = Field(default=None, description="When it was trained.")

@@ -51,6 +51,35 @@ def claim_name(name: str, storage: api.StorageSpec) -> str:
     return storage.existing_claim or constants.CLAIM_NAME.format(name=name)
 
 
+def object_storage(storage: api.StorageSpec, settings: Settings) -> api.S3Storage | None:
+    """Where the model's artifacts go when not on a claim: its own s3, else the operator's
+    default, unless the model asks for a claim of its own."""
+    if storage.s3 is not None:
+        return storage.s3
+    if storage.existing_claim or storage.storage_class_name:
+        return None
+    return settings.artifact_s3
+
+
+def _s3_client_environment(
+    s3: api.S3Storage | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A container's env and envFrom for the standard AWS client configuration of `s3`."""
+    if s3 is None:
+        return [], []
+    env = [
+        {"name": variable, "value": value}
+        for variable, value in (("AWS_ENDPOINT_URL", s3.endpoint), ("AWS_REGION", s3.region))
+        if value
+    ]
+    secret = [{"secretRef": {"name": s3.credentials_secret}}] if s3.credentials_secret else []
+    return env, secret
+
+
+def _with_env_from(container: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:
+    return container | {"envFrom": sources} if sources else container
+
+
 def endpoint(name: str, namespace: str, settings: Settings) -> str:
     service = constants.SERVICE_NAME.format(name=name)
     return f"http://{service}.{namespace}.svc.{settings.cluster_domain}:{constants.SERVER_PORT}"
@@ -83,25 +112,43 @@ def _restricted_security_context() -> dict[str, Any]:
     }
 
 
-def _pod_spec(container: dict[str, Any], claim: str, *, read_only: bool) -> dict[str, Any]:
-    """The pod both children share: no API token, the models claim, a writable /tmp."""
+def _writer_and_reporter() -> dict[str, Any]:
+    """The fields of a container that writes the models volume and runs to completion (the
+    trainer, the model fetch), telling its outcome in its termination message."""
     return {
-        "automountServiceAccountToken": False,
-        "securityContext": {"fsGroup": NON_ROOT_UID},
-        "containers": [container],
-        "volumes": [
-            {
-                "name": "models",
-                "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only},
-            },
-            {"name": "tmp", "emptyDir": {}},
+        "securityContext": _restricted_security_context(),
+        "terminationMessagePath": constants.TERMINATION_LOG,
+        # The outcome is in the termination log; a crash before it still tells something.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH},
+            {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
 
 
-def build_claim(name: str, namespace: str, storage: api.StorageSpec) -> dict[str, Any] | None:
-    """The artifact volume's claim, or None when the user brings an existing one."""
-    if storage.existing_claim:
+def _pod_spec(container: dict[str, Any], claim: str | None, *, read_only: bool) -> dict[str, Any]:
+    """The pod both children share: no API token, the models volume (the claim, or a
+    pod-local folder when the artifacts are in object storage), a writable /tmp."""
+    models: dict[str, Any] = (
+        {"persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
+        if claim is not None
+        else {"emptyDir": {}}
+    )
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {"fsGroup": NON_ROOT_UID},
+        "containers": [container],
+        "volumes": [{"name": "models", **models}, {"name": "tmp", "emptyDir": {}}],
+    }
+
+
+def build_claim(
+    name: str, namespace: str, storage: api.StorageSpec, settings: Settings
+) -> dict[str, Any] | None:
+    """The artifact volume's claim, or None when the user brings an existing one or the
+    artifacts are kept in object storage."""
+    if storage.existing_claim or object_storage(storage, settings) is not None:
         return None
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
@@ -139,26 +186,25 @@ def build_training_job(
     job_labels = labels(name, "training") | {
         constants.LABEL_TRAINING_HASH: training_hash(training, retrain_token)
     }
+    s3 = object_storage(spec.storage, settings)
+    s3_env, s3_env_from = _s3_client_environment(s3)
     container = {
         "name": "trainer",
         "image": settings.trainer_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "args": ["--output-root", constants.ARTIFACT_MOUNT_PATH, "--name", name],
+        # With object storage the volume only stages the version before its upload.
+        "args": ["--output-root", constants.ARTIFACT_MOUNT_PATH, "--name", name]
+        + (["--upload-root", s3.root_uri] if s3 is not None else []),
         "env": [
             {"name": "MODELOPS_TRAINING_SPEC", "value": json.dumps(training.to_wire())},
             {"name": "MODELOPS_NAMESPACE", "value": namespace},
             {"name": "MODELOPS_KEEP_VERSIONS", "value": ",".join(keep_versions or [])},
+            *s3_env,
         ],
         "resources": _resources(training.resources),
-        "securityContext": _restricted_security_context(),
-        "terminationMessagePath": constants.TERMINATION_LOG,
-        # The summary is in the termination log; a crash before it still tells something.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        **_writer_and_reporter(),
     }
+    container = _with_env_from(container, s3_env_from)
     return with_spec_hash(
         {
             "apiVersion": "batch/v1",
@@ -180,7 +226,11 @@ def build_training_job(
                     "metadata": {"labels": job_labels},
                     "spec": {
                         "restartPolicy": "Never",
-                        **_pod_spec(container, claim_name(name, spec.storage), read_only=False),
+                        **_pod_spec(
+                            container,
+                            None if s3 is not None else claim_name(name, spec.storage),
+                            read_only=False,
+                        ),
                     },
                 },
             },
@@ -199,13 +249,22 @@ def build_server_deployment(
     selector = labels(name, "server")
     pod_labels = selector | {constants.LABEL_VERSION: model.version}
     probe = {"httpGet": {"port": SERVER_PORT_NAME}, "periodSeconds": 10}
+    image = serving.image or settings.server_image
+    # Where the version itself was kept decides, not the spec now: a rollback to a version
+    # trained onto the claim still reads it from there.
+    in_object_storage = model.artifact_path.startswith("s3://")
+    model_dir = (
+        f"{constants.ARTIFACT_MOUNT_PATH}/{model.version}"
+        if in_object_storage
+        else model.artifact_path
+    )
     container = {
         "name": "server",
-        "image": serving.image or settings.server_image,
+        "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "ports": [{"name": SERVER_PORT_NAME, "containerPort": constants.SERVER_PORT}],
         "env": [
-            {"name": "MODELOPS_MODEL_DIR", "value": model.artifact_path},
+            {"name": "MODELOPS_MODEL_DIR", "value": model_dir},
             {"name": "MODELOPS_MODEL_NAME", "value": name},
             {"name": "MODELOPS_MODEL_VERSION", "value": model.version},
             {"name": "MODELOPS_MODEL_SHA256", "value": model.sha256},
@@ -234,7 +293,9 @@ def build_server_deployment(
                     constants.ANNOTATION_MODEL_SHA256: model.sha256,
                 },
             },
-            "spec": _pod_spec(container, claim_name(name, spec.storage), read_only=True),
+            "spec": _serving_pod_spec(container, name, spec, model, settings, model_dir)
+            if in_object_storage
+            else _pod_spec(container, claim_name(name, spec.storage), read_only=True),
         },
     }
     # Under an autoscaler the HPA owns the replica count; leaving it out hands it over.
@@ -252,6 +313,33 @@ def build_server_deployment(
             "spec": deployment_spec,
         }
     )
+
+
+def _serving_pod_spec(
+    server: dict[str, Any],
+    name: str,
+    spec: api.ModelDeploymentSpec,
+    model: api.ModelRecord,
+    settings: Settings,
+    model_dir: str,
+) -> dict[str, Any]:
+    """A serving pod whose version is in object storage: an init container of the server's
+    image downloads it into the pod's own volume and checks its digest, then the server
+    loads it from there (and checks the digest again, of the bytes it unpickles)."""
+    s3_env, s3_env_from = _s3_client_environment(object_storage(spec.storage, settings))
+    fetch = {
+        "name": "fetch-model",
+        "image": server["image"],
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["modelops-fetch"],
+        "args": ["--from", model.artifact_path, "--to", model_dir, "--sha256", model.sha256],
+        "env": s3_env,
+        "resources": server["resources"],
+        **_writer_and_reporter(),
+    }
+    return _pod_spec(server, None, read_only=True) | {
+        "initContainers": [_with_env_from(fetch, s3_env_from)]
+    }
 
 
 def _probe(base: dict[str, Any], path: str) -> dict[str, Any]:

@@ -279,7 +279,7 @@ def _reconcile(
     reported_monitoring = status.reported_monitoring(previous.conditions, generation)
     workload_only = workload_only and reported_monitoring is not None
 
-    claim = builders.build_claim(name, namespace, spec.storage)
+    claim = builders.build_claim(name, namespace, spec.storage, settings)
     if claim is not None and not workload_only:
         # Applied, not only created: a larger storage.size resizes the claim, and what the
         # apiserver refuses (a class that cannot expand, a shrink) reaches status in its words.

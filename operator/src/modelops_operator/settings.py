@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops_operator.api import S3Storage
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELOPS_")
@@ -37,6 +39,13 @@ class Settings(BaseSettings):
         "the ModelDeployment, instead of a job in the scrape config files. Needs the "
         "monitoring.coreos.com/v1 ServiceMonitor CRD; without it the scrape config files are used and "
         "an Event says why.",
+    )
+    artifact_s3: S3Storage | None = Field(
+        default=None,
+        description="Object storage for the models that name no storage of their own (no "
+        "storage.s3, existingClaim or storageClassName), as JSON in spec.storage.s3's form, "
+        'e.g. {"bucket": "models", "credentialsSecret": "s3-credentials"}; the Secret is looked '
+        "up in each model's namespace. Unset: such models keep their artifacts on a claim.",
     )
     health_port: int = Field(default=8081, description="Port of the operator's /healthz.")
     standalone: bool = Field(

@@ -82,13 +82,20 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
         for container in containers:
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in _STUCK_WAITING_REASONS:
-                detail = f": {waiting['message']}" if waiting.get("message") else ""
-                return f"pod {name}: {waiting['reason']}{detail}"
+                return f"pod {name}: {waiting['reason']}{_waiting_detail(container, waiting)}"
     evicted = [pod for pod in live if pod.get("status", {}).get("reason") == "Evicted"]
     if evicted and not active:
         pod = evicted[0]
         return f"pod {pod['metadata']['name']} was evicted: {pod['status'].get('message', '')}"
     return None
+
+
+def _waiting_detail(container: dict[str, Any], waiting: dict[str, Any]) -> str:
+    # A crash loop's own words are the last run's termination message (the model fetch's
+    # error, say); the kubelet's ("back-off restarting failed container") say only that.
+    last_run = ((container.get("lastState") or {}).get("terminated") or {}).get("message", "")
+    detail = last_run.strip() or waiting.get("message", "")
+    return f": {detail}" if detail else ""
 
 
 def _newest_first(pods: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -155,15 +155,16 @@ def _stage(staging: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any
     return complete
 
 
-def summary(metadata: dict[str, Any], directory: Path) -> dict[str, Any]:
-    """The termination message and stdout line the operator reads."""
+def summary(metadata: dict[str, Any], location: str) -> dict[str, Any]:
+    """The termination message and stdout line the operator reads; `location` is the version's
+    directory or its s3:// prefix."""
     return {
         "name": metadata["name"],
         "namespace": metadata["namespace"],
         "version": metadata["version"],
         "sha256": metadata["sha256"],
         "metrics": metadata["metrics"],
-        "artifactPath": str(directory.absolute()),
+        "artifactPath": location,
         "trainedAt": metadata["createdAt"],
     }
 

@@ -22,6 +22,7 @@ import yaml
 
 from . import artifact
 from .errors import TrainingError
+from .object_storage import ObjectStore
 from .training import train
 
 EXIT_BAD_INPUT = 1
@@ -51,11 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             or os.environ.get(NAMESPACE_ENV)
             or "default"
         )
+        store = ObjectStore(args.upload_root) if args.upload_root else None
         with _stdout_to_stderr():
-            summary = train(spec, Path(args.output_root), name, namespace)
+            summary = train(spec, Path(args.output_root), name, namespace, store)
         keep = _keep_versions(args.keep_versions)
         if keep is not None:
-            artifact.prune(Path(summary["artifactPath"]).parent, keep | {summary["version"]})
+            kept = keep | {summary["version"]}
+            if store is not None:
+                store.prune(f"{namespace}/{name}", kept)
+            else:
+                artifact.prune(Path(summary["artifactPath"]).parent, kept)
     except TrainingError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except Exception as exc:
@@ -85,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-root", required=True, help="the artifact volume; versions go under it"
     )
+    parser.add_argument(
+        "--upload-root",
+        help="s3://<bucket>/<prefix>: keep the versions in object storage there, under the same "
+        "<namespace>/<name>/<version>/ as on the volume, which then only stages them. The "
+        "client is configured by the standard AWS variables (AWS_ENDPOINT_URL, ...)",
+    )
     parser.add_argument("--name", help="the model's name (default: the spec file's name)")
     parser.add_argument(
         "--namespace", help=f"the model's namespace (default: ${NAMESPACE_ENV}, else 'default')"
@@ -92,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-versions",
         help="comma-separated versions of this model to keep: every other version under its "
-        "directory is removed once the run has succeeded (the one trained is always kept). "
+        "directory (or prefix) is removed once the run has succeeded (the one trained is always kept). "
         f"Default: ${KEEP_VERSIONS_ENV}; when neither is given nothing is removed",
     )
     return parser

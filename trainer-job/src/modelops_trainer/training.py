@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from . import artifact, datasets, estimators, evaluate, features
 from .errors import TrainingError
+from .object_storage import ObjectStore
 from .spec import parse_spec
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,17 @@ _KIND = {"classification": "classifier", "regression": "regressor"}
 
 
 def train(
-    spec: dict[str, Any], output_root: Path, name: str, namespace: str = "default"
+    spec: dict[str, Any],
+    output_root: Path,
+    name: str,
+    namespace: str = "default",
+    store: ObjectStore | None = None,
 ) -> dict[str, Any]:
     """Trains the model `spec` describes and writes it as `<output_root>/<namespace>/<name>/
-    <version>/`; returns the summary (the termination message). When that version is already
-    there it is checked and reported, not trained again. Raises TrainingError on bad input."""
+    <version>/`, then uploads it to the same place under `store` when given; returns the
+    summary (the termination message). When that version is already there it is reported,
+    not trained again (on the volume, after checking its digest). Raises TrainingError on bad
+    input."""
     for label, value in (("name", name), ("namespace", namespace)):
         if not _PATH_COMPONENT.fullmatch(value):
             raise TrainingError(
@@ -49,11 +56,19 @@ def train(
 
     data_fingerprint = datasets.fingerprint(table)
     version = artifact.version_of(training.model_inputs(), data_fingerprint)
-    directory = Path(output_root) / namespace / name / version
+    relative = f"{namespace}/{name}/{version}"
+    directory = Path(output_root) / relative
+    if store is not None:
+        kept = store.metadata(relative)
+        if kept is not None:
+            log.info(
+                "version %s of %s is already at %s; keeping it", version, name, store.uri(relative)
+            )
+            return artifact.summary(kept, store.uri(relative))
     previous = artifact.existing(directory)
     if previous is not None:
         log.info("version %s of %s is already at %s; keeping it", version, name, directory)
-        return artifact.summary(previous, directory)
+        return _summary(previous, directory, relative, store)
 
     encoding = features.encode(table.features)
     split = evaluate.split(
@@ -84,7 +99,14 @@ def train(
         "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trainingSpec": spec,
     }
-    return artifact.summary(artifact.write(directory, model, metadata), directory)
+    return _summary(artifact.write(directory, model, metadata), directory, relative, store)
+
+
+def _summary(
+    metadata: dict[str, Any], directory: Path, relative: str, store: ObjectStore | None
+) -> dict[str, Any]:
+    location = store.upload(directory, relative) if store else str(directory.absolute())
+    return artifact.summary(metadata, location)
 
 
 def _fit_and_score(
