@@ -268,3 +268,18 @@ def test_a_running_job_whose_pod_cannot_start_says_why() -> None:
     training = status.training_status(job(None), pods, "h")
     assert training.state == "Running"
     assert training.message == f"pod t-1: ErrImageNeverPull: {NEVER_PULL}"
+
+
+def test_a_crash_loop_is_told_in_the_last_runs_own_words() -> None:
+    fetch_error = "error: s3://models/ns/iris/v1/model.joblib has sha256 0…, expected f…"
+    crashing = {
+        "initContainerStatuses": [
+            {
+                "name": "fetch-model",
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
+                "lastState": {"terminated": {"exitCode": 1, "message": fetch_error + "\n"}},
+            }
+        ]
+    }
+    problem = status.pod_problem([stuck_pod("s-1", "2026-11-23T08:00:00Z", **crashing)])
+    assert problem == f"pod s-1: CrashLoopBackOff: {fetch_error}"
