@@ -116,6 +116,11 @@ def deploy_to_ready(
     summary = trained(manifest["spec"]["training"], name)
     kubelet.finish_training(models.namespace, job, summary)
     models.wait_for_phase(name, "Deploying")
+    return serve_to_ready(models, kubelet, name)
+
+
+def serve_to_ready(models: Models, kubelet: Kubelet, name: str) -> dict[str, Any]:
+    """Play the kubelet for the model's serving pods until it is Ready; its status."""
     kubelet.serve_until(
         models.namespace,
         name,

@@ -33,6 +33,14 @@ VALID_SPEC: dict[str, Any] = {
 }
 
 
+PROVIDED_MODEL: dict[str, Any] = {
+    "uri": "s3://models/team-a/iris/model.joblib",
+    "sha256": "0123456789abcdef" * 4,
+    "endpoint": "http://minio.storage:9000",
+    "credentialsSecret": "s3-credentials",
+}
+
+
 def with_change(path: str, value: Any) -> dict[str, Any]:
     """VALID_SPEC with one dotted path set (None deletes it)."""
     spec = copy.deepcopy(VALID_SPEC)
@@ -138,6 +146,35 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
         with_change("storage", {"s3": {"bucket": "models", "endpoint": "minio:9000"}}),
         None,
     ),
+    (
+        "training and a provided model",
+        with_change("model", PROVIDED_MODEL),
+        api.ModelDeploymentSpec.rules[0].message,
+    ),
+    (
+        "neither training nor a model",
+        {"serving": {"replicas": 2}},
+        api.ModelDeploymentSpec.rules[0].message,
+    ),
+    (
+        "a provided model with storage",
+        {"model": PROVIDED_MODEL, "storage": {"size": "2Gi"}},
+        api.ModelDeploymentSpec.rules[1].message,
+    ),
+    (
+        "s3 settings for an https model",
+        {"model": PROVIDED_MODEL | {"uri": "https://example.org/m.joblib", "region": "eu"}},
+        api.ModelSource.rules[0].message,
+    ),
+    ("a provided model without its digest", {"model": {"uri": PROVIDED_MODEL["uri"]}}, None),
+    ("a short digest", {"model": PROVIDED_MODEL | {"sha256": "ab12"}}, None),
+    ("an upper-case digest", {"model": PROVIDED_MODEL | {"sha256": "A" * 64}}, None),
+    ("a bucket prefix as a model", {"model": PROVIDED_MODEL | {"uri": "s3://models/iris/"}}, None),
+    ("a model over ftp", {"model": PROVIDED_MODEL | {"uri": "ftp://example.org/m.joblib"}}, None),
+    ("a cron minute of 75", with_change("training.schedule", "75 * * * *"), None),
+    ("four cron fields", with_change("training.schedule", "0 3 * *"), None),
+    ("a step of 0", with_change("training.schedule", "*/0 * * * *"), None),
+    ("an interval for cron", with_change("training.schedule", "@every 5m"), None),
 ]
 
 VALID: list[tuple[str, dict[str, Any]]] = [
@@ -188,6 +225,20 @@ VALID: list[tuple[str, dict[str, Any]]] = [
             },
         ),
     ),
+    ("a provided model in a bucket", {"model": PROVIDED_MODEL}),
+    ("nightly on weekdays", with_change("training.schedule", "30 2 * * MON-FRI")),
+    ("every quarter hour in May", with_change("training.schedule", "*/15 8-18 1,15 may *")),
+    ("daily", with_change("training.schedule", "@daily")),
+    (
+        "a provided model at a URL, autoscaled",
+        {
+            "model": {
+                "uri": "https://models.example.org/iris/model.joblib?v=3",
+                "sha256": "f" * 64,
+            },
+            "serving": {"autoscaling": {"maxReplicas": 4}},
+        },
+    ),
 ]
 
 
@@ -216,6 +267,8 @@ def test_every_rule_is_covered_by_an_invalid_case() -> None:
         api.TrainingSpec,
         api.Autoscaling,
         api.StorageSpec,
+        api.ModelSource,
+        api.ModelDeploymentSpec,
     ]
     rule_messages = {rule.message for model in models for rule in model.rules}
     assert rule_messages == {message for _, _, message in INVALID if message}

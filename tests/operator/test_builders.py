@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import sample  # type: ignore[import-not-found]
-from modelops_operator import api, builders, constants
+from modelops_operator import api, builders, constants, status
 from modelops_operator.settings import Settings
 
 SETTINGS = Settings(trainer_image="trainer:test", server_image="server:test")
@@ -256,3 +256,64 @@ def test_the_operator_default_applies_to_models_that_name_no_storage() -> None:
 def test_the_operator_default_reads_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELOPS_ARTIFACT_S3", json.dumps(S3))
     assert Settings().artifact_s3 == api.S3Storage.model_validate(S3)
+
+
+PROVIDED = {
+    "uri": "s3://models/team-a/iris/model.joblib",
+    "sha256": "a" * 64,
+    "endpoint": "http://objects.storage:7070",
+    "credentialsSecret": "s3-credentials",
+}
+
+
+def provided_spec(source: dict[str, Any]) -> api.ModelDeploymentSpec:
+    return api.ModelDeploymentSpec.model_validate({"model": source, "serving": {"replicas": 3}})
+
+
+def test_a_provided_model_is_fetched_as_one_file_with_its_own_s3_settings() -> None:
+    spec = provided_spec(PROVIDED)
+    assert spec.model is not None
+    record = status.provided_record(spec.model)
+    assert (record.version, record.origin) == ("v" + "a" * 12, "Provided")
+    deployment = builders.build_server_deployment("iris", "ns", spec, record, SETTINGS)
+    pod = deployment["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    local = f"{constants.ARTIFACT_MOUNT_PATH}/{record.version}"
+    assert fetch["args"] == [
+        "--from",
+        PROVIDED["uri"],
+        "--to",
+        local,
+        "--sha256",
+        "a" * 64,
+        "--file",
+        constants.PROVIDED_MODEL_FILE,
+    ]
+    assert {"name": "AWS_ENDPOINT_URL", "value": PROVIDED["endpoint"]} in fetch["env"]
+    assert fetch["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    server_env = container(deployment)["env"]
+    assert {"name": "MODELOPS_MODEL_DIR", "value": local} in server_env
+    assert {"name": "MODELOPS_MODEL_FILE", "value": constants.PROVIDED_MODEL_FILE} in server_env
+    assert {"name": "MODELOPS_MODEL_SHA256", "value": "a" * 64} in server_env
+    assert deployment["spec"]["replicas"] == 3
+    assert pod["volumes"][0] == {"name": "models", "emptyDir": {}}
+
+
+def test_a_provided_model_at_a_url_gets_no_s3_settings_even_with_an_operator_default() -> None:
+    settings = SETTINGS.model_copy(update={"artifact_s3": api.S3Storage.model_validate(S3)})
+    spec = provided_spec({"uri": "https://example.org/iris.joblib", "sha256": "b" * 64})
+    assert spec.model is not None
+    deployment = builders.build_server_deployment(
+        "iris", "ns", spec, status.provided_record(spec.model), settings
+    )
+    (fetch,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["env"] == []
+    assert "envFrom" not in fetch
+
+
+def test_the_same_file_at_another_address_is_the_same_version() -> None:
+    here = api.ModelSource.model_validate(PROVIDED)
+    there = api.ModelSource.model_validate(
+        {"uri": "https://example.org/iris.joblib", "sha256": PROVIDED["sha256"]}
+    )
+    assert status.provided_record(here).version == status.provided_record(there).version

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Models, deploy_to_ready, sample  # type: ignore[import-not-found]
+from conftest import (  # type: ignore[import-not-found]
+    Models,
+    deploy_to_ready,
+    registered,
+    sample,
+    serve_to_ready,
+)
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
+from modelops_trainer import train
+from sklearn.datasets import load_iris
 
 pytestmark = pytest.mark.controlplane
 
@@ -378,3 +387,127 @@ def test_an_evicted_training_pod_does_not_use_up_the_retries(
     kubelet.finish_training(models.namespace, job, trained(manifest["spec"]["training"], "iris"))
     models.wait_for_phase("iris", "Deploying")
     assert models.jobs("iris") == [f"job.batch/{job}"]
+
+
+PROVIDED = {"uri": "https://models.example.org/iris/model.joblib", "sha256": "d" * 64}
+
+
+def provided_manifest(name: str, replicas: int = 2) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": PROVIDED, "serving": {"replicas": replicas}},
+    }
+
+
+def test_a_provided_model_is_served_and_monitored_with_no_job_and_no_claim(
+    models: Models, kubelet: Kubelet, monitoring_namespace: str
+) -> None:
+    models.apply(provided_manifest("byo"))
+    status = serve_to_ready(models, kubelet, "byo")
+    version = "v" + "d" * 12
+    assert status["model"] == {
+        "version": version,
+        "sha256": PROVIDED["sha256"],
+        "artifactPath": PROVIDED["uri"],
+        "origin": "Provided",
+        "metrics": {},
+    }
+    assert "training" not in status
+    assert status["message"] == f"serving {version}, 2/2 replicas ready"
+    assert models.condition("byo", "Trained")["reason"] == "ModelProvided"
+    assert models.condition("byo", "Monitored")["status"] == "True"
+    assert registered(models.cp, models.namespace) == ([f"modelops/{models.namespace}/byo"], 1)
+    assert models.jobs("byo") == []
+    assert models.kubectl("get", "pvc", "-o", "name").stdout.strip() == ""
+    deployment = json.loads(models.kubectl("get", "deployment", "byo-server", "-o", "json").stdout)
+    (fetch,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["args"][:2] == ["--from", PROVIDED["uri"]]
+
+
+def test_a_trained_model_switched_to_a_provided_one_keeps_its_version_for_rollback(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    trained_status = deploy_to_ready(models, kubelet, trained, sample("iris"))
+    manifest = sample("iris")
+    manifest["spec"] = provided_manifest("iris")["spec"]
+    models.apply(manifest)
+    status = serve_to_ready(models, kubelet, "iris")
+    assert [entry["version"] for entry in status["history"]] == [
+        "v" + "d" * 12,
+        trained_status["model"]["version"],
+    ]
+    # The Job that made the version still in history stays: it is its provenance.
+    assert models.jobs("iris") == [f"job.batch/{trained_status['training']['jobName']}"]
+
+
+def write_iris_csv(path: Path, rows: slice) -> None:
+    iris = load_iris()
+    lines = ["sepal_length,sepal_width,petal_length,petal_width,label"] + [
+        ",".join([*map(str, features), str(iris.target_names[target])])
+        for features, target in zip(iris.data[rows], iris.target[rows], strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def train_as_the_job_would(models: Models, job: str, root: Path) -> dict[str, Any]:
+    """The real trainer run on the spec the Job carries (what its pod would do)."""
+    found = json.loads(models.kubectl("get", "job", job, "-o", "json").stdout)
+    env = found["spec"]["template"]["spec"]["containers"][0]["env"]
+    spec = json.loads(next(v["value"] for v in env if v["name"] == "MODELOPS_TRAINING_SPEC"))
+    return train(spec, root, "scheduled", models.namespace)
+
+
+def test_a_scheduled_retrain_promotes_the_version_new_data_makes(
+    models: Models, kubelet: Kubelet, tmp_path: Path
+) -> None:
+    csv = tmp_path / "flowers.csv"
+    write_iris_csv(csv, slice(0, 150, 2))
+    manifest = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "scheduled"},
+        "spec": {
+            "training": {
+                "dataset": {"csv": {"path": str(csv), "targetColumn": "label"}},
+                "estimator": "LogisticRegression",
+                "hyperparameters": {"max_iter": 500},
+                "qualityGate": {"metric": "accuracy", "threshold": 0.8},
+                "schedule": "* * * * *",
+            },
+            "serving": {"replicas": 1},
+        },
+    }
+    models.apply(manifest)
+    first_job = models.training_job("scheduled")
+    first = train_as_the_job_would(models, first_job, tmp_path / "out")
+    kubelet.finish_training(models.namespace, first_job, first)
+    status = serve_to_ready(models, kubelet, "scheduled")
+    assert status["model"]["version"] == first["version"]
+    assert status["nextTrainingAt"].endswith(":00Z")
+
+    # New rows at the same source: the next scheduled run trains them into a new version.
+    write_iris_csv(csv, slice(1, 150, 2))
+
+    def scheduled_job() -> str | None:
+        training = models.status("scheduled").get("training") or {}
+        return training["jobName"] if training.get("scheduledFor") else None
+
+    second_job = wait_until(scheduled_job, timeout=150, what="the scheduled training Job")
+    second = train_as_the_job_would(models, second_job, tmp_path / "out")
+    assert second["version"] != first["version"]
+    kubelet.finish_training(models.namespace, second_job, second)
+
+    def serving_second() -> bool:
+        found = models.status("scheduled")
+        return bool(found["model"]["version"] == second["version"] and found["phase"] == "Ready")
+
+    kubelet.serve_until(models.namespace, "scheduled", serving_second, what="the new version")
+    status = models.status("scheduled")
+    assert [entry["version"] for entry in status["history"]] == [
+        second["version"],
+        first["version"],
+    ]
+    assert status["model"]["score"].startswith("accuracy=")
+    assert status["nextTrainingAt"] > status["training"]["scheduledFor"]

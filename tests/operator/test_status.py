@@ -283,3 +283,20 @@ def test_a_crash_loop_is_told_in_the_last_runs_own_words() -> None:
     }
     problem = status.pod_problem([stuck_pod("s-1", "2026-11-23T08:00:00Z", **crashing)])
     assert problem == f"pod s-1: CrashLoopBackOff: {fetch_error}"
+
+
+def test_a_provided_model_has_nothing_to_train_and_is_ready_once_rolled_out() -> None:
+    source = api.ModelSource(uri="https://example.org/iris.joblib", sha256="c" * 64)
+    spec = api.ModelDeploymentSpec(model=source)
+    history = status.promote([], status.provided_record(source))
+    chosen = status.serving_target(history, None)
+    fine = status.Monitoring(True, "Configured", "")
+
+    assert status.trained_condition(None, None)[:2] == (True, "ModelProvided")
+    rolling = status.Rollout(complete=False, replicas=2, ready_replicas=0)
+    assert status.outcome(spec, None, None, chosen, rolling, fine).phase == "Deploying"
+    done = status.Rollout(complete=True, replicas=2, ready_replicas=2)
+    ready = status.outcome(spec, None, None, chosen, done, fine)
+    assert (ready.phase, ready.message) == ("Ready", "serving vcccccccccccc, 2/2 replicas ready")
+    stuck = status.Rollout(False, 2, 0, "pod s-1: CrashLoopBackOff: error: HTTP 404")
+    assert status.outcome(spec, None, None, chosen, stuck, fine).phase == "Failed"

@@ -74,12 +74,17 @@ def read_metadata(directory: Path) -> Metadata:
 
 
 def load_verified(directory: Path, metadata: Metadata, expected_sha256: str) -> Any:
-    """The unpickled model, after checking that the file's sha256 is `expected_sha256`. The
-    bytes hashed are the bytes unpickled: the file is read once, so a swap after the check
-    cannot slip in."""
-    path = directory / metadata.model_file
+    """The unpickled model, after checking that the file's sha256 is `expected_sha256`."""
+    return load_verified_file(directory, metadata.model_file, expected_sha256)
+
+
+def load_verified_file(directory: Path, model_file: str, expected_sha256: str) -> Any:
+    """The unpickled `directory/model_file`, after checking that its sha256 is
+    `expected_sha256`. The bytes hashed are the bytes unpickled: the file is read once, so a
+    swap after the check cannot slip in."""
+    path = directory / model_file
     if path.parent != directory:
-        raise ArtifactError(f"modelFile {metadata.model_file!r} must name a file in {directory}")
+        raise ArtifactError(f"model file {model_file!r} must name a file in {directory}")
     try:
         content = path.read_bytes()
     except OSError as exc:
@@ -95,6 +100,46 @@ def load_verified(directory: Path, metadata: Metadata, expected_sha256: str) -> 
     except Exception as exc:
         # Whatever the unpickler raises (a missing class, a truncated file, a library mismatch).
         raise ArtifactError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def describe(estimator: Any, name: str, version: str, model_file: str, sha256: str) -> Metadata:
+    """The metadata of a model that came without any (trained elsewhere, spec.model), read off
+    the fitted estimator or Pipeline: its input width and column names, and its classes."""
+    width = getattr(estimator, "n_features_in_", None)
+    if not isinstance(width, int):
+        raise ArtifactError(
+            f"{model_file} holds a {type(estimator).__name__}, which does not say how many "
+            "features it takes (no n_features_in_): serve a fitted scikit-learn estimator or "
+            "Pipeline"
+        )
+    names = getattr(estimator, "feature_names_in_", None)
+    features = (
+        tuple(str(feature) for feature in names)
+        if names is not None
+        else tuple(f"x{index}" for index in range(width))
+    )
+    classes = getattr(estimator, "classes_", None)
+    return Metadata(
+        name=name,
+        version=version,
+        task="regression" if classes is None else "classification",
+        estimator=_estimator_name(estimator),
+        # Whether a column takes strings is not recorded in a fitted model: numbers it is.
+        features=tuple(Feature(feature, "numeric") for feature in features),
+        classes=None if classes is None else tuple(str(label) for label in classes),
+        metrics={},
+        model_file=model_file,
+        sha256=sha256,
+    )
+
+
+def _estimator_name(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    if isinstance(steps, list) and steps:
+        # A Pipeline is named by what it ends in: Pipeline(StandardScaler, LogisticRegression).
+        inner = ", ".join(type(step).__name__ for _, step in steps)
+        return f"{type(estimator).__name__}({inner})"
+    return type(estimator).__name__
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], field: str) -> Any:

@@ -1,5 +1,6 @@
-"""`modelops-fetch`: downloads one version from S3-compatible object storage into a local
-directory, and checks the model file's digest before anything may load it.
+"""`modelops-fetch`: downloads one version from S3-compatible object storage, or one model
+file from a bucket or a URL (a model trained elsewhere, spec.model), into a local directory,
+and checks the model file's digest before anything may load it.
 
 The serving pod's init container runs it (the artifacts' own copy for each pod: any number of
 replicas on any nodes); the server then reads the directory as it reads one on a volume, and
@@ -18,8 +19,12 @@ import os
 import shutil
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -31,22 +36,60 @@ from .errors import ArtifactError
 
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+HTTP_TIMEOUT_SECONDS = 60
+CHUNK_BYTES = 1 << 20
+MAX_BYTES_ENV = "MODELOPS_FETCH_MAX_BYTES"
+DEFAULT_MAX_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class _SettingsHint:
+    """Which spec fields a failed download points the user to."""
+
+    field: str
+    missing: str
+
+
+STORAGE_HINT = _SettingsHint(
+    "spec.storage.s3",
+    "the version was removed from the bucket, or spec.storage.s3 names another bucket or "
+    "prefix than the one it was trained to",
+)
+MODEL_HINT = _SettingsHint("spec.model", "check spec.model.uri")
 
 log = logging.getLogger("modelops_server.fetch")
 
 
-def fetch(source: str, directory: Path, expected_sha256: str) -> None:
-    """The version at `source` (s3://bucket/key-prefix), into `directory`, whose model file has
-    `expected_sha256`. The directory appears whole or not at all."""
+def fetch(
+    source: str, directory: Path, expected_sha256: str, model_file: str | None = None
+) -> None:
+    """Into `directory`: the version at `source` (s3://bucket/key-prefix) whose model file has
+    `expected_sha256`; or, with `model_file`, the one model file at `source` (s3://bucket/key
+    or an http(s) URL: a model trained elsewhere), kept under that name. The directory appears
+    whole or not at all."""
     parts = urlsplit(source)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+    if model_file is None and (
+        parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/")
+    ):
         raise ArtifactError(f"{source!r} is not a version in object storage (s3://bucket/key)")
-    bucket, prefix = parts.netloc, parts.path.strip("/")
-    client = boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+    if model_file is not None and (
+        parts.scheme not in ("s3", "http", "https") or Path(model_file).name != model_file
+    ):
+        raise ArtifactError(
+            f"{source!r} is not a model file at s3://bucket/key or an http(s) URL, or "
+            f"{model_file!r} is not a file name"
+        )
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        _fetch_into(staging, client, bucket, prefix, source, expected_sha256)
+        if model_file is None:
+            _fetch_version(staging, parts.netloc, parts.path.strip("/"), source, expected_sha256)
+        else:
+            _fetch_file(source, staging / model_file)
+            _check_digest(
+                staging / model_file, source, expected_sha256, "the model spec.model.sha256 names"
+            )
+        staging.chmod(0o755)
         # A restarted pod keeps its volume: what an earlier run left is replaced.
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(staging, directory)
@@ -55,25 +98,78 @@ def fetch(source: str, directory: Path, expected_sha256: str) -> None:
     log.info("fetched %s into %s", source, directory)
 
 
-def _fetch_into(
-    staging: Path, client: object, bucket: str, prefix: str, source: str, expected_sha256: str
+def _fetch_version(
+    staging: Path, bucket: str, prefix: str, source: str, expected_sha256: str
 ) -> None:
-    _download(client, bucket, f"{prefix}/{METADATA_FILE}", staging / METADATA_FILE)
+    client = _s3_client()
+    _download(client, bucket, f"{prefix}/{METADATA_FILE}", staging / METADATA_FILE, STORAGE_HINT)
     metadata = read_metadata(staging)
     if Path(metadata.model_file).name != metadata.model_file:
         raise ArtifactError(f"modelFile {metadata.model_file!r} must name a file beside it")
     model = staging / metadata.model_file
-    _download(client, bucket, f"{prefix}/{metadata.model_file}", model)
+    _download(client, bucket, f"{prefix}/{metadata.model_file}", model, STORAGE_HINT)
+    _check_digest(
+        model, f"{source}/{metadata.model_file}", expected_sha256, "the model that was trained"
+    )
+
+
+def _fetch_file(source: str, path: Path) -> None:
+    parts = urlsplit(source)
+    if parts.scheme == "s3":
+        _download(_s3_client(), parts.netloc, parts.path.lstrip("/"), path, MODEL_HINT)
+        return
+    try:
+        with urllib.request.urlopen(source, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            _copy_bounded(response, path, source)
+    except urllib.error.HTTPError as exc:
+        raise ArtifactError(
+            f"cannot read {_shown(source)}: HTTP {exc.code} {exc.reason}; check spec.model.uri"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ArtifactError(
+            f"cannot read {_shown(source)}: {reason}; check spec.model.uri and that the server "
+            "is reachable from the pod"
+        ) from None
+
+
+def _copy_bounded(response: Any, path: Path, source: str) -> None:
+    limit = int(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_BYTES))
+    too_large = ArtifactError(
+        f"{_shown(source)} is larger than {limit} bytes, the fetch's limit ({MAX_BYTES_ENV})"
+    )
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    received = 0
+    with path.open("wb") as file:
+        while chunk := response.read(CHUNK_BYTES):
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            file.write(chunk)
+
+
+def _shown(source: str) -> str:
+    """A URL as it may be logged: without its query, which may carry a signature."""
+    parts = urlsplit(source)
+    return parts._replace(query="", fragment="").geturl()
+
+
+def _check_digest(model: Path, where: str, expected_sha256: str, expected_model: str) -> None:
     actual = _sha256(model)
     if actual != expected_sha256.lower():
         raise ArtifactError(
-            f"{source}/{metadata.model_file} has sha256 {actual}, expected {expected_sha256}: "
-            "the object is not the model that was trained, so it is not served"
+            f"{_shown(where)} has sha256 {actual}, expected {expected_sha256}: the object is "
+            f"not {expected_model}, so it is not served"
         )
-    staging.chmod(0o755)
 
 
-def _download(client: object, bucket: str, key: str, path: Path) -> None:
+def _s3_client() -> object:
+    return boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+
+
+def _download(client: object, bucket: str, key: str, path: Path, settings: _SettingsHint) -> None:
     where = f"s3://{bucket}/{key}"
     try:
         client.download_file(bucket, key, str(path))  # type: ignore[attr-defined]
@@ -81,22 +177,19 @@ def _download(client: object, bucket: str, key: str, path: Path) -> None:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         if code in ("404", "NoSuchKey", "NotFound"):
-            raise ArtifactError(
-                f"{where} does not exist: the version was removed from the bucket, or "
-                "spec.storage.s3 names another bucket or prefix than the one it was trained to"
-            ) from None
+            raise ArtifactError(f"{where} does not exist: {settings.missing}") from None
         raise ArtifactError(
             f"cannot read {where}: {code} {error.get('Message', '')}".rstrip()
-            + "; check spec.storage.s3 and its credentials Secret"
+            + f"; check {settings.field} and its credentials Secret"
         ) from None
     except botocore.exceptions.NoCredentialsError:
         raise ArtifactError(
             f"cannot read {where}: no S3 credentials; name a Secret with AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY in spec.storage.s3.credentialsSecret"
+            f"AWS_SECRET_ACCESS_KEY in {settings.field}.credentialsSecret"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise ArtifactError(
-            f"cannot read {where}: {exc}; check spec.storage.s3.endpoint (or the Secret's "
+            f"cannot read {where}: {exc}; check {settings.field}.endpoint (or the Secret's "
             "AWS_ENDPOINT_URL) and that the storage is reachable from the pod"
         ) from None
 
@@ -112,13 +205,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Download a model version from S3-compatible object storage and check "
         "its digest.",
     )
-    parser.add_argument("--from", dest="source", required=True, help="s3://bucket/key-prefix")
+    parser.add_argument(
+        "--from", dest="source", required=True, help="s3://bucket/key-prefix (see --file)"
+    )
     parser.add_argument("--to", type=Path, required=True, help="the version directory to make")
     parser.add_argument("--sha256", required=True, help="the model file's expected digest")
+    parser.add_argument(
+        "--file",
+        dest="model_file",
+        help="the source is this one model file (s3://bucket/key or an http(s) URL), not a "
+        "version directory; it is kept under this name",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        fetch(arguments.source, arguments.to, arguments.sha256)
+        fetch(arguments.source, arguments.to, arguments.sha256, arguments.model_file)
     except ArtifactError as exc:
         line = "error: " + " ".join(str(exc).split())
         print(line, file=sys.stderr, flush=True)

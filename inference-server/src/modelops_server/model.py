@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,46 @@ class Model:
 
     def _load(self) -> Loaded:
         settings = self._settings
+        if settings.model_file is not None:
+            metadata, estimator = self._load_provided(settings.model_file)
+        else:
+            metadata, estimator = self._load_artifact()
+        classification = metadata.task == "classification"
+        _check_fits(estimator, metadata)
+        features = Features(metadata.features, settings.max_batch_rows)
+        chosen = runtime.select(estimator, classification, settings.compile)
+        if chosen.reason:
+            log.warning(
+                "serving %s with scikit-learn, not compiled: %s", metadata.estimator, chosen.reason
+            )
+        log.info(
+            "loaded %s version %s (%s, sha256 %s) from %s; runtime %s",
+            self.name,
+            self.version,
+            metadata.estimator,
+            self.sha256,
+            settings.model_dir,
+            chosen.name,
+        )
+        return Loaded(metadata, features, chosen)
+
+    def _load_provided(self, model_file: str) -> tuple[Metadata, Any]:
+        """A model file without metadata: only a digest from outside vouches for it."""
+        settings = self._settings
+        if not settings.model_sha256:
+            raise ArtifactError(
+                f"{model_file} comes without metadata, so nothing but its expected digest can "
+                "vouch for it: set MODELOPS_MODEL_SHA256"
+            )
+        self.sha256 = settings.model_sha256.lower()
+        estimator = artifact.load_verified_file(settings.model_dir, model_file, self.sha256)
+        self.name = settings.model_name or Path(model_file).stem
+        self.version = settings.model_version or f"v{self.sha256[:12]}"
+        metadata = artifact.describe(estimator, self.name, self.version, model_file, self.sha256)
+        return metadata, estimator
+
+    def _load_artifact(self) -> tuple[Metadata, Any]:
+        settings = self._settings
         directory = settings.model_dir
         metadata = artifact.read_metadata(directory)
         self.name = settings.model_name or metadata.name
@@ -83,25 +124,7 @@ class Model:
                 directory,
             )
         self.sha256 = (settings.model_sha256 or metadata.sha256).lower()
-        estimator = artifact.load_verified(directory, metadata, self.sha256)
-        classification = metadata.task == "classification"
-        _check_fits(estimator, metadata)
-        features = Features(metadata.features, settings.max_batch_rows)
-        chosen = runtime.select(estimator, classification, settings.compile)
-        if chosen.reason:
-            log.warning(
-                "serving %s with scikit-learn, not compiled: %s", metadata.estimator, chosen.reason
-            )
-        log.info(
-            "loaded %s version %s (%s, sha256 %s) from %s; runtime %s",
-            self.name,
-            self.version,
-            metadata.estimator,
-            self.sha256,
-            directory,
-            chosen.name,
-        )
-        return Loaded(metadata, features, chosen)
+        return metadata, artifact.load_verified(directory, metadata, self.sha256)
 
 
 def _check_fits(estimator: Any, metadata: Metadata) -> None:

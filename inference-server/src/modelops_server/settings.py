@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_version: str | None = None
     # The digest model.joblib must have; metadata.json's when unset (a local run).
     model_sha256: str | None = None
+    # A model file in model_dir that came without a metadata.json (trained elsewhere): its
+    # features and classes are read off the estimator, and model_sha256 is required.
+    model_file: str | None = None
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     max_batch_rows: int = Field(default=10_000, ge=1)

@@ -57,6 +57,7 @@ REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
 LOWER_IS_BETTER = ("rmse", "mae")
 
 Phase = Literal["Pending", "Training", "Deploying", "Ready", "Failed"]
+ModelOrigin = Literal["Trained", "Provided"]
 
 # The Kubernetes quantity grammar (resource.Quantity's, as controller-gen writes it): "512Mi"
 # passes, "512mi" does not, at admission and here alike.
@@ -71,7 +72,42 @@ NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # leading or trailing '/' and without empty segments.
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 S3_PREFIX_PATTERN = r"^[^/]+(/[^/]+)*$"
+# A model file: an object in a bucket (a key, not a prefix), or a URL.
+MODEL_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/]+(/[^/]+)*|https?://[^/]+/.+)$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_NAME_LENGTH = 40
+
+
+MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_field(value: str, names: tuple[str, ...] = ()) -> str:
+    """One field of a cron expression: items (*, a value or a range, each with an optional
+    /step) separated by commas."""
+    single = "|".join((value, *names, *(name.upper() for name in names)))
+    item = rf"(\*|({single})(-({single}))?)(/[1-9][0-9]*)?"
+    return rf"{item}(,{item})*"
+
+
+# Five fields (minute hour day-of-month month day-of-week) with their ranges, or a macro: what
+# a CronJob takes, checked by the same pattern at admission and in the operator.
+CRON_PATTERN = (
+    r"^(@(yearly|annually|monthly|weekly|daily|hourly)|"
+    + " ".join(
+        (
+            _cron_field(r"[0-5]?[0-9]"),
+            _cron_field(r"[01]?[0-9]|2[0-3]"),
+            _cron_field(r"0?[1-9]|[12][0-9]|3[01]"),
+            _cron_field(
+                r"0?[1-9]|1[0-2]",
+                MONTH_NAMES,
+            ),
+            _cron_field(r"[0-7]", WEEKDAY_NAMES),
+        )
+    )
+    + r")$"
+)
 HISTORY_LIMIT = 10
 
 
@@ -117,8 +153,8 @@ class ApiModel(BaseModel):
                 raise ValueError(rule.message)
         return self
 
-    def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+    def to_wire(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json", exclude=exclude)
 
 
 Quantity = Annotated[
@@ -256,6 +292,14 @@ class TrainingSpec(ApiModel):
     active_deadline_seconds: int = Field(
         default=1800, ge=1, description="Training is stopped and failed after this long."
     )
+    schedule: Annotated[str, Field(pattern=CRON_PATTERN)] | None = Field(
+        default=None,
+        description="Train again on this schedule, in UTC: five cron fields (minute hour "
+        "day-of-month month day-of-week, e.g. '0 3 * * mon-fri') or @hourly, @daily, @weekly, "
+        "@monthly, @yearly. New data at the same source gives a new version, which the quality "
+        "gate judges; the same data gives the same version again. A run due while one is "
+        "running waits for it; of the runs missed while the operator was away, the latest runs.",
+    )
 
 
 class Autoscaling(ApiModel):
@@ -297,15 +341,9 @@ class ServingSpec(ApiModel):
     )
 
 
-class S3Storage(ApiModel):
-    bucket: Annotated[str, Field(pattern=S3_BUCKET_PATTERN)] = Field(
-        description="The bucket the artifacts go to (it must exist)."
-    )
-    prefix: Annotated[str, Field(pattern=S3_PREFIX_PATTERN)] | None = Field(
-        default=None,
-        description="A key prefix inside the bucket, without leading or trailing '/'; each "
-        "version goes under <prefix>/<namespace>/<name>/<version>/.",
-    )
+class S3Access(ApiModel):
+    """How the pods reach S3-compatible object storage: the standard AWS client settings."""
+
     endpoint: Annotated[str, Field(pattern=r"^https?://")] | None = Field(
         default=None,
         description="The S3 endpoint URL, for storage other than AWS S3 (MinIO, Ceph, "
@@ -319,15 +357,56 @@ class S3Storage(ApiModel):
         default=None,
         min_length=1,
         description="A Secret in the model's namespace whose keys become environment "
-        "variables of the training and serving pods: AWS_ACCESS_KEY_ID and "
+        "variables of the pods that read or write the bucket: AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL when "
         "present). Without it the pods use the node's credentials (an instance profile).",
+    )
+
+
+class S3Storage(S3Access):
+    bucket: Annotated[str, Field(pattern=S3_BUCKET_PATTERN)] = Field(
+        description="The bucket the artifacts go to (it must exist)."
+    )
+    prefix: Annotated[str, Field(pattern=S3_PREFIX_PATTERN)] | None = Field(
+        default=None,
+        description="A key prefix inside the bucket, without leading or trailing '/'; each "
+        "version goes under <prefix>/<namespace>/<name>/<version>/.",
     )
 
     @property
     def root_uri(self) -> str:
         """s3://<bucket>/<prefix>: each model's versions go under <namespace>/<name>/ there."""
         return f"s3://{self.bucket}/{self.prefix or ''}".rstrip("/")
+
+
+class ModelSource(S3Access):
+    """A model trained elsewhere, served as it is: no training Job."""
+
+    rules = (
+        Rule(
+            cel="self.uri.startsWith('s3://') || "
+            "!(has(self.endpoint) || has(self.region) || has(self.credentialsSecret))",
+            message="model: endpoint, region and credentialsSecret are for an s3:// uri; drop "
+            "them for an http(s) uri",
+            check=lambda source: (
+                source.uri.startswith("s3://")
+                or (
+                    source.endpoint is None
+                    and source.region is None
+                    and source.credentials_secret is None
+                )
+            ),
+        ),
+    )
+    uri: Annotated[str, Field(pattern=MODEL_URI_PATTERN)] = Field(
+        description="The model file: s3://<bucket>/<key> (with the settings beside it) or an "
+        "http(s) URL. A scikit-learn estimator or Pipeline saved with joblib or pickle; its "
+        "features and classes are read from the estimator itself."
+    )
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] = Field(
+        description="The file's sha256, in hex as sha256sum prints it. Every serving pod "
+        "checks the file it fetched against it, and loads nothing else: unpickling runs code."
+    )
 
 
 class StorageSpec(ApiModel):
@@ -396,9 +475,29 @@ class MonitoringSpec(ApiModel):
 
 
 class ModelDeploymentSpec(ApiModel):
-    """Desired state: how to train the model and how to serve and watch it."""
+    """Desired state: how to train the model (or where to find one) and how to serve and watch
+    it."""
 
-    training: TrainingSpec = Field(description="How the model is trained.")
+    rules = (
+        Rule(
+            cel="has(self.training) != has(self.model)",
+            message="spec needs exactly one of training (train the model in a Job) or model "
+            "(serve a model file you already have)",
+            check=lambda spec: (spec.training is None) != (spec.model is None),
+        ),
+        Rule(
+            cel="!(has(self.model) && has(self.storage))",
+            message="storage is where trained versions are kept; a spec.model is fetched from "
+            "its uri by each serving pod: drop storage",
+            check=lambda spec: spec.model is None or "storage" not in spec.model_fields_set,
+        ),
+    )
+    training: TrainingSpec | None = Field(default=None, description="How the model is trained.")
+    model: ModelSource | None = Field(
+        default=None,
+        description="Serve a model file you already have instead of training one: each serving "
+        "pod downloads it and checks its sha256 before loading it.",
+    )
     serving: ServingSpec = Field(default_factory=ServingSpec, description="How it is served.")
     storage: StorageSpec = Field(
         default_factory=StorageSpec, description="Where model artifacts are kept."
@@ -431,12 +530,17 @@ class ModelRecord(StatusModel):
     # Required and well-formed: the server unpickles only a file with this digest, and would
     # fall back to the artifact's own (unverifiable) claim without one.
     sha256: str = Field(
-        pattern=r"^[0-9a-f]{64}$",
+        pattern=SHA256_PATTERN,
         description="Digest of the model file (sha256, hex), verified by the server.",
     )
     artifact_path: str = Field(
-        description="Where the version is: its directory on the artifact volume, or its "
-        "s3:// prefix in object storage."
+        description="Where the version is: its directory on the artifact volume, its s3:// "
+        "prefix in object storage, or the model file spec.model named."
+    )
+    origin: ModelOrigin = Field(
+        default="Trained",
+        description="Trained: a version directory a training Job made (docs/artifact-contract"
+        ".md). Provided: the model file of spec.model, served without metadata.",
     )
     metrics: dict[str, float] = Field(default_factory=dict, description="Held-out metrics.")
     score: str | None = Field(default=None, description="The gating metric, e.g. accuracy=0.967.")
@@ -455,6 +559,11 @@ class TrainingStatus(StatusModel):
         description="The trainer's own words on failure, or why its pod cannot run.",
     )
     result: ModelRecord | None = Field(default=None, description="The trained model.")
+    scheduled_for: Timestamp | None = Field(
+        default=None,
+        description="The time of training.schedule this run is for; unset for a run the spec "
+        "or the retrain annotation started.",
+    )
 
 
 class ModelDeploymentStatus(StatusModel):
@@ -475,6 +584,9 @@ class ModelDeploymentStatus(StatusModel):
         description="Promoted models, newest first; serving.modelVersion may pin any of them.",
     )
     training: TrainingStatus | None = Field(default=None, description="The latest training run.")
+    next_training_at: Timestamp | None = Field(
+        default=None, description="When training.schedule trains again."
+    )
     replicas: int | None = Field(default=None, description="Serving replicas wanted.")
     ready_replicas: int | None = Field(default=None, description="Serving replicas ready.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the model's API.")

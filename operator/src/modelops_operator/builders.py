@@ -27,11 +27,17 @@ def digest(value: Any, length: int = 10) -> str:
 
 
 def training_hash(training: api.TrainingSpec, retrain_token: str = "") -> str:
-    """What names the training Job. The quality gate is left out: changing only the threshold
-    re-judges the model already trained instead of training it again. The retrain token
+    """What names the training Job. The quality gate and the schedule are left out: changing
+    only the threshold re-judges the model already trained instead of training it again. The retrain token
     (ANNOTATION_RETRAIN) counts only when set, so models never annotated keep their Jobs."""
     retrain = {"retrain": retrain_token} if retrain_token else {}
-    return digest(training.to_wire() | {"qualityGate": None} | retrain)
+    return digest(trainer_spec(training) | {"qualityGate": None} | retrain)
+
+
+def trainer_spec(training: api.TrainingSpec) -> dict[str, Any]:
+    """What the trainer is given: the training spec but for when it runs, which is the
+    operator's business (and names no version)."""
+    return training.to_wire(exclude={"schedule"})
 
 
 def labels(name: str, component: str) -> dict[str, str]:
@@ -62,7 +68,7 @@ def object_storage(storage: api.StorageSpec, settings: Settings) -> api.S3Storag
 
 
 def _s3_client_environment(
-    s3: api.S3Storage | None,
+    s3: api.S3Access | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A container's env and envFrom for the standard AWS client configuration of `s3`."""
     if s3 is None:
@@ -183,6 +189,7 @@ def build_training_job(
     """The training Job. The trainer removes the model's other versions from the volume,
     keeping `keep_versions` (the history when the run starts) and what it trains."""
     training = spec.training
+    assert training is not None, "a model that spec.model provides has no training Job"
     job_labels = labels(name, "training") | {
         constants.LABEL_TRAINING_HASH: training_hash(training, retrain_token)
     }
@@ -196,7 +203,7 @@ def build_training_job(
         "args": ["--output-root", constants.ARTIFACT_MOUNT_PATH, "--name", name]
         + (["--upload-root", s3.root_uri] if s3 is not None else []),
         "env": [
-            {"name": "MODELOPS_TRAINING_SPEC", "value": json.dumps(training.to_wire())},
+            {"name": "MODELOPS_TRAINING_SPEC", "value": json.dumps(trainer_spec(training))},
             {"name": "MODELOPS_NAMESPACE", "value": namespace},
             {"name": "MODELOPS_KEEP_VERSIONS", "value": ",".join(keep_versions or [])},
             *s3_env,
@@ -252,11 +259,14 @@ def build_server_deployment(
     image = serving.image or settings.server_image
     # Where the version itself was kept decides, not the spec now: a rollback to a version
     # trained onto the claim still reads it from there.
-    in_object_storage = model.artifact_path.startswith("s3://")
+    fetched = model.origin == "Provided" or model.artifact_path.startswith("s3://")
     model_dir = (
-        f"{constants.ARTIFACT_MOUNT_PATH}/{model.version}"
-        if in_object_storage
-        else model.artifact_path
+        f"{constants.ARTIFACT_MOUNT_PATH}/{model.version}" if fetched else model.artifact_path
+    )
+    provided_file = (
+        [{"name": "MODELOPS_MODEL_FILE", "value": constants.PROVIDED_MODEL_FILE}]
+        if model.origin == "Provided"
+        else []
     )
     container = {
         "name": "server",
@@ -269,6 +279,7 @@ def build_server_deployment(
             {"name": "MODELOPS_MODEL_VERSION", "value": model.version},
             {"name": "MODELOPS_MODEL_SHA256", "value": model.sha256},
             {"name": "MODELOPS_PORT", "value": str(constants.SERVER_PORT)},
+            *provided_file,
         ],
         "resources": _resources(serving.resources),
         "securityContext": _restricted_security_context(),
@@ -293,8 +304,8 @@ def build_server_deployment(
                     constants.ANNOTATION_MODEL_SHA256: model.sha256,
                 },
             },
-            "spec": _serving_pod_spec(container, name, spec, model, settings, model_dir)
-            if in_object_storage
+            "spec": _fetching_pod_spec(container, spec, model, settings, model_dir)
+            if fetched
             else _pod_spec(container, claim_name(name, spec.storage), read_only=True),
         },
     }
@@ -315,24 +326,28 @@ def build_server_deployment(
     )
 
 
-def _serving_pod_spec(
+def _fetching_pod_spec(
     server: dict[str, Any],
-    name: str,
     spec: api.ModelDeploymentSpec,
     model: api.ModelRecord,
     settings: Settings,
     model_dir: str,
 ) -> dict[str, Any]:
-    """A serving pod whose version is in object storage: an init container of the server's
-    image downloads it into the pod's own volume and checks its digest, then the server
-    loads it from there (and checks the digest again, of the bytes it unpickles)."""
-    s3_env, s3_env_from = _s3_client_environment(object_storage(spec.storage, settings))
+    """A serving pod whose version is in object storage or at a URL: an init container of the
+    server's image downloads it into the pod's own volume and checks its digest, then the
+    server loads it from there (and checks the digest again, of the bytes it unpickles)."""
+    provided = model.origin == "Provided"
+    access: api.S3Access | None = spec.model if provided else object_storage(spec.storage, settings)
+    s3_env, s3_env_from = _s3_client_environment(
+        access if model.artifact_path.startswith("s3://") else None
+    )
     fetch = {
         "name": "fetch-model",
         "image": server["image"],
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["modelops-fetch"],
-        "args": ["--from", model.artifact_path, "--to", model_dir, "--sha256", model.sha256],
+        "args": ["--from", model.artifact_path, "--to", model_dir, "--sha256", model.sha256]
+        + (["--file", constants.PROVIDED_MODEL_FILE] if provided else []),
         "env": s3_env,
         "resources": server["resources"],
         **_writer_and_reporter(),

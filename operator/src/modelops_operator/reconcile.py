@@ -5,6 +5,7 @@ Deployment, the resync timer) ends up here, so the order of events does not matt
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import threading
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import kopf
 import kubernetes
 import pydantic
 
-from modelops_operator import api, builders, constants, registration, status
+from modelops_operator import api, builders, constants, registration, schedule, status
 from modelops_operator.children import WatchedChildren
 from modelops_operator.kube import Kube, is_transient, refusal_message
 from modelops_operator.monitoring import grafana, prometheus
@@ -276,10 +277,19 @@ def _reconcile(
         )
         return _blocked(body, "InvalidSpec", f"invalid spec: {problems}")
     previous = _previous_status(body)
+    try:
+        run = _scheduled_run(spec, body, previous.training)
+    except ValueError as error:
+        return _blocked(body, "InvalidSpec", str(error))
     reported_monitoring = status.reported_monitoring(previous.conditions, generation)
     workload_only = workload_only and reported_monitoring is not None
 
-    claim = builders.build_claim(name, namespace, spec.storage, settings)
+    # A provided model is fetched by each serving pod: it needs no volume of its own.
+    claim = (
+        builders.build_claim(name, namespace, spec.storage, settings)
+        if spec.training is not None
+        else None
+    )
     if claim is not None and not workload_only:
         # Applied, not only created: a larger storage.size resizes the claim, and what the
         # apiserver refuses (a class that cannot expand, a shrink) reaches status in its words.
@@ -290,21 +300,7 @@ def _reconcile(
             ),
         )
 
-    training = _observe_training(world, settings, body, spec, previous)
-    history = previous.history
-    verdict = None
-    if training.state == "Succeeded" and training.result is not None:
-        verdict = status.judge(training.result, spec.training.quality_gate)
-        if verdict.promoted:
-            history = status.promote(
-                history,
-                training.result.model_copy(
-                    update={"score": verdict.score, "job_name": training.job_name}
-                ),
-            )
-    if training.state != "Running" and training != previous.training:
-        _remove_stale_jobs(world, body, training.job_name, history)
-
+    training, verdict, history = _versions(world, settings, body, spec, previous, run)
     chosen = status.serving_target(history, spec.serving.model_version)
     target = chosen.model
     rollout = None
@@ -333,10 +329,59 @@ def _reconcile(
         model=target,
         history=history,
         training=training,
+        next_training_at=run.next,
         replicas=rollout.replicas if rollout else None,
         ready_replicas=rollout.ready_replicas if rollout else None,
         endpoint=builders.endpoint(name, namespace, settings) if target else None,
     )
+
+
+def _scheduled_run(
+    spec: api.ModelDeploymentSpec, body: dict[str, Any], previous: api.TrainingStatus | None
+) -> schedule.ScheduledRun:
+    if spec.training is None or spec.training.schedule is None:
+        return schedule.ScheduledRun()
+    return schedule.scheduled_run(
+        spec.training.schedule,
+        body["metadata"]["creationTimestamp"],
+        datetime.datetime.now(datetime.UTC),
+        running_for=previous.scheduled_for if previous else None,
+        running=previous is not None and previous.state == "Running",
+    )
+
+
+def _versions(
+    world: World,
+    settings: Settings,
+    body: dict[str, Any],
+    spec: api.ModelDeploymentSpec,
+    previous: api.ModelDeploymentStatus,
+    run: schedule.ScheduledRun,
+) -> tuple[api.TrainingStatus | None, status.Verdict | None, list[api.ModelRecord]]:
+    """The latest training run and its verdict (None for a spec.model), and the history of
+    servable versions with what they brought."""
+    if spec.training is None:
+        assert spec.model is not None, "the spec has exactly one of training and model"
+        history = status.promote(previous.history, status.provided_record(spec.model))
+        if previous.training is not None:
+            # Training gave way to a provided model: its Jobs go, but for those in history.
+            _remove_stale_jobs(world, body, "", history)
+        return None, None, history
+    training = _observe_training(world, settings, body, spec, spec.training, previous, run)
+    history = previous.history
+    verdict = None
+    if training.state == "Succeeded" and training.result is not None:
+        verdict = status.judge(training.result, spec.training.quality_gate)
+        if verdict.promoted:
+            history = status.promote(
+                history,
+                training.result.model_copy(
+                    update={"score": verdict.score, "job_name": training.job_name}
+                ),
+            )
+    if training.state != "Running" and training != previous.training:
+        _remove_stale_jobs(world, body, training.job_name, history)
+    return training, verdict, history
 
 
 def _observe_training(
@@ -344,15 +389,17 @@ def _observe_training(
     settings: Settings,
     body: dict[str, Any],
     spec: api.ModelDeploymentSpec,
+    training_spec: api.TrainingSpec,
     previous_status: api.ModelDeploymentStatus,
+    run: schedule.ScheduledRun,
 ) -> api.TrainingStatus:
     previous = previous_status.training
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    retrain_token = (body["metadata"].get("annotations") or {}).get(
-        constants.ANNOTATION_RETRAIN, ""
+    retrain_token = run.retrain_token(
+        (body["metadata"].get("annotations") or {}).get(constants.ANNOTATION_RETRAIN, "")
     )
-    job_name = builders.training_job_name(name, spec.training, retrain_token)
-    spec_hash = builders.training_hash(spec.training, retrain_token)
+    job_name = builders.training_job_name(name, training_spec, retrain_token)
+    spec_hash = builders.training_hash(training_spec, retrain_token)
     if (
         previous is not None
         and previous.spec_hash == spec_hash
@@ -380,16 +427,17 @@ def _observe_training(
         )
         _ours(job, body)
         if created:
-            _post(body, False, "TrainingStarted", f"training Job {job_name} created")
+            reason = f"for the schedule's {run.slot}" if run.slot else "created"
+            _post(body, False, "TrainingStarted", f"training Job {job_name} {reason}")
             # Its pods come later, and with them an event of the Job's.
-            return status.training_status(job, [], spec_hash)
+            return status.training_status(job, [], spec_hash, run.slot)
     if status.job_finished(job):
         # The outcome is read once and kept in status: from the apiserver, since the
         # watches may not have delivered the pod's termination message yet.
         pods = world.kube.list("v1", "Pod", namespace, f"job-name={job_name}")
     else:
         pods = world.watched.list("v1", "Pod", namespace, name, {"job-name": job_name})
-    return status.training_status(job, pods, spec_hash)
+    return status.training_status(job, pods, spec_hash, run.slot)
 
 
 def _ensure_serving(

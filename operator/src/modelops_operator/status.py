@@ -11,14 +11,14 @@ from typing import Any, Literal
 
 import pydantic
 
-from modelops_operator import api, constants
+from modelops_operator import api, constants, schedule
 
 # The training summary's own keys (docs/artifact-contract.md) that a ModelRecord keeps.
 _SUMMARY_KEYS = ("version", "sha256", "artifactPath", "metrics", "trainedAt")
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return schedule.timestamp(datetime.datetime.now(datetime.UTC))
 
 
 def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -126,6 +126,16 @@ def job_finished(job: dict[str, Any]) -> bool:
 
 
 def training_status(
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    spec_hash: str,
+    scheduled_for: str | None = None,
+) -> api.TrainingStatus:
+    run = _training_status(job, pods, spec_hash)
+    return run.model_copy(update={"scheduled_for": scheduled_for}) if scheduled_for else run
+
+
+def _training_status(
     job: dict[str, Any], pods: list[dict[str, Any]], spec_hash: str
 ) -> api.TrainingStatus:
     name = job["metadata"]["name"]
@@ -173,6 +183,17 @@ def judge(model: api.ModelRecord, gate: api.QualityGate | None) -> Verdict:
     relation = ("<=" if passed else ">") if lower_is_better else (">=" if passed else "<")
     verdict = "promoted" if passed else "not promoted"
     return Verdict(passed, score, f"{model.version} {verdict}: {score} {relation} {gate.threshold}")
+
+
+def provided_record(source: api.ModelSource) -> api.ModelRecord:
+    """The version that spec.model names. A model is its bytes: its version comes from its
+    digest, so the same file at another address is the same version."""
+    return api.ModelRecord(
+        version=f"v{source.sha256[:12]}",
+        sha256=source.sha256,
+        artifact_path=source.uri,
+        origin="Provided",
+    )
 
 
 def promote(history: list[api.ModelRecord], model: api.ModelRecord) -> list[api.ModelRecord]:
@@ -318,8 +339,10 @@ class Outcome:
 
 
 def trained_condition(
-    training: api.TrainingStatus, verdict: Verdict | None
+    training: api.TrainingStatus | None, verdict: Verdict | None
 ) -> tuple[bool, str, str]:
+    if training is None:
+        return True, "ModelProvided", "spec.model provides the model: there is nothing to train"
     if training.state == "Running" and training.message:
         return False, "TrainingStuck", f"training Job {training.job_name}: {training.message}"
     if training.state == "Running":
@@ -350,7 +373,7 @@ def deployed_condition(chosen: Target, rollout: Rollout | None) -> tuple[bool, s
 
 def outcome(
     spec: api.ModelDeploymentSpec,
-    training: api.TrainingStatus,
+    training: api.TrainingStatus | None,
     verdict: Verdict | None,
     chosen: Target,
     rollout: Rollout | None,
@@ -399,7 +422,7 @@ def conditions(
 
 def _lifecycle_outcome(
     spec: api.ModelDeploymentSpec,
-    training: api.TrainingStatus,
+    training: api.TrainingStatus | None,
     verdict: Verdict | None,
     chosen: Target,
     rollout: Rollout | None,
@@ -408,7 +431,7 @@ def _lifecycle_outcome(
     serving_note = f"; {target.version} keeps serving" if target is not None else ""
     if chosen.reason == "VersionNotFound":
         return Outcome("Failed", chosen.reason, chosen.message)
-    if training.state == "Failed":
+    if training is not None and training.state == "Failed":
         return Outcome(
             "Failed",
             "TrainingFailed",
@@ -416,7 +439,7 @@ def _lifecycle_outcome(
         )
     if verdict is not None and not verdict.promoted and spec.serving.model_version is None:
         return Outcome("Failed", "BelowThreshold", verdict.explanation + serving_note)
-    if training.state == "Running" and spec.serving.model_version is None:
+    if training is not None and training.state == "Running" and spec.serving.model_version is None:
         if training.message:
             # A pod that cannot run would otherwise show "Training" until the Job's deadline.
             return Outcome(
