@@ -12,7 +12,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
-from modelops_envtest import kind, object_storage, prometheus_tools
+from modelops_envtest import kind, mlflow_server, object_storage, prometheus_tools
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.operator import OperatorProcess, install_prerequisites
 
@@ -68,6 +68,14 @@ def s3_server() -> Iterator[object_storage.ObjectStorage]:
     """A real S3-compatible server (versitygw) on loopback, for the whole session."""
     with object_storage.running() as storage:
         yield storage
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking() -> Iterator[str]:
+    """A real MLflow tracking server (SQLite backend, serving its artifacts) on loopback, for
+    the whole session: its URL."""
+    with mlflow_server.running() as url:
+        yield url
 
 
 @pytest.fixture

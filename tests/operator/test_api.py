@@ -171,6 +171,18 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
     ("an upper-case digest", {"model": PROVIDED_MODEL | {"sha256": "A" * 64}}, None),
     ("a bucket prefix as a model", {"model": PROVIDED_MODEL | {"uri": "s3://models/iris/"}}, None),
     ("a model over ftp", {"model": PROVIDED_MODEL | {"uri": "ftp://example.org/m.joblib"}}, None),
+    ("an MLflow alias", {"model": {"uri": "models:/churn@champion", "sha256": "a" * 64}}, None),
+    ("an MLflow stage", {"model": {"uri": "models:/churn/Production", "sha256": "a" * 64}}, None),
+    (
+        "s3 settings for an MLflow model",
+        {"model": PROVIDED_MODEL | {"uri": "models:/churn/3"}},
+        api.ModelSource.rules[0].message,
+    ),
+    (
+        "an MLflow server without a scheme",
+        with_change("mlflow", {"trackingUri": "mlflow:5000"}),
+        None,
+    ),
     ("a cron minute of 75", with_change("training.schedule", "75 * * * *"), None),
     ("four cron fields", with_change("training.schedule", "0 3 * *"), None),
     ("a step of 0", with_change("training.schedule", "*/0 * * * *"), None),
@@ -226,6 +238,19 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     ("a provided model in a bucket", {"model": PROVIDED_MODEL}),
+    (
+        "a model version in MLflow",
+        {
+            "model": {"uri": "models:/team-a.churn/12", "sha256": "a" * 64},
+            "mlflow": {"trackingUri": "http://mlflow.mlflow:5000"},
+        },
+    ),
+    (
+        "tracked in MLflow",
+        with_change(
+            "mlflow", {"trackingUri": "https://mlflow.example.org", "credentialsSecret": "mlflow"}
+        ),
+    ),
     ("nightly on weekdays", with_change("training.schedule", "30 2 * * MON-FRI")),
     ("every quarter hour in May", with_change("training.schedule", "*/15 8-18 1,15 may *")),
     ("daily", with_change("training.schedule", "@daily")),

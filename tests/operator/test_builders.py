@@ -317,3 +317,36 @@ def test_the_same_file_at_another_address_is_the_same_version() -> None:
         {"uri": "https://example.org/iris.joblib", "sha256": PROVIDED["sha256"]}
     )
     assert status.provided_record(here).version == status.provided_record(there).version
+
+
+MLFLOW = {"trackingUri": "http://mlflow.mlflow:5000", "credentialsSecret": "mlflow-token"}
+
+
+def test_training_is_logged_to_the_models_mlflow_server_else_the_operators() -> None:
+    own = spec_of("iris", mlflow=MLFLOW, storage={"s3": S3})
+    trainer = container(builders.build_training_job("iris", "ns", own, SETTINGS))
+    assert {"name": "MLFLOW_TRACKING_URI", "value": MLFLOW["trackingUri"]} in trainer["env"]
+    assert trainer["envFrom"] == [
+        {"secretRef": {"name": "s3-credentials"}},
+        {"secretRef": {"name": "mlflow-token"}},
+    ]
+    default = api.MlflowSpec.model_validate({"trackingUri": "http://fleet-mlflow:5000"})
+    settings = SETTINGS.model_copy(update={"mlflow": default})
+    trainer = container(builders.build_training_job("iris", "ns", spec_of("iris"), settings))
+    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://fleet-mlflow:5000"} in trainer["env"]
+    untracked = container(builders.build_training_job("iris", "ns", spec_of("iris"), SETTINGS))
+    assert not any(variable["name"].startswith("MLFLOW") for variable in untracked["env"])
+
+
+def test_a_model_in_an_mlflow_registry_is_fetched_through_its_server() -> None:
+    spec = api.ModelDeploymentSpec.model_validate(
+        {"model": {"uri": "models:/team-a.churn/3", "sha256": "e" * 64}, "mlflow": MLFLOW}
+    )
+    assert spec.model is not None and spec.model.in_mlflow
+    deployment = builders.build_server_deployment(
+        "churn", "ns", spec, status.provided_record(spec.model), SETTINGS
+    )
+    (fetch,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["args"][:2] == ["--from", "models:/team-a.churn/3"]
+    assert fetch["env"] == [{"name": "MLFLOW_TRACKING_URI", "value": MLFLOW["trackingUri"]}]
+    assert fetch["envFrom"] == [{"secretRef": {"name": "mlflow-token"}}]

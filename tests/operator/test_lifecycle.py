@@ -511,3 +511,16 @@ def test_a_scheduled_retrain_promotes_the_version_new_data_makes(
     ]
     assert status["model"]["score"].startswith("accuracy=")
     assert status["nextTrainingAt"] > status["training"]["scheduledFor"]
+
+
+def test_a_model_in_mlflow_without_a_server_named_fails_in_words(models: Models) -> None:
+    manifest = provided_manifest("registered")
+    manifest["spec"]["model"] = {"uri": "models:/team-a.churn/3", "sha256": "e" * 64}
+    models.apply(manifest)
+    status = models.wait_for_phase("registered", "Failed")
+    assert "no MLflow server is named: set spec.mlflow.trackingUri" in status["message"]
+    assert models.condition("registered", "Ready")["reason"] == "InvalidSpec"
+    # Named, it goes on to serve it.
+    manifest["spec"]["mlflow"] = {"trackingUri": "http://mlflow.mlflow:5000"}
+    models.apply(manifest)
+    models.wait_for_phase("registered", "Deploying")

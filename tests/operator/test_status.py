@@ -300,3 +300,23 @@ def test_a_provided_model_has_nothing_to_train_and_is_ready_once_rolled_out() ->
     assert (ready.phase, ready.message) == ("Ready", "serving vcccccccccccc, 2/2 replicas ready")
     stuck = status.Rollout(False, 2, 0, "pod s-1: CrashLoopBackOff: error: HTTP 404")
     assert status.outcome(spec, None, None, chosen, stuck, fine).phase == "Failed"
+
+
+def test_the_trainers_mlflow_run_reaches_the_record() -> None:
+    logged = {
+        "runId": "5f6b6ca4",
+        "runUrl": "http://mlflow:5000/#/experiments/1/runs/5f6b6ca4",
+        "modelUri": "models:/ns.iris/2",
+        "modelUrl": "http://mlflow:5000/#/models/ns.iris/versions/2",
+    }
+    summary = {
+        "version": "v0123456789ab",
+        "sha256": "f" * 64,
+        "artifactPath": "s3://models/ns/iris/v0123456789ab",
+        "metrics": {"accuracy": 0.95},
+        "trainedAt": "2026-12-04T10:00:00Z",
+        "mlflow": logged,
+    }
+    record = status.parse_summary(json.dumps(summary))
+    assert record.mlflow is not None and record.mlflow.to_wire() == logged
+    assert status.parse_summary(json.dumps(summary | {"mlflow": None})).mlflow is None

@@ -1,6 +1,6 @@
 """A model trained elsewhere (spec.model): one joblib or pickle file with no metadata, fetched
-from a real S3-compatible server or over HTTP, checked against the digest it was pinned to, and
-served with its features and classes read off the estimator."""
+from a real S3-compatible server, over HTTP or from a real MLflow registry, checked against the
+digest it was pinned to, and served with its features and classes read off the estimator."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import hashlib
 import http.server
 import pickle
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import joblib
+import mlflow
 import numpy as np
 import pytest
 from conftest import build_app
@@ -204,3 +206,66 @@ def test_a_file_that_holds_no_fitted_estimator_is_not_served(tmp_path: Path) -> 
     _, dataplane = build_app(Settings(model_dir=tmp_path, model_file=FILE, model_sha256=sha256))
     assert not dataplane.model.ready
     assert "does not say how many features it takes" in dataplane.model.problem
+
+
+@pytest.fixture
+def registered(
+    mlflow_tracking: str, iris_pipeline: tuple[Path, str, Any], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """The iris pipeline logged and registered by a user's own MLflow code, as a data scientist
+    would: (its models:/ URI, the sha256 of the file its MLmodel names)."""
+    _, _, pipeline = iris_pipeline
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(mlflow_tracking)
+    name = f"iris-{uuid.uuid4().hex[:6]}"
+    with mlflow.start_run():
+        logged = mlflow.sklearn.log_model(
+            pipeline, name="model", registered_model_name=name, pip_requirements=["scikit-learn"]
+        )
+    uri = f"models:/{name}/{logged.registered_model_version}"
+    # What a user runs to pin it: mlflow artifacts download -u models:/... && sha256sum.
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    [model_file] = [path for path in folder.iterdir() if path.stem == "model"]
+    return uri, hashlib.sha256(model_file.read_bytes()).hexdigest()
+
+
+def test_a_model_registered_in_mlflow_is_fetched_and_served(
+    registered: tuple[str, str], tmp_path: Path
+) -> None:
+    uri, sha256 = registered
+    directory = tmp_path / "models" / f"v{sha256[:12]}"
+    fetch.fetch(uri, directory, sha256, FILE)
+    assert sorted(p.name for p in directory.iterdir()) == [FILE]
+    client = serve_provided(directory, sha256, model_name="iris")
+    answer = client.post("/predict", json={"instances": [SETOSA]}).json()
+    assert answer["predictions"] == ["setosa"]
+
+
+def test_an_mlflow_model_that_is_not_pinned_is_refused(
+    registered: tuple[str, str], tmp_path: Path
+) -> None:
+    with pytest.raises(ArtifactError, match=r"not the model spec\.model\.sha256 names"):
+        fetch.fetch(registered[0], tmp_path / "models" / "v1", "0" * 64, FILE)
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_an_unknown_mlflow_model_or_server_is_one_error_line(
+    registered: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def error_line(uri: str) -> str:
+        code = fetch.main(
+            ["--from", uri, "--to", str(tmp_path / "v"), "--sha256", "0" * 64, "--file", FILE]
+        )
+        assert code == 1
+        [line] = [x for x in capfd.readouterr().err.splitlines() if x.startswith("error:")]
+        return line
+
+    assert "cannot fetch models:/no-such-model/1 from MLflow" in error_line(
+        "models:/no-such-model/1"
+    )
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert "MLFLOW_TRACKING_URI is not set" in error_line(registered[0])

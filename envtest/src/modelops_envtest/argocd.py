@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelops_envtest import debian, upstream_crds
-from modelops_envtest.controlplane import die_with_parent, free_port
+from modelops_envtest.controlplane import free_port
 from modelops_envtest.kind import KindCluster, run_build
-from modelops_envtest.processes import Service, answers, end
+from modelops_envtest.processes import Service, answers, die_with_parent, end
 from modelops_envtest.waiting import wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[3]

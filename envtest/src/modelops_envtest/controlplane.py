@@ -6,9 +6,7 @@ never run; tests play the kubelet's part by patching pod status through the API.
 
 from __future__ import annotations
 
-import ctypes
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -22,12 +20,11 @@ from pathlib import Path
 import kubernetes
 
 from modelops_envtest import binaries, pki
-from modelops_envtest.processes import Service, end
+from modelops_envtest.processes import Service, die_with_parent, end
 
 READY_TIMEOUT_SECONDS = 90.0
 STOP_GRACE_SECONDS = 10.0
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
-_PR_SET_PDEATHSIG = 1
 
 
 class ControlPlaneError(RuntimeError):
@@ -38,11 +35,6 @@ def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
         return int(probe.getsockname()[1])
-
-
-def die_with_parent() -> None:
-    # A SIGKILLed test run must not leave etcd and the apiserver behind.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def kubectl_binary() -> str:

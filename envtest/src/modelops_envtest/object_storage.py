@@ -11,18 +11,15 @@ standard `AWS_ENDPOINT_URL`.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelops_envtest.binaries import go_tool
-from modelops_envtest.controlplane import die_with_parent, free_port
-from modelops_envtest.processes import answers, end
-from modelops_envtest.waiting import wait_until
+from modelops_envtest.controlplane import free_port
+from modelops_envtest.processes import running_server
 
 VERSITYGW_PACKAGE = "github.com/versity/versitygw/cmd/versitygw"
 VERSITYGW_VERSION = "v1.8.0"
@@ -69,34 +66,17 @@ def running(host: str = "127.0.0.1") -> Iterator[ObjectStorage]:
             secret_key=secrets.token_hex(16),
             root=root,
         )
-        log_file = Path(workdir) / "versitygw.log"
-        log = log_file.open("w")
-        process = subprocess.Popen(
-            [binary, "--port", f"{host}:{port}", "--health", HEALTH_PATH, "posix", str(root)],
-            env={
-                **os.environ,
+        with running_server(
+            "versitygw",
+            [str(binary), "--port", f"{host}:{port}", "--health", HEALTH_PATH, "posix", str(root)],
+            storage.endpoint + HEALTH_PATH,
+            Path(workdir) / "versitygw.log",
+            {
                 "ROOT_ACCESS_KEY_ID": storage.access_key,
                 "ROOT_SECRET_ACCESS_KEY": storage.secret_key,
             },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-        try:
-            wait_until(
-                lambda: answers(
-                    process,
-                    storage.endpoint + HEALTH_PATH,
-                    "versitygw",
-                    lambda: log_file.read_text()[-3000:],
-                ),
-                timeout=30,
-                what="versitygw to answer its health check",
-            )
+        ):
             yield storage
-        finally:
-            end(process, grace_seconds=10)
-            log.close()
 
 
 if __name__ == "__main__":

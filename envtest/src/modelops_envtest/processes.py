@@ -4,10 +4,19 @@ already started outlives it; their processes end politely, then firmly."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import signal
 import subprocess
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Self
+
+from modelops_envtest.waiting import wait_until
+
+_PR_SET_PDEATHSIG = 1
 
 
 class Service:
@@ -56,3 +65,38 @@ def answers(
             return True
     except OSError:
         return False
+
+
+def die_with_parent() -> None:
+    # A SIGKILLed test run must not leave etcd and the apiserver behind.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_server(
+    name: str,
+    command: Sequence[str],
+    health_url: str,
+    log_file: Path,
+    environment: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Iterator[None]:
+    """`command` running (its output in `log_file`) from the moment `health_url` answers until
+    the block is left; ended with it, and with the test run if that is killed."""
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            list(command),
+            env={**os.environ, **(environment or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        try:
+            wait_until(
+                lambda: answers(process, health_url, name, lambda: log_file.read_text()[-3000:]),
+                timeout=timeout,
+                what=f"{name} to answer its health check",
+            )
+            yield
+        finally:
+            end(process, grace_seconds=10)

@@ -1,6 +1,6 @@
 """`modelops-fetch`: downloads one version from S3-compatible object storage, or one model
-file from a bucket or a URL (a model trained elsewhere, spec.model), into a local directory,
-and checks the model file's digest before anything may load it.
+file from a bucket, a URL or an MLflow registry (a model trained elsewhere, spec.model), into
+a local directory, and checks the model file's digest before anything may load it.
 
 The serving pod's init container runs it (the artifacts' own copy for each pod: any number of
 replicas on any nodes); the server then reads the directory as it reads one on a volume, and
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
+import yaml
 from botocore.config import Config
 
 from .artifact import METADATA_FILE, read_metadata
@@ -73,11 +74,11 @@ def fetch(
     ):
         raise ArtifactError(f"{source!r} is not a version in object storage (s3://bucket/key)")
     if model_file is not None and (
-        parts.scheme not in ("s3", "http", "https") or Path(model_file).name != model_file
+        parts.scheme not in ("s3", "http", "https", "models") or Path(model_file).name != model_file
     ):
         raise ArtifactError(
-            f"{source!r} is not a model file at s3://bucket/key or an http(s) URL, or "
-            f"{model_file!r} is not a file name"
+            f"{source!r} is not a model file at s3://bucket/key or an http(s) URL, nor an MLflow "
+            f"models:/name/version, or {model_file!r} is not a file name"
         )
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
@@ -115,6 +116,9 @@ def _fetch_version(
 
 def _fetch_file(source: str, path: Path) -> None:
     parts = urlsplit(source)
+    if parts.scheme == "models":
+        _fetch_registered(source, path)
+        return
     if parts.scheme == "s3":
         _download(_s3_client(), parts.netloc, parts.path.lstrip("/"), path, MODEL_HINT)
         return
@@ -131,6 +135,55 @@ def _fetch_file(source: str, path: Path) -> None:
             f"cannot read {_shown(source)}: {reason}; check spec.model.uri and that the server "
             "is reachable from the pod"
         ) from None
+
+
+def _fetch_registered(source: str, path: Path) -> None:
+    """A scikit-learn model version of an MLflow registry, through its tracking server (the
+    standard MLFLOW_TRACKING_URI and credentials variables): the file its MLmodel names,
+    kept as `path`. mlflow is imported only here: the server never needs it."""
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri:
+        raise ArtifactError(
+            f"{source} is in an MLflow registry, but MLFLOW_TRACKING_URI is not set: name the "
+            "server in spec.mlflow.trackingUri"
+        )
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+        try:
+            model = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=folder))
+        except Exception as exc:
+            # MLflow's own exceptions (no such model or version, refused), and requests'.
+            problem = " ".join(str(exc).split())[:300]
+            raise ArtifactError(
+                f"cannot fetch {source} from MLflow at {tracking_uri}: {problem}; check "
+                "spec.model.uri and spec.mlflow"
+            ) from None
+        pickled = _pickled_model(source, model)
+        os.replace(pickled, path)
+
+
+def _pickled_model(source: str, model: Path) -> Path:
+    """The pickled estimator of the MLflow model in `model`, per its MLmodel file."""
+    try:
+        flavors = yaml.safe_load((model / "MLmodel").read_text()).get("flavors") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise ArtifactError(f"{source} has no readable MLmodel file: {exc}") from None
+    sklearn = flavors.get("sklearn")
+    if not isinstance(sklearn, dict):
+        raise ArtifactError(
+            f"{source} is not a scikit-learn model: its MLmodel has the flavors "
+            f"{', '.join(sorted(flavors)) or 'none'}, and this server serves sklearn's"
+        )
+    serialization = sklearn.get("serialization_format", "cloudpickle")
+    if serialization not in ("skops", "pickle", "cloudpickle"):
+        raise ArtifactError(
+            f"{source} is saved as {serialization}; this server reads skops, pickle and cloudpickle"
+        )
+    pickled = model / str(sklearn.get("pickled_model", ""))
+    if pickled.parent != model or not pickled.is_file():
+        raise ArtifactError(f"{source}'s MLmodel names no model file beside it: {pickled.name!r}")
+    return pickled
 
 
 def _copy_bounded(response: Any, path: Path, source: str) -> None:

@@ -72,8 +72,13 @@ NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # leading or trailing '/' and without empty segments.
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 S3_PREFIX_PATTERN = r"^[^/]+(/[^/]+)*$"
-# A model file: an object in a bucket (a key, not a prefix), or a URL.
-MODEL_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/]+(/[^/]+)*|https?://[^/]+/.+)$"
+# A model file: an object in a bucket (a key, not a prefix), a URL, or a version (not an alias,
+# which moves) of a model in an MLflow registry.
+MODEL_URI_PATTERN = (
+    r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/]+(/[^/]+)*|https?://[^/]+/.+"
+    r"|models:/[^/@]+/[1-9][0-9]*)$"
+)
+MLFLOW_URI_PREFIX = "models:/"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_NAME_LENGTH = 40
 
@@ -379,6 +384,24 @@ class S3Storage(S3Access):
         return f"s3://{self.bucket}/{self.prefix or ''}".rstrip("/")
 
 
+class MlflowSpec(ApiModel):
+    """An MLflow tracking server: where training runs are logged and models are registered."""
+
+    tracking_uri: Annotated[str, Field(pattern=r"^https?://")] = Field(
+        description="The tracking server's URL (MLFLOW_TRACKING_URI of the training and "
+        "fetching pods). Its artifacts must be served by it (mlflow server's default) or "
+        "reachable with the Secret's credentials."
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Secret in the model's namespace whose keys become environment "
+        "variables of the training and fetching pods: MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN (and AWS_* for an artifact store "
+        "in S3 that the server does not serve).",
+    )
+
+
 class ModelSource(S3Access):
     """A model trained elsewhere, served as it is: no training Job."""
 
@@ -387,7 +410,7 @@ class ModelSource(S3Access):
             cel="self.uri.startsWith('s3://') || "
             "!(has(self.endpoint) || has(self.region) || has(self.credentialsSecret))",
             message="model: endpoint, region and credentialsSecret are for an s3:// uri; drop "
-            "them for an http(s) uri",
+            "them for an http(s) or models:/ uri",
             check=lambda source: (
                 source.uri.startswith("s3://")
                 or (
@@ -399,14 +422,20 @@ class ModelSource(S3Access):
         ),
     )
     uri: Annotated[str, Field(pattern=MODEL_URI_PATTERN)] = Field(
-        description="The model file: s3://<bucket>/<key> (with the settings beside it) or an "
-        "http(s) URL. A scikit-learn estimator or Pipeline saved with joblib or pickle; its "
-        "features and classes are read from the estimator itself."
+        description="The model: a file at s3://<bucket>/<key> (with the settings beside it) or "
+        "an http(s) URL, a scikit-learn estimator or Pipeline saved with joblib or pickle; or "
+        "models:/<name>/<version>, a scikit-learn model in the MLflow registry of spec.mlflow. "
+        "Its features and classes are read from the estimator itself."
     )
     sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] = Field(
-        description="The file's sha256, in hex as sha256sum prints it. Every serving pod "
-        "checks the file it fetched against it, and loads nothing else: unpickling runs code."
+        description="The model file's sha256, in hex as sha256sum prints it (for an MLflow "
+        "model, of the file its MLmodel names, e.g. model.pkl). Every serving pod checks the "
+        "file it fetched against it, and loads nothing else: unpickling runs code."
     )
+
+    @property
+    def in_mlflow(self) -> bool:
+        return self.uri.startswith(MLFLOW_URI_PREFIX)
 
 
 class StorageSpec(ApiModel):
@@ -505,6 +534,12 @@ class ModelDeploymentSpec(ApiModel):
     monitoring: MonitoringSpec = Field(
         default_factory=MonitoringSpec, description="Prometheus scraping and Grafana."
     )
+    mlflow: MlflowSpec | None = Field(
+        default=None,
+        description="Log each training run (parameters, metrics, data fingerprint, model) to "
+        "this MLflow server and register each version there as <namespace>.<name>; and where "
+        "a models:/ uri of spec.model is looked up. Default: the operator's MODELOPS_MLFLOW.",
+    )
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -523,6 +558,13 @@ class Condition(StatusModel):
     message: str = Field(default="", description="What happened, for humans.")
     last_transition_time: Timestamp = Field(description="When status last changed.")
     observed_generation: int = Field(description="The generation this condition is about.")
+
+
+class MlflowRecord(StatusModel):
+    run_id: str = Field(description="The MLflow run that trained the version.")
+    run_url: str = Field(description="The run's page in the MLflow UI.")
+    model_uri: str = Field(description="The registered model version, models:/<name>/<version>.")
+    model_url: str = Field(description="The registered model version's page in the MLflow UI.")
 
 
 class ModelRecord(StatusModel):
@@ -547,6 +589,9 @@ class ModelRecord(StatusModel):
     trained_at: Timestamp | None = Field(default=None, description="When it was trained.")
     job_name: str | None = Field(
         default=None, description="The training Job that made it (kept while it is in history)."
+    )
+    mlflow: MlflowRecord | None = Field(
+        default=None, description="Its MLflow run and registered model version, where logged."
     )
 
 

@@ -82,6 +82,23 @@ def _s3_client_environment(
     return env, secret
 
 
+def tracking(spec: api.ModelDeploymentSpec, settings: Settings) -> api.MlflowSpec | None:
+    """The model's MLflow server: its own, else the operator's default."""
+    return spec.mlflow or settings.mlflow
+
+
+def _mlflow_client_environment(
+    mlflow: api.MlflowSpec | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A container's env and envFrom for the standard MLflow client configuration."""
+    if mlflow is None:
+        return [], []
+    secret = (
+        [{"secretRef": {"name": mlflow.credentials_secret}}] if mlflow.credentials_secret else []
+    )
+    return [{"name": "MLFLOW_TRACKING_URI", "value": mlflow.tracking_uri}], secret
+
+
 def _with_env_from(container: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:
     return container | {"envFrom": sources} if sources else container
 
@@ -195,6 +212,7 @@ def build_training_job(
     }
     s3 = object_storage(spec.storage, settings)
     s3_env, s3_env_from = _s3_client_environment(s3)
+    mlflow_env, mlflow_env_from = _mlflow_client_environment(tracking(spec, settings))
     container = {
         "name": "trainer",
         "image": settings.trainer_image,
@@ -207,11 +225,12 @@ def build_training_job(
             {"name": "MODELOPS_NAMESPACE", "value": namespace},
             {"name": "MODELOPS_KEEP_VERSIONS", "value": ",".join(keep_versions or [])},
             *s3_env,
+            *mlflow_env,
         ],
         "resources": _resources(training.resources),
         **_writer_and_reporter(),
     }
-    container = _with_env_from(container, s3_env_from)
+    container = _with_env_from(container, s3_env_from + mlflow_env_from)
     return with_spec_hash(
         {
             "apiVersion": "batch/v1",
@@ -341,6 +360,9 @@ def _fetching_pod_spec(
     s3_env, s3_env_from = _s3_client_environment(
         access if model.artifact_path.startswith("s3://") else None
     )
+    mlflow_env, mlflow_env_from = _mlflow_client_environment(
+        tracking(spec, settings) if model.artifact_path.startswith(api.MLFLOW_URI_PREFIX) else None
+    )
     fetch = {
         "name": "fetch-model",
         "image": server["image"],
@@ -348,12 +370,12 @@ def _fetching_pod_spec(
         "command": ["modelops-fetch"],
         "args": ["--from", model.artifact_path, "--to", model_dir, "--sha256", model.sha256]
         + (["--file", constants.PROVIDED_MODEL_FILE] if provided else []),
-        "env": s3_env,
+        "env": s3_env + mlflow_env,
         "resources": server["resources"],
         **_writer_and_reporter(),
     }
     return _pod_spec(server, None, read_only=True) | {
-        "initContainers": [_with_env_from(fetch, s3_env_from)]
+        "initContainers": [_with_env_from(fetch, s3_env_from + mlflow_env_from)]
     }
 
 

@@ -39,7 +39,7 @@ DASHBOARD_NAME = "{name}-dashboard"
 # Paths and ports of the artifact contract (docs/artifact-contract.md).
 ARTIFACT_MOUNT_PATH = "/models"
 # What a spec.model's file is fetched as, in its version's directory (it has no metadata.json).
-PROVIDED_MODEL_FILE = "model.joblib"
+PROVIDED_MODEL_FILE = "model"
 SERVER_PORT = 8080
 TERMINATION_LOG = "/dev/termination-log"
 

@@ -276,6 +276,13 @@ def _reconcile(
             for problem in error.errors()
         )
         return _blocked(body, "InvalidSpec", f"invalid spec: {problems}")
+    if spec.model is not None and spec.model.in_mlflow and not builders.tracking(spec, settings):
+        return _blocked(
+            body,
+            "InvalidSpec",
+            f"spec.model.uri {spec.model.uri} is in an MLflow registry, but no MLflow server is "
+            "named: set spec.mlflow.trackingUri (or the operator's MODELOPS_MLFLOW)",
+        )
     previous = _previous_status(body)
     try:
         run = _scheduled_run(spec, body, previous.training)

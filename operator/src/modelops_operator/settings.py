@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from modelops_operator.api import S3Storage
+from modelops_operator.api import MlflowSpec, S3Storage
 
 
 class Settings(BaseSettings):
@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         "storage.s3, existingClaim or storageClassName), as JSON in spec.storage.s3's form, "
         'e.g. {"bucket": "models", "credentialsSecret": "s3-credentials"}; the Secret is looked '
         "up in each model's namespace. Unset: such models keep their artifacts on a claim.",
+    )
+    mlflow: MlflowSpec | None = Field(
+        default=None,
+        description="The MLflow server of the models that name none (spec.mlflow), as JSON in "
+        'its form, e.g. {"trackingUri": "http://mlflow.mlflow:5000"}. Unset: such models '
+        "are not tracked.",
     )
     health_port: int = Field(default=8081, description="Port of the operator's /healthz.")
     standalone: bool = Field(

@@ -166,6 +166,7 @@ def summary(metadata: dict[str, Any], location: str) -> dict[str, Any]:
         "metrics": metadata["metrics"],
         "artifactPath": location,
         "trainedAt": metadata["createdAt"],
+        **({"mlflow": metadata["mlflow"]} if "mlflow" in metadata else {}),
     }
 
 

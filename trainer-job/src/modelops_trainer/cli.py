@@ -23,6 +23,7 @@ import yaml
 from . import artifact
 from .errors import TrainingError
 from .object_storage import ObjectStore
+from .tracking import Tracking
 from .training import train
 
 EXIT_BAD_INPUT = 1
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         store = ObjectStore(args.upload_root) if args.upload_root else None
         with _stdout_to_stderr():
-            summary = train(spec, Path(args.output_root), name, namespace, store)
+            summary = train(
+                spec, Path(args.output_root), name, namespace, store, Tracking.from_environment()
+            )
         keep = _keep_versions(args.keep_versions)
         if keep is not None:
             kept = keep | {summary["version"]}

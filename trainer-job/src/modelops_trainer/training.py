@@ -17,6 +17,7 @@ from . import artifact, datasets, estimators, evaluate, features
 from .errors import TrainingError
 from .object_storage import ObjectStore
 from .spec import parse_spec
+from .tracking import Run, Tracking
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,13 @@ def train(
     name: str,
     namespace: str = "default",
     store: ObjectStore | None = None,
+    tracking: Tracking | None = None,
 ) -> dict[str, Any]:
     """Trains the model `spec` describes and writes it as `<output_root>/<namespace>/<name>/
     <version>/`, then uploads it to the same place under `store` when given; returns the
-    summary (the termination message). When that version is already there it is reported,
-    not trained again (on the volume, after checking its digest). Raises TrainingError on bad
-    input."""
+    summary (the termination message). A version trained here is logged to MLflow with
+    `tracking`. When that version is already there it is reported, not trained (nor logged)
+    again (on the volume, after checking its digest). Raises TrainingError on bad input."""
     for label, value in (("name", name), ("namespace", namespace)):
         if not _PATH_COMPONENT.fullmatch(value):
             raise TrainingError(
@@ -80,6 +82,28 @@ def train(
         else Pipeline([("preprocess", encoding.preprocessor), ("estimator", estimator)])
     )
     metrics = _fit_and_score(model, split, task, training.estimator, table.origin)
+    logged = (
+        tracking.log(
+            Run(
+                namespace,
+                name,
+                version,
+                parameters={
+                    "estimator": training.estimator,
+                    "dataset": table.origin,
+                    "testSize": training.test_size,
+                    "randomSeed": training.random_seed,
+                    **{f"hyperparameters.{key}": value for key, value in arguments.items()},
+                },
+                metrics=metrics,
+                tags={"modelops.version": version, "modelops.dataFingerprint": data_fingerprint},
+                model=model,
+                example=split[0][:5],
+            )
+        )
+        if tracking is not None
+        else None
+    )
     metadata = {
         "formatVersion": artifact.FORMAT_VERSION,
         "name": name,
@@ -98,6 +122,7 @@ def train(
         "libraryVersions": artifact.library_versions(),
         "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trainingSpec": spec,
+        **({"mlflow": logged} if logged else {}),
     }
     return _summary(artifact.write(directory, model, metadata), directory, relative, store)
 

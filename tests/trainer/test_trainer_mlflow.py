@@ -1,0 +1,84 @@
+"""MLflow tracking against a real `mlflow server`: every version the trainer makes is a run
+with its parameters, metrics and data fingerprint, and a registered model version that MLflow
+itself loads; a reused version logs nothing again; an unreachable server fails the run in
+words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pytest
+from modelops_trainer import cli
+from modelops_trainer.errors import TrainingError
+from modelops_trainer.tracking import Tracking
+from modelops_trainer.training import train
+from sklearn.datasets import load_wine
+
+SPEC: dict[str, Any] = {
+    "dataset": {"builtin": "wine"},
+    "estimator": "LogisticRegression",
+    "hyperparameters": {"max_iter": 5000, "C": 0.5},
+    "testSize": 0.25,
+    "randomSeed": 3,
+}
+
+
+def test_a_trained_version_is_a_run_and_a_registered_model(
+    mlflow_tracking: str, tmp_path: Path
+) -> None:
+    summary = train(SPEC, tmp_path, "wine", "team-a", tracking=Tracking(mlflow_tracking))
+    logged = summary["mlflow"]
+    client = mlflow.MlflowClient(tracking_uri=mlflow_tracking)
+    run = client.get_run(logged["runId"])
+    assert run.data.params["estimator"] == "LogisticRegression"
+    assert run.data.params["hyperparameters.C"] == "0.5"
+    assert run.data.params["dataset"] == "builtin dataset wine"
+    assert run.data.metrics == pytest.approx(summary["metrics"])
+    assert run.data.tags["modelops.version"] == summary["version"]
+    assert len(run.data.tags["modelops.dataFingerprint"]) >= 16
+    assert run.info.run_name == summary["version"]
+    assert logged["runUrl"] == (
+        f"{mlflow_tracking}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+
+    version = client.get_model_version("team-a.wine", logged["modelUri"].rsplit("/", 1)[1])
+    assert version.run_id == logged["runId"]
+    mlflow.set_tracking_uri(mlflow_tracking)
+    registered = mlflow.sklearn.load_model(logged["modelUri"])
+    ours = joblib.load(Path(summary["artifactPath"]) / "model.joblib")
+    rows = load_wine().data[::7]
+    assert registered.predict(rows).tolist() == ours.predict(rows).tolist()
+
+    # The same inputs again: the version is reported, with the run that made it, and no run
+    # or model version is added.
+    again = train(SPEC, tmp_path, "wine", "team-a", tracking=Tracking(mlflow_tracking))
+    assert again["mlflow"] == logged
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+    assert len(client.search_model_versions("name='team-a.wine'")) == 1
+
+
+def test_the_cli_logs_where_mlflow_tracking_uri_says(
+    mlflow_tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking)
+    monkeypatch.setenv("MODELOPS_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    spec = tmp_path / "iris.yaml"
+    spec.write_text('{"dataset": {"builtin": "iris"}, "estimator": "DecisionTreeClassifier"}')
+    assert cli.main(["--spec", str(spec), "--output-root", str(tmp_path / "out")]) == 0
+    summary = (tmp_path / "termination-log").read_text()
+    assert '"modelUri": "models:/default.iris/1"' in summary
+
+
+def test_an_unreachable_server_fails_the_run_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow's own retries ride out a tracking server's restart for minutes: not here.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    tracking = Tracking("http://127.0.0.1:9")
+    with pytest.raises(
+        TrainingError, match=r"cannot log the run to MLflow at http://127\.0\.0\.1:9"
+    ):
+        train(SPEC | {"randomSeed": 4}, tmp_path, "wine", "team-a", tracking=tracking)

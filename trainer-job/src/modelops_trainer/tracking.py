@@ -1,0 +1,103 @@
+"""Each training run logged to MLflow, where a tracking server is configured the standard way
+(MLFLOW_TRACKING_URI, and MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN where it wants them):
+its parameters, metrics, data fingerprint and model, registered as a new version of the
+model `<namespace>.<name>`. mlflow is imported only then: it is slow to import."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .errors import TrainingError
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# The model's own folder in the run, and the format the server can read without skops.
+MODEL_NAME = "model"
+SERIALIZATION_FORMAT = "cloudpickle"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one training run tells MLflow."""
+
+    namespace: str
+    name: str
+    version: str
+    parameters: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    model: Any
+    # A few training rows: MLflow infers the model's signature from them.
+    example: Any
+
+
+@dataclass(frozen=True)
+class Tracking:
+    uri: str
+
+    @classmethod
+    def from_environment(cls) -> Tracking | None:
+        uri = os.environ.get(TRACKING_URI_ENV, "").strip()
+        return cls(uri.rstrip("/")) if uri else None
+
+    def log(self, run: Run) -> dict[str, str]:
+        """The run logged and its model registered; what the summary says of them."""
+        try:
+            return self._log(run)
+        except Exception as exc:
+            # MLflow's own exceptions, and requests' when the server is away.
+            problem = " ".join(str(exc).split())[:300]
+            raise TrainingError(
+                f"cannot log the run to MLflow at {self.uri}: {type(exc).__name__}: {problem}; "
+                "check spec.mlflow.trackingUri (or the operator's MODELOPS_MLFLOW) and its "
+                "credentials Secret"
+            ) from None
+
+    def _log(self, run: Run) -> dict[str, str]:
+        import mlflow
+        import sklearn
+        from mlflow.models import infer_signature
+
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        experiment_name = f"modelops/{run.namespace}/{run.name}"
+        experiment = client.get_experiment_by_name(experiment_name)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(experiment_name)
+        )
+        registered = f"{run.namespace}.{run.name}"
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run.version) as active:
+            mlflow.log_params(run.parameters)
+            mlflow.log_metrics(run.metrics)
+            mlflow.set_tags(run.tags)
+            logged = mlflow.sklearn.log_model(
+                run.model,
+                name=MODEL_NAME,
+                serialization_format=SERIALIZATION_FORMAT,
+                registered_model_name=registered,
+                signature=infer_signature(run.example, run.model.predict(run.example)),
+                # Known, not inferred: inference loads the model again in a subprocess.
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            )
+        run_id = active.info.run_id
+        model_version = str(logged.registered_model_version)
+        log.info(
+            "logged run %s to %s; registered %s version %s",
+            run_id,
+            self.uri,
+            registered,
+            model_version,
+        )
+        return {
+            "runId": run_id,
+            "runUrl": f"{self.uri}/#/experiments/{experiment_id}/runs/{run_id}",
+            "modelUri": f"models:/{registered}/{model_version}",
+            "modelUrl": f"{self.uri}/#/models/{quote(registered)}/versions/{model_version}",
+        }
