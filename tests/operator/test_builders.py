@@ -348,5 +348,8 @@ def test_a_model_in_an_mlflow_registry_is_fetched_through_its_server() -> None:
     )
     (fetch,) = deployment["spec"]["template"]["spec"]["initContainers"]
     assert fetch["args"][:2] == ["--from", "models:/team-a.churn/3"]
-    assert fetch["env"] == [{"name": "MLFLOW_TRACKING_URI", "value": MLFLOW["trackingUri"]}]
+    assert fetch["env"] == [
+        {"name": "MLFLOW_TRACKING_URI", "value": MLFLOW["trackingUri"]},
+        {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+    ]
     assert fetch["envFrom"] == [{"secretRef": {"name": "mlflow-token"}}]

@@ -24,6 +24,7 @@ from modelops_envtest.waiting import wait_until
 REPOSITORY = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPOSITORY / "images" / "kind" / "build.sh"
 OBJECT_STORAGE_SCRIPT = REPOSITORY / "images" / "object-storage" / "build.sh"
+MLFLOW_SCRIPT = REPOSITORY / "images" / "mlflow" / "build.sh"
 CLUSTER_CONFIG = REPOSITORY / "deploy" / "kind" / "cluster.yaml"
 IMAGES_SCRIPT = REPOSITORY / "images" / "build.sh"
 IMAGE_VERSION = os.environ.get("MODELOPS_IMAGE_VERSION", "0.1.0")
@@ -77,6 +78,11 @@ def build(show_progress: bool = False) -> KindTools:
 def object_storage_image() -> str:
     """The S3-compatible server's image (deploy/samples/object-storage), built when missing."""
     return run_build(OBJECT_STORAGE_SCRIPT)["OBJECT_STORAGE_IMAGE"]
+
+
+def mlflow_image() -> str:
+    """The MLflow tracking server's image (deploy/samples/mlflow), built when missing."""
+    return run_build(MLFLOW_SCRIPT)["MLFLOW_IMAGE"]
 
 
 def platform_images(tools: KindTools) -> tuple[str, ...]:

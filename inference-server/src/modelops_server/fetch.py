@@ -65,8 +65,9 @@ def fetch(
     source: str, directory: Path, expected_sha256: str, model_file: str | None = None
 ) -> None:
     """Into `directory`: the version at `source` (s3://bucket/key-prefix) whose model file has
-    `expected_sha256`; or, with `model_file`, the one model file at `source` (s3://bucket/key
-    or an http(s) URL: a model trained elsewhere), kept under that name. The directory appears
+    `expected_sha256`; or, with `model_file`, the one model file at `source` (s3://bucket/key,
+    an http(s) URL or an MLflow models:/name/version: a model trained elsewhere), kept under
+    that name. The directory appears
     whole or not at all."""
     parts = urlsplit(source)
     if model_file is None and (

@@ -96,7 +96,11 @@ def _mlflow_client_environment(
     secret = (
         [{"secretRef": {"name": mlflow.credentials_secret}}] if mlflow.credentials_secret else []
     )
-    return [{"name": "MLFLOW_TRACKING_URI", "value": mlflow.tracking_uri}], secret
+    return [
+        {"name": "MLFLOW_TRACKING_URI", "value": mlflow.tracking_uri},
+        # MLflow's client reports its use to MLflow's makers unless told not to.
+        {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+    ], secret
 
 
 def _with_env_from(container: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""MLflow on a real node: deploy/samples/mlflow runs an MLflow server in the cluster and the
+iris sample tracked in it; the training Job's pod logs its run and registers the model there;
+then that registered version is served by another ModelDeployment through the registry
+(churn-registered.yaml), with no Job, pinned to its digest."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from in_cluster import get_json, predict_script, run_python
+from modelops_envtest import kind
+from modelops_envtest.kind import KindCluster
+from modelops_envtest.waiting import wait_until
+
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "mlflow"
+TRACKED = "iris-tracked"
+REGISTERED = "churn"
+READY_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: KindCluster) -> str:
+    name = f"mlflow-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.load(kind.mlflow_image())
+    cluster.kubectl("-n", name, "apply", "-k", str(SAMPLE))
+    return name
+
+
+def ready(cluster: KindCluster, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+    def served() -> dict[str, Any] | None:
+        observed = get_json(cluster, "-n", namespace, "mdep", name).get("status") or {}
+        assert observed.get("phase") != "Failed", observed.get("message")
+        done = observed.get("phase") == "Ready" and observed.get("readyReplicas") == replicas
+        return observed if done else None
+
+    found: dict[str, Any] = wait_until(served, timeout=READY_TIMEOUT, what=f"{name} Ready")
+    return found
+
+
+def test_the_job_logs_its_run_and_the_registered_version_serves(
+    cluster: KindCluster, namespace: str
+) -> None:
+    trained = ready(cluster, namespace, TRACKED, 1)["model"]
+    logged = trained["mlflow"]
+    assert logged["modelUri"] == f"models:/{namespace}.{TRACKED}/1"
+    assert logged["runUrl"].startswith("http://mlflow:5000/#/experiments/")
+
+    # In the cluster, as a user's notebook would: the run's parameters and metrics, and the
+    # digest of the registered version's model file, to pin it.
+    script = f"""
+        import hashlib, json, pathlib, mlflow
+        mlflow.set_tracking_uri("http://mlflow:5000")
+        run = mlflow.MlflowClient().get_run({logged["runId"]!r})
+        folder = pathlib.Path(mlflow.artifacts.download_artifacts({logged["modelUri"]!r},
+                                                                 dst_path="/tmp/model"))
+        pickled = next(p for p in folder.iterdir() if p.stem == "model")
+        print(json.dumps({{"params": run.data.params, "metrics": run.data.metrics,
+                          "sha256": hashlib.sha256(pickled.read_bytes()).hexdigest()}}))
+    """
+    seen = json.loads(run_python(cluster, namespace, script).strip().splitlines()[-1])
+    assert seen["params"]["estimator"] == "RandomForestClassifier"
+    assert seen["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])
+
+    manifest = yaml.safe_load((SAMPLE / f"{REGISTERED}-registered.yaml").read_text())
+    manifest["spec"]["model"] = {"uri": logged["modelUri"], "sha256": seen["sha256"]}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
+    served = ready(cluster, namespace, REGISTERED, 2)["model"]
+    assert served["origin"] == "Provided"
+    jobs = get_json(cluster, "-n", namespace, "jobs", "-l", f"modelops.dev/model={REGISTERED}")
+    assert jobs["items"] == []
+
+    url = f"http://{REGISTERED}.{namespace}.svc.cluster.local:8080/predict"
+    answer = json.loads(run_python(cluster, namespace, predict_script(url, [[5.1, 3.5, 1.4, 0.2]])))
+    assert answer["predictions"] == ["setosa"]
