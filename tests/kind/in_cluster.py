@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 import uuid
+from pathlib import Path
 from typing import Any
 
 from modelops_envtest import kind
@@ -71,3 +72,13 @@ def pod_phase(cluster: kind.KindCluster, namespace: str, name: str) -> str:
 
 def get_json(cluster: kind.KindCluster, *args: str) -> Any:
     return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+
+
+def sample_namespace(cluster: kind.KindCluster, prefix: str, image: str, sample: Path) -> str:
+    """A new namespace with a samples folder applied (`kubectl apply -k`), after loading the
+    image of the server the folder runs beside its models."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.load(image)
+    cluster.kubectl("-n", name, "apply", "-k", str(sample))
+    return name

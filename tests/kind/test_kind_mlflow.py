@@ -6,13 +6,12 @@ then that registered version is served by another ModelDeployment through the re
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from in_cluster import get_json, predict_script, run_python
+from in_cluster import get_json, predict_script, run_python, sample_namespace
 from modelops_envtest import kind
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
@@ -27,11 +26,7 @@ READY_TIMEOUT = 600
 
 @pytest.fixture(scope="module")
 def namespace(cluster: KindCluster) -> str:
-    name = f"mlflow-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    cluster.load(kind.mlflow_image())
-    cluster.kubectl("-n", name, "apply", "-k", str(SAMPLE))
-    return name
+    return sample_namespace(cluster, "mlflow", kind.mlflow_image(), SAMPLE)
 
 
 def ready(cluster: KindCluster, namespace: str, name: str, replicas: int) -> dict[str, Any]:

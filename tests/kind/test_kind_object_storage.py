@@ -7,12 +7,11 @@ digest, and a wrong digest is refused in the fetch's own words."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from in_cluster import get_json, predict_script, run_python
+from in_cluster import get_json, predict_script, run_python, sample_namespace
 from modelops_envtest import kind
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
@@ -27,11 +26,7 @@ READY_TIMEOUT = 600
 
 @pytest.fixture(scope="module")
 def namespace(cluster: KindCluster) -> str:
-    name = f"s3-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    cluster.load(kind.object_storage_image())
-    cluster.kubectl("-n", name, "apply", "-k", str(SAMPLE))
-    return name
+    return sample_namespace(cluster, "s3", kind.object_storage_image(), SAMPLE)
 
 
 def test_three_replicas_serve_the_version_the_job_uploaded(
