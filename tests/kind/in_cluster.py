@@ -18,7 +18,7 @@ CLIENT_IMAGE = kind.MODELOPS_IMAGES[2]
 def run_python(cluster: kind.KindCluster, namespace: str, script: str, timeout: float = 300) -> str:
     """Run `script` with the server image's Python in a pod of the cluster; its output."""
     name = f"client-{uuid.uuid4().hex[:8]}"
-    create_pod(cluster, namespace, name, script)
+    create_pod(cluster, namespace, name, ["python", "-c", textwrap.dedent(script)])
     try:
         return wait_for_output(cluster, namespace, name, timeout)
     finally:
@@ -34,7 +34,8 @@ def predict_script(url: str, rows: list[list[float]]) -> str:
     """
 
 
-def create_pod(cluster: kind.KindCluster, namespace: str, name: str, script: str) -> None:
+def create_pod(cluster: kind.KindCluster, namespace: str, name: str, command: list[str]) -> None:
+    """A pod of the server's image running `command` (its PID 1) once."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -46,7 +47,7 @@ def create_pod(cluster: kind.KindCluster, namespace: str, name: str, script: str
                     "name": "client",
                     "image": CLIENT_IMAGE,
                     "imagePullPolicy": "Never",
-                    "command": ["python", "-c", textwrap.dedent(script)],
+                    "command": command,
                 }
             ],
         },

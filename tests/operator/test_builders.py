@@ -129,6 +129,7 @@ def test_server_deployment_is_locked_down_and_verifies_the_artifact() -> None:
     )
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert server["lifecycle"]["preStop"]["httpGet"]["path"] == "/drain?seconds=10"
     mount = next(m for m in server["volumeMounts"] if m["name"] == "models")
     assert mount["readOnly"] is True
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]

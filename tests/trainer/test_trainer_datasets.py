@@ -67,8 +67,8 @@ def test_numeric_csv_from_a_path_saves_the_bare_estimator(
     )
     assert type(model).__name__ == "Ridge"
     assert metadata["features"] == [
-        {"name": "x1", "type": "numeric"},
-        {"name": "x2", "type": "numeric"},
+        {"name": "x1", "type": "numeric", "min": 0.0, "max": 10.0},
+        {"name": "x2", "type": "numeric", "min": 0.0, "max": 12.0},
     ]
     assert metadata["target"] == {"name": "y", "classes": None}
     assert metadata["metrics"]["r2"] > 0.95
@@ -88,9 +88,10 @@ def test_mixed_csv_is_encoded_and_its_gaps_filled_out_loud(
     metadata, model = _artifact(summary)
 
     assert metadata["features"] == [
-        {"name": "size", "type": "numeric"},
+        {"name": "size", "type": "numeric", "min": 1.0, "max": 10.9},
         {"name": "colour", "type": "categorical", "categories": ["blue", "green", "red"]},
-        {"name": "weight", "type": "numeric"},
+        # The range of what is there: the gaps are not zeros.
+        {"name": "weight", "type": "numeric", "min": 2.0, "max": 27.8},
         {"name": "shape", "type": "categorical", "categories": ["round", "square"]},
     ]
     assert metadata["target"]["classes"] == ["big", "small"]

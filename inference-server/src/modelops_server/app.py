@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from importlib.resources import files
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -36,6 +38,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.Error} for status in (*STATUS.values(), 422)
 }
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+PAGE_FILES = ("index.html", "page.js", "page.css")
+# The preStop hook's drain is seconds long; more is a mistake.
+MAX_DRAIN_SECONDS = 300
+# How long connections keep closing after the hook returned: through uvicorn's graceful
+# shutdown (Kubernetes' grace period is 30 s by default).
+DRAIN_AFTER_HOOK_SECONDS = 60
+PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -82,6 +91,8 @@ def create_app(
         # it is configured alone costs several environment lookups per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    drain = Drain()
+    app.add_middleware(ClosingWhileDraining, drain=drain)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     async def json_body(request: Request) -> Any:
@@ -161,6 +172,35 @@ def create_app(
     async def infer_version(request: Request, name: str, version: str) -> Response:
         return await answer(dataplane.infer, name, version, await json_body(request))
 
+    @app.get("/drain", response_model=schemas.Drained, summary="Drain before shutting down")
+    async def start_draining(
+        seconds: Annotated[float, Query(ge=0, le=MAX_DRAIN_SECONDS)] = 0,
+    ) -> Response:
+        """The pod's preStop hook: answers after `seconds`, and from now on every response
+        closes its connection (see Drain)."""
+        drain.start(seconds)
+        await asyncio.sleep(seconds)
+        return _json({"drained": seconds})
+
+    @app.get("/card", response_model=schemas.ModelCard, summary="The model card")
+    async def card() -> Response:
+        return _json(dataplane.card())
+
+    # The model's page: static files, served by the server itself (no CDN, works offline).
+    page = {name: (files(__package__) / "page" / name).read_bytes() for name in PAGE_FILES}
+
+    @app.get("/", response_class=Response, summary="The model's page, for people")
+    async def index() -> Response:
+        return _page(page["index.html"], "text/html; charset=utf-8")
+
+    @app.get("/page.js", response_class=Response, include_in_schema=False)
+    async def page_script() -> Response:
+        return _page(page["page.js"], "text/javascript; charset=utf-8")
+
+    @app.get("/page.css", response_class=Response, include_in_schema=False)
+    async def page_style() -> Response:
+        return _page(page["page.css"], "text/css; charset=utf-8")
+
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics")
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -217,6 +257,45 @@ def _document_request_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class Drain:
+    """A pod on its way out. Kubernetes stops sending it new connections while its preStop hook
+    runs (GET /drain), but a client's kept-alive connection stays, and uvicorn closes it at
+    SIGTERM: a request sent on it just then fails. While draining, every response closes its
+    connection, so a client's next request opens one to a pod that stays. It ends by itself,
+    so a stray call cannot turn keep-alive off for good."""
+
+    def __init__(self) -> None:
+        self._until = -math.inf
+
+    def start(self, seconds: float) -> None:
+        self._until = time.monotonic() + seconds + DRAIN_AFTER_HOOK_SECONDS
+
+    @property
+    def on(self) -> bool:
+        return time.monotonic() < self._until
+
+
+class ClosingWhileDraining:
+    """Adds `Connection: close` to every response while the server drains (plain ASGI)."""
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self._app = app
+        self._drain = drain
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self._drain.on:
+            await self._app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self._app(scope, receive, closing)
+
+
 class RequestMetrics:
     """Counts and times every request by route template and status. Plain ASGI: a
     BaseHTTPMiddleware would cost more than the prediction."""
@@ -253,6 +332,12 @@ def _readiness(ready: bool, dataplane: DataPlane) -> Response:
             503, f"model {dataplane.model.name!r} is not ready: {dataplane.model.problem}"
         )
     return _json({"ready": True})
+
+
+def _page(content: bytes, media_type: str) -> Response:
+    # Only the page's own files run in it: nothing a model's metadata holds becomes markup.
+    headers = {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff"}
+    return Response(content, media_type=media_type, headers=headers)
 
 
 def _json(content: Any, status: int = 200) -> Response:

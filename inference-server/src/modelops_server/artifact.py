@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,11 @@ SUPPORTED_FORMAT = 1
 class Feature:
     name: str
     type: Literal["numeric", "categorical"]
+    # What training saw, where the trainer recorded it: the bounds of the model's page and of
+    # generated load.
+    categories: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class Metadata:
     metrics: dict[str, float]
     model_file: str
     sha256: str
+    # When and with what it was trained; unknown for a model trained elsewhere.
+    created_at: str | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
 
 
 def read_metadata(directory: Path) -> Metadata:
@@ -62,17 +70,33 @@ def read_metadata(directory: Path) -> Metadata:
             version=str(raw["version"]),
             task=_one_of(raw["task"], ("classification", "regression"), "task"),
             estimator=str(raw["estimator"]),
-            features=tuple(
-                Feature(str(f["name"]), _one_of(f["type"], ("numeric", "categorical"), "type"))
-                for f in raw["features"]
-            ),
+            features=tuple(_feature(f) for f in raw["features"]),
             classes=None if classes is None else tuple(str(c) for c in classes),
             metrics={str(k): float(v) for k, v in raw.get("metrics", {}).items()},
             model_file=str(raw["modelFile"]),
             sha256=str(raw["sha256"]).lower(),
+            created_at=None if raw.get("createdAt") is None else str(raw["createdAt"]),
+            library_versions={
+                str(k): str(v) for k, v in (raw.get("libraryVersions") or {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path} does not follow the artifact contract: {exc!r}") from None
+
+
+def _feature(raw: dict[str, Any]) -> Feature:
+    categories = raw.get("categories")
+    return Feature(
+        str(raw["name"]),
+        _one_of(raw["type"], ("numeric", "categorical"), "type"),
+        categories=None if categories is None else tuple(str(c) for c in categories),
+        minimum=_number_or_none(raw.get("min")),
+        maximum=_number_or_none(raw.get("max")),
+    )
+
+
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def load_verified(directory: Path, metadata: Metadata, expected_sha256: str) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, runtime, v2
+from .artifact import Feature
 from .errors import InvalidInput, ModelNotFound
 from .metrics import Metrics
 from .model import Model
@@ -69,6 +70,31 @@ class DataPlane:
             if prediction.probabilities is not None:
                 answer["probabilities"] = prediction.probabilities
         return answer
+
+    # --- the model card: what the model's page and the load generator are built from
+
+    def card(self) -> dict[str, Any]:
+        self.model.features()  # raises ModelNotReady, with the reason, until loaded
+        loaded = self.model.loaded
+        assert loaded is not None
+        metadata = loaded.metadata
+        return {
+            "name": self.model.name,
+            "version": self.model.version,
+            "task": metadata.task,
+            "estimator": metadata.estimator,
+            "features": [_feature_card(feature) for feature in metadata.features],
+            "classes": self._classes,
+            "metrics": metadata.metrics,
+            "trainedAt": metadata.created_at,
+            "sha256": self.model.sha256,
+            "runtime": {
+                "name": loaded.runtime.name,
+                "reason": loaded.runtime.reason,
+                "server": f"{SERVER_NAME} {__version__}",
+                "libraries": metadata.library_versions,
+            },
+        }
 
     # --- the Open Inference Protocol
 
@@ -165,3 +191,13 @@ class DataPlane:
 
 def labels(classes: list[str], prediction: Prediction) -> list[str]:
     return [classes[i] for i in prediction.outputs.tolist()]
+
+
+def _feature_card(feature: Feature) -> dict[str, Any]:
+    card: dict[str, Any] = {"name": feature.name, "type": feature.type}
+    if feature.categories is not None:
+        card["categories"] = list(feature.categories)
+    if feature.minimum is not None and feature.maximum is not None:
+        card["min"] = feature.minimum
+        card["max"] = feature.maximum
+    return card

@@ -4,7 +4,7 @@ prediction. Keep these in step with what those modules accept and the data plane
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +31,40 @@ class PredictResponse(BaseModel):
     probabilities: list[list[float]] | None = Field(
         None, description="Classifiers with probabilities: one row of class probabilities per row."
     )
+
+
+class CardFeature(BaseModel):
+    name: str
+    type: Literal["numeric", "categorical"]
+    categories: list[str] | None = Field(None, description="Categorical: the values seen.")
+    min: float | None = Field(None, description="Numeric: the smallest value in training.")
+    max: float | None = Field(None, description="Numeric: the largest value in training.")
+
+
+class CardRuntime(BaseModel):
+    name: str = Field(description="compiled, or scikit-learn.")
+    reason: str = Field(description="Why the model is not compiled; empty when it is.")
+    server: str
+    libraries: dict[str, str] = Field(description="The library versions it was trained with.")
+
+
+class ModelCard(BaseModel):
+    """What the model's page and `modelops-load` are built from."""
+
+    name: str
+    version: str
+    task: Literal["classification", "regression"]
+    estimator: str
+    features: list[CardFeature] = Field(description="The inputs, in the order rows take them.")
+    classes: list[str] | None
+    metrics: dict[str, float] = Field(description="Held-out metrics from training.")
+    trainedAt: str | None = Field(description="Unknown for a model trained elsewhere.")
+    sha256: str
+    runtime: CardRuntime
+
+
+class Drained(BaseModel):
+    drained: float = Field(description="The seconds waited; connections close from then on.")
 
 
 class Error(BaseModel):

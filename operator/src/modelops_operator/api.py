@@ -635,6 +635,9 @@ class ModelDeploymentStatus(StatusModel):
     replicas: int | None = Field(default=None, description="Serving replicas wanted.")
     ready_replicas: int | None = Field(default=None, description="Serving replicas ready.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the model's API.")
+    page: str | None = Field(
+        default=None, description="How to open the model's page (its form, card and API) from here."
+    )
 
 
 # The object's name becomes a Service name and the stem of every child's name.

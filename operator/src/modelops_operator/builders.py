@@ -112,6 +112,14 @@ def endpoint(name: str, namespace: str, settings: Settings) -> str:
     return f"http://{service}.{namespace}.svc.{settings.cluster_domain}:{constants.SERVER_PORT}"
 
 
+def page_hint(name: str, namespace: str) -> str:
+    service = constants.SERVICE_NAME.format(name=name)
+    return (
+        f"kubectl -n {namespace} port-forward service/{service} {constants.SERVER_PORT}, "
+        f"then open http://localhost:{constants.SERVER_PORT}/"
+    )
+
+
 def _metadata(name: str, namespace: str, child_labels: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": child_labels}
 
@@ -308,8 +316,17 @@ def build_server_deployment(
         "securityContext": _restricted_security_context(),
         "readinessProbe": _probe(probe, "/v2/health/ready"),
         "livenessProbe": _probe(probe, "/v2/health/live") | {"failureThreshold": 6},
-        # Then SIGTERM: uvicorn stops accepting and finishes the requests in flight.
-        "lifecycle": {"preStop": {"sleep": {"seconds": SERVER_DRAIN_SECONDS}}},
+        # The server answers the hook after that long, closing kept-alive connections as it
+        # answers on them meanwhile; then SIGTERM: uvicorn stops accepting and finishes the
+        # requests in flight.
+        "lifecycle": {
+            "preStop": {
+                "httpGet": {
+                    "path": f"/drain?seconds={SERVER_DRAIN_SECONDS}",
+                    "port": SERVER_PORT_NAME,
+                }
+            }
+        },
         "volumeMounts": [
             {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},

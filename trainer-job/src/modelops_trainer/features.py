@@ -65,6 +65,9 @@ def encode(frame: pd.DataFrame) -> Encoding:
 
 def _describe(name: str, column: pd.Series) -> dict[str, Any]:
     if pd.api.types.is_numeric_dtype(column):
-        return {"name": name, "type": "numeric"}
+        # The range seen in training: the bounds of the model's page and of generated load.
+        seen = column.dropna()
+        bounds = {"min": float(seen.min()), "max": float(seen.max())} if len(seen) else {}
+        return {"name": name, "type": "numeric", **bounds}
     categories = sorted(column.dropna().astype(str).unique())
     return {"name": name, "type": "categorical", "categories": categories}

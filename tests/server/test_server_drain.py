@@ -1,0 +1,67 @@
+"""The preStop drain: once GET /drain is called, every response closes its connection, so a
+client's kept-alive connection to a pod on its way out ends cleanly after an answer instead of
+at SIGTERM under a request. The rollout under keep-alive load on kind is the end-to-end proof
+(tests/kind/test_kind_e2e.py)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import SplitResult, urlsplit
+
+from conftest import Artifact, Server  # type: ignore[import-not-found]
+
+ROW = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+HEADERS = {"Content-Type": "application/json"}
+HOOK_SECONDS = 5
+
+
+def test_connections_close_once_draining(iris_server: Server) -> None:
+    before = iris_server.predict({"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    assert "close" not in before.headers.get("connection", "")
+    drained = iris_server.client.get("/drain", params={"seconds": 0})
+    assert drained.json() == {"drained": 0}
+    after = iris_server.predict({"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    assert after.status_code == 200
+    assert after.headers["connection"] == "close"
+
+
+def test_a_drain_longer_than_a_hook_could_mean_is_refused(iris_server: Server) -> None:
+    answer = iris_server.client.get("/drain", params={"seconds": 3600})
+    assert answer.status_code == 422
+    assert "seconds" in answer.json()["error"]
+    assert "close" not in iris_server.client.get("/v2/health/live").headers.get("connection", "")
+
+
+def test_a_kept_alive_connection_ends_after_its_next_answer_while_the_hook_waits(
+    serve_process: Callable[[Artifact], str], iris_forest: Artifact
+) -> None:
+    address = urlsplit(serve_process(iris_forest))
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    connection.request("POST", "/predict", ROW, HEADERS)
+    first = connection.getresponse()
+    first.read()
+    assert not first.will_close, "kept alive before the drain"
+
+    hook = threading.Thread(target=_get, args=(address, f"/drain?seconds={HOOK_SECONDS}"))
+    hook.start()
+    deadline = time.monotonic() + HOOK_SECONDS
+    while True:
+        connection.request("POST", "/predict", ROW, HEADERS)
+        answer = connection.getresponse()
+        assert answer.status == 200 and b"setosa" in answer.read(), "still answering"
+        if answer.will_close:
+            break
+        assert time.monotonic() < deadline, "no answer closed its connection during the drain"
+    assert hook.is_alive(), "it closed while the hook was still waiting"
+    hook.join(timeout=HOOK_SECONDS + 10)
+    connection.close()
+
+
+def _get(address: SplitResult, path: str) -> None:
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+    connection.request("GET", path)
+    connection.getresponse().read()
+    connection.close()

@@ -1,0 +1,147 @@
+"""The model's page at `/` and the card it is built from, driven in a real headless Chromium
+against a real server process: the form predicts, a CSV file gives a table and a download, and a
+bad value shows the server's own message next to its field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Artifact, Server  # type: ignore[import-not-found]
+from modelops_envtest.browser import chromium
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+PAGE_FILES = ("/", "/page.js", "/page.css")
+BROWSER_WAIT_SECONDS = 30
+
+
+def test_the_card_holds_what_the_trainer_recorded(iris_server: Server) -> None:
+    card = iris_server.client.get("/card").json()
+    metadata = iris_server.artifact.metadata
+    assert card["name"] == metadata["name"]
+    assert card["version"] == metadata["version"]
+    assert card["sha256"] == metadata["sha256"]
+    assert card["metrics"] == metadata["metrics"]
+    assert card["trainedAt"] == metadata["createdAt"]
+    assert card["classes"] == ["setosa", "versicolor", "virginica"]
+    assert card["runtime"]["name"] == "compiled"
+    assert card["runtime"]["libraries"] == metadata["libraryVersions"]
+    assert card["features"][0] == {
+        "name": "sepal length (cm)",
+        "type": "numeric",
+        "min": 4.3,
+        "max": 7.9,
+    }
+
+
+def test_a_card_of_a_model_not_loaded_says_why(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve(Artifact(tmp_path, {}))
+    answer = server.client.get("/card")
+    assert answer.status_code == 503
+    assert "metadata.json does not exist" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("path", PAGE_FILES)
+def test_the_page_is_the_servers_own_and_runs_only_its_own_files(
+    iris_server: Server, path: str
+) -> None:
+    answer = iris_server.client.get(path)
+    assert answer.status_code == 200
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+    # Works offline: nothing loaded from anywhere else.
+    assert not re.search(r"(src|href)=\"?(https?:)?//", answer.text)
+    assert "@import" not in answer.text
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def page(
+    browser: WebDriver, serve_process: Callable[[Artifact], str], iris_forest: Artifact
+) -> WebDriver:
+    browser.get(serve_process(iris_forest) + "/")
+    wait_for(browser, lambda: browser.find_element(By.ID, "content").is_displayed(), "the page")
+    return browser
+
+
+def wait_for(browser: WebDriver, condition: Callable[[], Any], what: str) -> Any:
+    return WebDriverWait(browser, BROWSER_WAIT_SECONDS).until(
+        lambda _: condition(), message=f"waiting for {what}"
+    )
+
+
+def fill(browser: WebDriver, values: list[str]) -> None:
+    for index, value in enumerate(values):
+        field = browser.find_element(By.ID, f"feature-{index}")
+        field.clear()
+        field.send_keys(value)
+
+
+def test_the_form_predicts_a_class_with_its_probabilities(
+    page: WebDriver, iris_forest: Artifact
+) -> None:
+    assert page.title == f"{iris_forest.name} {iris_forest.version}"
+    card = page.find_element(By.ID, "card").text
+    assert "RandomForestClassifier" in card and "accuracy" in card
+    fill(page, ["5.1", "3.5", "1.4", "0.2"])
+    page.find_element(By.ID, "predict").click()
+    answer = wait_for(page, lambda: page.find_element(By.ID, "answer").text, "an answer")
+    assert answer == "setosa"
+    bars = page.find_elements(By.CSS_SELECTOR, "#chart .bar")
+    assert [bar.text.split("\n")[0] for bar in bars] == ["setosa", "versicolor", "virginica"]
+    assert "setosa" in page.find_element(By.CSS_SELECTOR, "#chart .bar.top").text
+    assert '"instances":[[5.1,3.5,1.4,0.2]]' in page.find_element(By.ID, "curl").text
+
+
+def test_a_bad_value_shows_the_servers_message_next_to_its_field(page: WebDriver) -> None:
+    fill(page, ["5.1", "3.5", "1.4", "wide"])
+    page.find_element(By.ID, "predict").click()
+    field = page.find_element(By.CSS_SELECTOR, '.field[data-feature="petal width (cm)"]')
+    message = wait_for(page, lambda: field.find_element(By.CLASS_NAME, "error").text, "an error")
+    assert message == "row 0, feature 'petal width (cm)': 'wide' is not a number"
+    assert "invalid" in field.get_attribute("class")
+    assert not page.find_element(By.ID, "result").is_displayed()
+
+
+def test_a_csv_file_gives_a_table_and_a_download(page: WebDriver, tmp_path: Path) -> None:
+    csv = tmp_path / "rows.csv"
+    # Columns in another order than the model's: the header names them.
+    csv.write_text(
+        "petal width (cm),petal length (cm),sepal width (cm),sepal length (cm)\n"
+        "0.2,1.4,3.5,5.1\n"
+        "2.3,5.9,3.0,6.8\n"
+    )
+    page.find_element(By.ID, "csv").send_keys(str(csv))
+    table = page.find_element(By.ID, "table")
+    rows = wait_for(page, lambda: table.find_elements(By.CSS_SELECTOR, "tbody tr"), "the table")
+    predictions = [row.find_elements(By.TAG_NAME, "td")[4].text for row in rows]
+    assert predictions == ["setosa", "virginica"]
+    header = [cell.text for cell in table.find_elements(By.TAG_NAME, "th")]
+    assert header[:5] == [
+        "sepal length (cm)",
+        "sepal width (cm)",
+        "petal length (cm)",
+        "petal width (cm)",
+        "prediction",
+    ]
+    assert page.find_element(By.ID, "download").get_attribute("href").startswith("blob:")
+
+
+def test_a_csv_file_the_server_refuses_shows_why(page: WebDriver, tmp_path: Path) -> None:
+    csv = tmp_path / "short.csv"
+    csv.write_text("5.1,3.5,1.4\n")
+    page.find_element(By.ID, "csv").send_keys(str(csv))
+    error = page.find_element(By.ID, "batch-error")
+    message = wait_for(page, lambda: error.text, "the error")
+    assert message.startswith("instance 0 has 3 values; the model takes 4 features")
