@@ -58,7 +58,7 @@ def test_server_metadata(iris_server: Server) -> None:
     body = iris_server.client.get("/v2").json()
 
     assert body["name"] == "modelops-inference-server"
-    assert body["version"] and body["extensions"] == []
+    assert body["version"] and body["extensions"] == ["binary_tensor_data"]
 
 
 def test_model_metadata_describes_the_tensors(iris_server: Server, iris_forest: Artifact) -> None:

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from . import __version__, schemas
+from . import __version__, schemas, v2
 from .dataplane import DataPlane
 from .errors import InvalidInput, ModelNotFound, ModelNotReady, PayloadTooLarge, ServingError
 from .metrics import Metrics
@@ -61,14 +61,16 @@ def create_app(
     max_body_bytes = settings.max_body_bytes
     prediction_slots = asyncio.Semaphore(settings.prediction_threads)
 
-    async def answer(call: Callable[..., dict[str, Any]], *args: Any) -> Response:
+    async def answer(
+        call: Callable[..., Any], *args: Any, respond: Callable[[Any], Response] = _json
+    ) -> Response:
         """A compiled model answers on the event loop (numpy, microseconds to milliseconds);
         scikit-learn's own prediction (SVC, KNN, pipelines: up to seconds for a large batch)
         runs in a worker thread, at most `prediction_threads` at once."""
         if dataplane.compiled:
-            return _json(call(*args))
+            return respond(call(*args))
         async with prediction_slots:
-            return _json(await asyncio.to_thread(call, *args))
+            return respond(await asyncio.to_thread(call, *args))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,7 +97,7 @@ def create_app(
     app.add_middleware(ClosingWhileDraining, drain=drain)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
-    async def json_body(request: Request) -> Any:
+    async def body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_body_bytes:
             raise PayloadTooLarge(_too_large(int(length), max_body_bytes))
@@ -106,10 +108,15 @@ def create_app(
             if size > max_body_bytes:
                 raise PayloadTooLarge(_too_large(size, max_body_bytes))
             chunks.append(chunk)
-        try:
-            return orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+        return b"".join(chunks)
+
+    async def json_body(request: Request) -> Any:
+        parsed, _ = v2.split_body(await body(request), None)
+        return parsed
+
+    async def inference(request: Request, name: str, version: str | None) -> Response:
+        parsed, binary = v2.split_body(await body(request), request.headers.get(v2.HEADER_LENGTH))
+        return await answer(dataplane.infer, name, version, parsed, binary, respond=_inferred)
 
     def request_body(model: type[schemas.BaseModel]) -> dict[str, Any]:
         ref = {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -162,7 +169,7 @@ def create_app(
         openapi_extra=request_body(schemas.InferenceRequest),
     )
     async def infer(request: Request, name: str) -> Response:
-        return await answer(dataplane.infer, name, None, await json_body(request))
+        return await inference(request, name, None)
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
@@ -170,7 +177,7 @@ def create_app(
         openapi_extra=request_body(schemas.InferenceRequest),
     )
     async def infer_version(request: Request, name: str, version: str) -> Response:
-        return await answer(dataplane.infer, name, version, await json_body(request))
+        return await inference(request, name, version)
 
     @app.get("/drain", response_model=schemas.Drained, summary="Drain before shutting down")
     async def start_draining(
@@ -332,6 +339,20 @@ def _readiness(ready: bool, dataplane: DataPlane) -> Response:
             503, f"model {dataplane.model.name!r} is not ready: {dataplane.model.problem}"
         )
     return _json({"ready": True})
+
+
+def _inferred(result: tuple[dict[str, Any], list[bytes]]) -> Response:
+    """An infer response: JSON, or with outputs asked for as binary data, the JSON header and
+    their bytes after it (the binary tensor extension)."""
+    answer, blobs = result
+    if not blobs:
+        return _json(answer)
+    header = orjson.dumps(answer, option=_JSON_OPTIONS)
+    return Response(
+        b"".join((header, *blobs)),
+        media_type="application/octet-stream",
+        headers={v2.HEADER_LENGTH: str(len(header))},
+    )
 
 
 def _page(content: bytes, media_type: str) -> Response:

@@ -99,7 +99,7 @@ class DataPlane:
     # --- the Open Inference Protocol
 
     def server_metadata(self) -> dict[str, Any]:
-        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+        return {"name": SERVER_NAME, "version": __version__, "extensions": [v2.BINARY_EXTENSION]}
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         self._check_served(name, version)
@@ -146,9 +146,12 @@ class DataPlane:
         self._check_served(name, version)
         return self.model.ready
 
-    def infer(self, name: str, version: str | None, body: Any) -> dict[str, Any]:
+    def infer(
+        self, name: str, version: str | None, body: Any, binary: memoryview | None = None
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """The response's JSON, and the bytes of the outputs asked for as binary data."""
         self._check_served(name, version)
-        request = v2.read_request(body, self.model.features())
+        request = v2.read_request(body, self.model.features(), binary)
         wanted = v2.check_outputs(request.outputs, self._output_names())
         prediction = self._predict(request.matrix)
         answer: dict[str, Any] = {
@@ -158,8 +161,9 @@ class DataPlane:
         if request.id is not None:
             answer["id"] = request.id
         predicted = None if self._classes is None else labels(self._classes, prediction)
-        answer["outputs"] = v2.write_outputs(prediction, predicted, wanted)
-        return answer
+        outputs = v2.write_outputs(prediction, predicted, request, wanted)
+        answer["outputs"] = outputs.tensors
+        return answer, outputs.blobs
 
     # ---
 
