@@ -107,6 +107,20 @@ def iris_forest(trained: Callable[..., Artifact]) -> Artifact:
     return trained("RandomForestClassifier")
 
 
+@pytest.fixture(scope="session")
+def fruit_forest(
+    trained: Callable[..., Artifact], tmp_path_factory: pytest.TempPathFactory
+) -> Artifact:
+    """A forest over a numeric and a categorical feature (size, colour): a saved Pipeline."""
+    csv = tmp_path_factory.mktemp("csv") / "fruit.csv"
+    lines = ["size,colour,label"] + [
+        f"{1 + i % 9},{('red', 'green', 'blue')[i % 3]},{'big' if i % 9 > 4 or i % 3 == 0 else 'small'}"
+        for i in range(60)
+    ]
+    csv.write_text("\n".join(lines) + "\n")
+    return trained("RandomForestClassifier", csv=csv)
+
+
 @dataclass
 class Server:
     client: TestClient

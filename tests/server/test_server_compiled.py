@@ -109,17 +109,9 @@ def test_compilation_can_be_switched_off(
 
 
 def test_categorical_features_are_served_through_the_saved_pipeline(
-    serve: Callable[..., Server],
-    trained: Callable[..., Artifact],
-    tmp_path_factory: pytest.TempPathFactory,
+    serve: Callable[..., Server], fruit_forest: Artifact
 ) -> None:
-    csv = tmp_path_factory.mktemp("csv") / "fruit.csv"
-    lines = ["size,colour,label"] + [
-        f"{1 + i % 9},{('red', 'green', 'blue')[i % 3]},{'big' if i % 9 > 4 or i % 3 == 0 else 'small'}"
-        for i in range(60)
-    ]
-    csv.write_text("\n".join(lines) + "\n")
-    artifact = trained("RandomForestClassifier", csv=csv)
+    artifact = fruit_forest
     server = serve(artifact)
     model = joblib.load(artifact.directory / "model.joblib")
     rows = [[2.0, "red"], [7.0, "blue"], [3.0, "purple"]]

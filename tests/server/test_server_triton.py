@@ -94,17 +94,10 @@ def test_the_asyncio_client_gets_binary_answers(address: str, iris_forest: Artif
 
 
 def test_binary_bytes_inputs_carry_categories(
-    serve: Callable[..., Server],
-    trained: Callable[..., Artifact],
-    tmp_path_factory: pytest.TempPathFactory,
+    serve: Callable[..., Server], fruit_forest: Artifact
 ) -> None:
-    csv = tmp_path_factory.mktemp("csv") / "fruit.csv"
-    lines = ["size,colour,label"] + [
-        f"{1 + i % 9},{('red', 'green', 'blue')[i % 3]},{'big' if i % 9 > 4 else 'small'}"
-        for i in range(60)
-    ]
-    csv.write_text("\n".join(lines) + "\n")
-    server = serve(trained("RandomForestClassifier", csv=csv))
+    server = serve(fruit_forest)
+    model = joblib.load(Path(fruit_forest.directory) / "model.joblib")
     sizes = np.array([2.0, 8.0]).tobytes()
     colours = b"".join(struct.pack("<I", len(c)) + c for c in (b"red", b"blue"))
     header = (
@@ -120,7 +113,8 @@ def test_binary_bytes_inputs_carry_categories(
         headers={"Inference-Header-Content-Length": str(len(header))},
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["outputs"][0]["data"] == ["small", "big"]
+    expected = model.predict(np.array([[2.0, "red"], [8.0, "blue"]], dtype=object))
+    assert answer.json()["outputs"][0]["data"] == list(expected)
 
 
 @pytest.mark.parametrize(
