@@ -167,6 +167,35 @@ def test_a_pod_in_the_cluster_predicts_through_the_service(
     assert answer["model_version"] == status(cluster, namespace, "iris")["model"]["version"]
 
 
+GRPC_SCRIPT = """
+    import grpc, json
+    from modelops_server.grpc_api import inference_pb2 as pb, inference_pb2_grpc as pb_grpc
+    rows = {rows!r}
+    request = pb.ModelInferRequest(model_name="iris")
+    given = request.inputs.add(name="input-0", datatype="FP64", shape=[len(rows), 4])
+    given.contents.fp64_contents.extend(value for row in rows for value in row)
+    with grpc.insecure_channel({address!r}) as channel:
+        answer = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    labels = [label.decode() for label in answer.outputs[0].contents.bytes_contents]
+    print(json.dumps({{"version": answer.model_version, "labels": labels}}))
+"""
+
+
+@pytest.mark.usefixtures("samples")
+def test_a_pod_in_the_cluster_infers_over_grpc_at_the_status_grpc_endpoint(
+    cluster: KindCluster, namespace: str
+) -> None:
+    observed = status(cluster, namespace, "iris")
+    script = GRPC_SCRIPT.format(rows=IRIS_ROWS, address=observed["grpcEndpoint"])
+
+    answer = json.loads(run_python(cluster, namespace, script))
+
+    assert answer == {
+        "version": observed["model"]["version"],
+        "labels": ["setosa", "versicolor", "virginica"],
+    }
+
+
 @pytest.mark.usefixtures("samples")
 def test_the_page_status_points_to_predicts_in_a_browser(
     cluster: KindCluster, namespace: str

@@ -197,6 +197,22 @@ def test_service_selects_the_serving_pods() -> None:
     assert builders.endpoint("iris", "ns", SETTINGS) == "http://iris.ns.svc.cluster.local:8080"
 
 
+def test_service_offers_rest_and_grpc_while_probes_stay_on_http() -> None:
+    service = builders.build_service("iris", "ns")
+    deployment = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    server = deployment["spec"]["template"]["spec"]["containers"][0]
+
+    ports = {port["name"]: port for port in service["spec"]["ports"]}
+    assert {name: port["port"] for name, port in ports.items()} == {"http": 8080, "grpc": 8081}
+    assert ports["grpc"]["appProtocol"] == "grpc"
+    served = {port["name"]: port["containerPort"] for port in server["ports"]}
+    assert served == {"http": 8080, "grpc": 8081}
+    assert {"name": "MODELOPS_GRPC_PORT", "value": "8081"} in server["env"]
+    probes = (server["readinessProbe"], server["livenessProbe"], server["lifecycle"]["preStop"])
+    assert all(probe["httpGet"]["port"] == "http" for probe in probes)
+    assert builders.grpc_endpoint("iris", "ns", SETTINGS) == "iris.ns.svc.cluster.local:8081"
+
+
 S3 = {
     "bucket": "models",
     "prefix": "team-a",

@@ -53,6 +53,7 @@ def test_iris_sample_reaches_ready(models: Models, kubelet: Kubelet, trained: An
     assert status["model"]["score"].startswith("accuracy=")
     assert status["readyReplicas"] == 2
     assert status["endpoint"] == f"http://iris.{models.namespace}.svc.cluster.local:8080"
+    assert status["grpcEndpoint"] == f"iris.{models.namespace}.svc.cluster.local:8081"
     assert status["page"] == (
         f"kubectl -n {models.namespace} port-forward service/iris 8080, "
         "then open http://localhost:8080/"

@@ -137,7 +137,7 @@ class Server:
 def build_app(settings: Settings, load_on_startup: bool = False) -> tuple[FastAPI, DataPlane]:
     """The app and its data plane; the model loaded before returning unless `load_on_startup`."""
     metrics = Metrics()
-    dataplane = DataPlane(Model(settings), metrics)
+    dataplane = DataPlane(Model(settings), metrics, settings.prediction_threads)
     if not load_on_startup:
         dataplane.load()
     app = create_app(dataplane, metrics, settings, load_on_startup=load_on_startup)
@@ -166,22 +166,36 @@ def iris_server(serve: Callable[..., Server], iris_forest: Artifact) -> Server:
     return serve(iris_forest)
 
 
+@dataclass(frozen=True)
+class Process:
+    """A running `modelops-serve`: its base URL and its gRPC address."""
+
+    url: str
+    grpc: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
-def serve_process() -> Iterator[Callable[[Artifact], str]]:
-    """serve_process(artifact): `modelops-serve` as the container runs it, a real process on a
-    loopback port, once it is ready; its base URL."""
+def serve_process() -> Iterator[Callable[[Artifact], Process]]:
+    """serve_process(artifact): `modelops-serve` as the container runs it, a real process on
+    loopback ports, once it is ready."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(artifact: Artifact) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
+    def start(artifact: Artifact) -> Process:
+        port, grpc_port = _free_port(), _free_port()
         command = [
             str(Path(sys.executable).parent / "modelops-serve"),
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
+            "--grpc-port",
+            str(grpc_port),
         ]
         environment = os.environ | {
             "MODELOPS_MODEL_DIR": str(artifact.directory),
@@ -197,7 +211,7 @@ def serve_process() -> Iterator[Callable[[Artifact], str]]:
             assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
             try:
                 with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2):
-                    return url
+                    return Process(url, f"127.0.0.1:{grpc_port}")
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline, "the server did not become ready"
                 time.sleep(0.2)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Artifact
+from conftest import Artifact, Process
 from modelops_envtest.waiting import wait_until
 from modelops_server.load import CardError, Column, make_rows, parse_card
 from modelops_server.metrics import REQUESTS
@@ -57,8 +57,8 @@ def served(url: str) -> int:
 
 
 @pytest.fixture
-def running(serve_process: Callable[[Artifact], str], iris_forest: Artifact) -> str:
-    return serve_process(iris_forest)
+def running(serve_process: Callable[[Artifact], Process], iris_forest: Artifact) -> str:
+    return serve_process(iris_forest).url
 
 
 def test_rows_are_in_feature_order_within_the_card_s_ranges_and_categories() -> None:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Artifact
+from conftest import Artifact, Process
 
 
 @pytest.fixture
-def running(serve_process: Callable[[Artifact], str], iris_forest: Artifact) -> str:
-    return serve_process(iris_forest)
+def running(serve_process: Callable[[Artifact], Process], iris_forest: Artifact) -> str:
+    return serve_process(iris_forest).url
 
 
 def test_modelops_serve_serves_the_model_dir(running: str) -> None:

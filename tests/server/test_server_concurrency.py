@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Artifact
+from conftest import Artifact, Process
 
 FEATURES = 64
 BATCH_ROWS = 10_000
@@ -34,11 +34,11 @@ def wide_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_probes_answer_while_a_large_batch_is_predicted(
     trained: Callable[..., Artifact],
-    serve_process: Callable[[Artifact], str],
+    serve_process: Callable[[Artifact], Process],
     wide_csv: Path,
 ) -> None:
     knn = trained("KNeighborsClassifier", csv=wide_csv, algorithm="brute")
-    url = serve_process(knn)
+    url = serve_process(knn).url
     batch = np.random.default_rng(8).normal(size=(BATCH_ROWS, FEATURES)).round(3).tolist()
     answered: dict[str, object] = {}
 

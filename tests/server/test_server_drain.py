@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import SplitResult, urlsplit
 
-from conftest import Artifact, Server  # type: ignore[import-not-found]
+from conftest import Artifact, Process, Server  # type: ignore[import-not-found]
 
 ROW = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 HEADERS = {"Content-Type": "application/json"}
@@ -36,9 +36,9 @@ def test_a_drain_longer_than_a_hook_could_mean_is_refused(iris_server: Server) -
 
 
 def test_a_kept_alive_connection_ends_after_its_next_answer_while_the_hook_waits(
-    serve_process: Callable[[Artifact], str], iris_forest: Artifact
+    serve_process: Callable[[Artifact], Process], iris_forest: Artifact
 ) -> None:
-    address = urlsplit(serve_process(iris_forest))
+    address = urlsplit(serve_process(iris_forest).url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
     connection.request("POST", "/predict", ROW, HEADERS)
     first = connection.getresponse()

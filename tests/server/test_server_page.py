@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Artifact, Server  # type: ignore[import-not-found]
+from conftest import Artifact, Process, Server  # type: ignore[import-not-found]
 from modelops_envtest.browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -68,9 +68,9 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 def page(
-    browser: WebDriver, serve_process: Callable[[Artifact], str], iris_forest: Artifact
+    browser: WebDriver, serve_process: Callable[[Artifact], Process], iris_forest: Artifact
 ) -> WebDriver:
-    browser.get(serve_process(iris_forest) + "/")
+    browser.get(serve_process(iris_forest).url + "/")
     wait_for(browser, lambda: browser.find_element(By.ID, "content").is_displayed(), "the page")
     return browser
 

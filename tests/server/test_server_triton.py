@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
-from conftest import Artifact, Server  # type: ignore[import-not-found]
+from conftest import Artifact, Process, Server  # type: ignore[import-not-found]
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
 
 
 @pytest.fixture
-def address(serve_process: Callable[[Artifact], str], iris_forest: Artifact) -> str:
-    return serve_process(iris_forest).removeprefix("http://")
+def address(serve_process: Callable[[Artifact], Process], iris_forest: Artifact) -> str:
+    return serve_process(iris_forest).url.removeprefix("http://")
 
 
 def scikit_learn(artifact: Artifact, rows: np.ndarray) -> tuple[list[str], np.ndarray]:

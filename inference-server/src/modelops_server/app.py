@@ -22,20 +22,14 @@ from starlette.exceptions import HTTPException
 
 from . import __version__, schemas, v2
 from .dataplane import DataPlane
-from .errors import InvalidInput, ModelNotFound, ModelNotReady, PayloadTooLarge, ServingError
+from .errors import HTTP_STATUS, PayloadTooLarge, ServingError
 from .metrics import Metrics
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATUS: dict[type[ServingError], int] = {
-    InvalidInput: 400,
-    ModelNotFound: 404,
-    PayloadTooLarge: 413,
-    ModelNotReady: 503,
-}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": schemas.Error} for status in (*STATUS.values(), 422)
+    status: {"model": schemas.Error} for status in (*HTTP_STATUS.values(), 422)
 }
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 PAGE_FILES = ("index.html", "page.js", "page.css")
@@ -54,30 +48,38 @@ ASGIApp = Callable[
 
 
 def create_app(
-    dataplane: DataPlane, metrics: Metrics, settings: Settings, load_on_startup: bool = True
+    dataplane: DataPlane,
+    metrics: Metrics,
+    settings: Settings,
+    load_on_startup: bool = True,
+    grpc: bool = False,
 ) -> FastAPI:
     """The app serving `dataplane`'s model. With `load_on_startup` the model is loaded in a
-    thread once the server is up, so liveness answers while a large model loads."""
+    thread once the server is up, so liveness answers while a large model loads. With `grpc`
+    the Open Inference Protocol's gRPC service runs on `settings.grpc_port` as long as the app."""
     max_body_bytes = settings.max_body_bytes
-    prediction_slots = asyncio.Semaphore(settings.prediction_threads)
 
     async def answer(
         call: Callable[..., Any], *args: Any, respond: Callable[[Any], Response] = _json
     ) -> Response:
-        """A compiled model answers on the event loop (numpy, microseconds to milliseconds);
-        scikit-learn's own prediction (SVC, KNN, pipelines: up to seconds for a large batch)
-        runs in a worker thread, at most `prediction_threads` at once."""
-        if dataplane.compiled:
-            return respond(call(*args))
-        async with prediction_slots:
-            return respond(await asyncio.to_thread(call, *args))
+        return respond(await dataplane.run(call, *args))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        grpc_server = None
+        if grpc:
+            # Imported only when served: the protocol's messages, registered under the same
+            # names by a client library of the protocol (Triton's, in the tests), clash in one
+            # process.
+            from .grpc_api import service
+
+            grpc_server = await service.start(dataplane, metrics, settings)
         loading = (
             asyncio.create_task(asyncio.to_thread(dataplane.load)) if load_on_startup else None
         )
         yield
+        if grpc_server is not None:
+            await service.stop(grpc_server)
         if loading is not None:
             await loading
 
@@ -222,7 +224,7 @@ def _map_errors(app: FastAPI) -> None:
 
     async def serving_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServingError)
-        return _error(STATUS[type(exc)], str(exc))
+        return _error(HTTP_STATUS[type(exc)], str(exc))
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -237,7 +239,7 @@ def _map_errors(app: FastAPI) -> None:
         log.exception("unexpected error serving a request", exc_info=exc)
         return _error(500, f"internal error: {type(exc).__name__}")
 
-    for error in STATUS:
+    for error in HTTP_STATUS:
         app.add_exception_handler(error, serving_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -1,4 +1,5 @@
-"""`modelops-serve`: serves one artifact directory over HTTP (the container's entrypoint)."""
+"""`modelops-serve`: serves one artifact directory over HTTP and gRPC (the container's
+entrypoint)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--model-dir", type=Path, help="the artifact's version directory")
     parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument("--port", type=int, help="HTTP port to listen on (default 8080)")
+    parser.add_argument(
+        "--grpc-port", type=int, help="gRPC port to listen on (default 8081; 0 turns gRPC off)"
+    )
     arguments = parser.parse_args(argv)
     overrides: dict[str, Any] = {
         key: value
@@ -37,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("model_dir", arguments.model_dir),
             ("host", arguments.host),
             ("port", arguments.port),
+            ("grpc_port", arguments.grpc_port),
         )
         if value is not None
     }
@@ -59,7 +64,8 @@ def app_from_environment() -> FastAPI:
 
 def build_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
-    return create_app(DataPlane(Model(settings), metrics), metrics, settings)
+    dataplane = DataPlane(Model(settings), metrics, settings.prediction_threads)
+    return create_app(dataplane, metrics, settings, grpc=settings.grpc_port != 0)
 
 
 def serve(settings: Settings) -> None:

@@ -4,7 +4,9 @@ Python values; the REST layer only moves them in and out of HTTP."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,11 +20,14 @@ from .prediction import Prediction
 SERVER_NAME = "modelops-inference-server"
 PLATFORM = "scikit-learn"
 
+Result = TypeVar("Result")
+
 
 class DataPlane:
-    def __init__(self, model: Model, metrics: Metrics) -> None:
+    def __init__(self, model: Model, metrics: Metrics, prediction_threads: int) -> None:
         self.model = model
         self._metrics = metrics
+        self._prediction_slots = asyncio.Semaphore(prediction_threads)
         # Class labels as a list: indexing it per row is cheap and orjson writes it natively.
         self._classes: list[str] | None = None
 
@@ -31,6 +36,16 @@ class DataPlane:
         """Whether the model is served by its compiled form (not yet loaded: nothing to run)."""
         loaded = self.model.loaded
         return loaded is None or loaded.runtime.name == runtime.COMPILED
+
+    async def run(self, call: Callable[..., Result], *args: Any) -> Result:
+        """`call(*args)` the way the model needs, for either protocol. A compiled model answers
+        on the event loop (numpy, microseconds to milliseconds); scikit-learn's own prediction
+        (SVC, KNN, pipelines: up to seconds for a large batch) runs in a worker thread, at most
+        `prediction_threads` at once, so the loop (health probes, other requests) never waits."""
+        if self.compiled:
+            return call(*args)
+        async with self._prediction_slots:
+            return await asyncio.to_thread(call, *args)
 
     def load(self) -> bool:
         if not self.model.load():

@@ -1,6 +1,6 @@
-"""What can go wrong serving a request, independent of the protocol. The REST layer maps each
-to its HTTP status in one place (`app.py`); the message goes to the client as is, so it says
-what was wrong and how to fix it."""
+"""What can go wrong serving a request, independent of the protocol. Each has its HTTP status
+here (the REST API answers with it, and the gRPC service counts its calls by it); the message
+goes to the client as is, so it says what was wrong and how to fix it."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ class ModelNotReady(ServingError):
 
 class ArtifactError(Exception):
     """The artifact directory cannot be served: missing files, bad metadata, wrong digest."""
+
+
+HTTP_STATUS: dict[type[ServingError], int] = {
+    InvalidInput: 400,
+    ModelNotFound: 404,
+    PayloadTooLarge: 413,
+    ModelNotReady: 503,
+}

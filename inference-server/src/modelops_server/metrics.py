@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 # The `_created` twin of every series doubles the scrape for nothing the dashboards use.
 disable_created_metrics()
 
-# Counter {endpoint, code}: every HTTP request, by route template and status code.
+# Counter {endpoint, code}: every request, by HTTP route template or gRPC method path, and HTTP
+# status code (a gRPC call's is the one its error has over REST).
 REQUESTS = "modelops_requests_total"
 # Histogram {endpoint}: request latency in seconds.
 REQUEST_DURATION = "modelops_request_duration_seconds"
@@ -47,13 +48,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._requests = Counter(
             _without_suffix(REQUESTS, "_total"),
-            "HTTP requests by route and status code.",
+            "Requests by HTTP route or gRPC method, and HTTP status code.",
             ("endpoint", "code"),
             registry=self.registry,
         )
         self._duration = Histogram(
             REQUEST_DURATION,
-            "HTTP request latency in seconds, by route.",
+            "Request latency in seconds, by HTTP route or gRPC method.",
             ("endpoint",),
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     model_file: str | None = None
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
+    # The Open Inference Protocol over gRPC, as KServe and MLServer serve it; 0: no gRPC.
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
     max_batch_rows: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Off: every model is served by scikit-learn itself (a comparison, or a suspected mismatch).

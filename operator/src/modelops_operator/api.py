@@ -635,6 +635,10 @@ class ModelDeploymentStatus(StatusModel):
     replicas: int | None = Field(default=None, description="Serving replicas wanted.")
     ready_replicas: int | None = Field(default=None, description="Serving replicas ready.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the model's API.")
+    grpc_endpoint: str | None = Field(
+        default=None,
+        description="In-cluster host:port of the model's Open Inference Protocol gRPC service.",
+    )
     page: str | None = Field(
         default=None, description="How to open the model's page (its form, card and API) from here."
     )

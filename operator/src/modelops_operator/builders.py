@@ -14,6 +14,7 @@ from modelops_operator.settings import Settings
 
 NON_ROOT_UID = 10001
 SERVER_PORT_NAME = "http"
+SERVER_GRPC_PORT_NAME = "grpc"
 # A terminating serving pod keeps answering this long: kube-proxy stops sending it new
 # connections only once the EndpointSlice change reaches it, which took over 5 s on a loaded
 # 2-core kind node (one connection refused in 5,490 during a rollout under load).
@@ -108,8 +109,16 @@ def _with_env_from(container: dict[str, Any], sources: list[dict[str, Any]]) -> 
 
 
 def endpoint(name: str, namespace: str, settings: Settings) -> str:
+    return f"http://{_service_host(name, namespace, settings)}:{constants.SERVER_PORT}"
+
+
+def grpc_endpoint(name: str, namespace: str, settings: Settings) -> str:
+    return f"{_service_host(name, namespace, settings)}:{constants.SERVER_GRPC_PORT}"
+
+
+def _service_host(name: str, namespace: str, settings: Settings) -> str:
     service = constants.SERVICE_NAME.format(name=name)
-    return f"http://{service}.{namespace}.svc.{settings.cluster_domain}:{constants.SERVER_PORT}"
+    return f"{service}.{namespace}.svc.{settings.cluster_domain}"
 
 
 def page_hint(name: str, namespace: str) -> str:
@@ -303,13 +312,17 @@ def build_server_deployment(
         "name": "server",
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
-        "ports": [{"name": SERVER_PORT_NAME, "containerPort": constants.SERVER_PORT}],
+        "ports": [
+            {"name": SERVER_PORT_NAME, "containerPort": constants.SERVER_PORT},
+            {"name": SERVER_GRPC_PORT_NAME, "containerPort": constants.SERVER_GRPC_PORT},
+        ],
         "env": [
             {"name": "MODELOPS_MODEL_DIR", "value": model_dir},
             {"name": "MODELOPS_MODEL_NAME", "value": name},
             {"name": "MODELOPS_MODEL_VERSION", "value": model.version},
             {"name": "MODELOPS_MODEL_SHA256", "value": model.sha256},
             {"name": "MODELOPS_PORT", "value": str(constants.SERVER_PORT)},
+            {"name": "MODELOPS_GRPC_PORT", "value": str(constants.SERVER_GRPC_PORT)},
             *provided_file,
         ],
         "resources": _resources(serving.resources),
@@ -419,7 +432,14 @@ def build_service(name: str, namespace: str) -> dict[str, Any]:
                         "name": SERVER_PORT_NAME,
                         "port": constants.SERVER_PORT,
                         "targetPort": SERVER_PORT_NAME,
-                    }
+                    },
+                    {
+                        "name": SERVER_GRPC_PORT_NAME,
+                        "port": constants.SERVER_GRPC_PORT,
+                        "targetPort": SERVER_GRPC_PORT_NAME,
+                        # Meshes and gateways route it as gRPC (HTTP/2), not HTTP/1.
+                        "appProtocol": "grpc",
+                    },
                 ],
             },
         }

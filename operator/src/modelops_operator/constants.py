@@ -41,6 +41,8 @@ ARTIFACT_MOUNT_PATH = "/models"
 # What a spec.model's file is fetched as, in its version's directory (it has no metadata.json).
 PROVIDED_MODEL_FILE = "model"
 SERVER_PORT = 8080
+# The Open Inference Protocol over gRPC, on KServe's and MLServer's port.
+SERVER_GRPC_PORT = 8081
 TERMINATION_LOG = "/dev/termination-log"
 
 CONDITION_TRAINED = "Trained"

@@ -340,6 +340,7 @@ def _reconcile(
         replicas=rollout.replicas if rollout else None,
         ready_replicas=rollout.ready_replicas if rollout else None,
         endpoint=builders.endpoint(name, namespace, settings) if target else None,
+        grpc_endpoint=builders.grpc_endpoint(name, namespace, settings) if target else None,
         page=builders.page_hint(name, namespace) if target else None,
     )
 

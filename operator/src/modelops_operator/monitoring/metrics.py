@@ -4,7 +4,7 @@ The server (`modelops_server`) defines them; the operator must not import the se
 names are repeated here and the end-to-end test scrapes a real server to keep both in step.
 """
 
-# Counter {endpoint, code}: every HTTP request, by route template and status code.
+# Counter {endpoint, code}: every request, by HTTP route template or gRPC method, and status code.
 REQUESTS = "modelops_requests_total"
 # Histogram {endpoint}: request latency in seconds.
 REQUEST_DURATION = "modelops_request_duration_seconds"
