@@ -131,11 +131,17 @@ def test_samples_train_in_job_pods_and_serve_from_the_images(
         terminated = trainer["status"]["containerStatuses"][0]["state"]["terminated"]
         assert terminated["exitCode"] == 0
         # The trainer's summary, read back by the operator, is what status reports.
-        assert json.loads(terminated["message"])["sha256"] == observed["model"]["sha256"]
+        summary = json.loads(terminated["message"])
+        assert summary["sha256"] == observed["model"]["sha256"]
+        assert summary["compiledSha256"] == observed["model"]["compiledSha256"]
 
         servers = server_pods(cluster, namespace, name)
         running = [pod for pod in servers if pod["status"]["phase"] == "Running"]
         assert len(running) == observed["readyReplicas"] >= 1
+        for pod in running:
+            # Every sample is compiled: served from model.npz, with no unpickling.
+            log = cluster.kubectl("-n", namespace, "logs", pod["metadata"]["name"]).stdout
+            assert "(model.npz, not unpickled); runtime compiled" in log
         for pod in [trainer, *running]:
             (container,) = pod["spec"]["containers"]
             security = container["securityContext"]

@@ -234,6 +234,22 @@ def test_object_storage_trains_onto_a_pod_volume_and_uploads_without_a_claim() -
     assert pod["volumes"][0] == {"name": "models", "emptyDir": {}}
 
 
+def test_the_compiled_forms_digest_goes_to_the_server_and_the_fetch() -> None:
+    compiled = MODEL.model_copy(update={"compiled_sha256": "c" * 64})
+    spec = spec_of("iris", storage={"s3": S3})
+    s3_compiled = S3_MODEL.model_copy(update={"compiled_sha256": "c" * 64})
+
+    on_volume = builders.build_server_deployment("iris", "ns", spec_of("iris"), compiled, SETTINGS)
+    fetched = builders.build_server_deployment("iris", "ns", spec, s3_compiled, SETTINGS)
+
+    wanted = {"name": "MODELOPS_COMPILED_SHA256", "value": "c" * 64}
+    assert wanted in container(on_volume)["env"]
+    (fetch,) = fetched["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["args"][-2:] == ["--compiled-sha256", "c" * 64]
+    unset = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    assert "MODELOPS_COMPILED_SHA256" not in {e["name"] for e in container(unset)["env"]}
+
+
 def test_a_version_in_object_storage_is_fetched_and_checked_by_an_init_container() -> None:
     spec = spec_of("iris", storage={"s3": S3})
     deployment = builders.build_server_deployment("iris", "ns", spec, S3_MODEL, SETTINGS)

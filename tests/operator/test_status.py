@@ -65,6 +65,19 @@ def test_unreadable_summary_is_a_failure_that_says_so() -> None:
     assert training.state == "Failed" and "unreadable" in training.message
 
 
+def test_the_compiled_forms_digest_is_kept_when_the_trainer_wrote_one() -> None:
+    with_compiled = json.dumps(SUMMARY | {"compiledSha256": "c" * 64})
+    training = status.training_status(job("Complete"), [pod("Succeeded", with_compiled)], "h")
+    assert training.result is not None and training.result.compiled_sha256 == "c" * 64
+
+    without = status.training_status(job("Complete"), [pod("Succeeded", json.dumps(SUMMARY))], "h")
+    assert without.result is not None and without.result.compiled_sha256 is None
+
+    bad = json.dumps(SUMMARY | {"compiledSha256": "not-a-digest"})
+    training = status.training_status(job("Complete"), [pod("Succeeded", bad)], "h")
+    assert training.state == "Failed" and "compiledSha256" in training.message
+
+
 def test_a_summary_without_a_proper_digest_is_never_served() -> None:
     for digest in (None, "", "not-a-digest", "A" * 64):
         summary = json.dumps(SUMMARY | {"sha256": digest})

@@ -168,10 +168,11 @@ def iris_server(serve: Callable[..., Server], iris_forest: Artifact) -> Server:
 
 @dataclass(frozen=True)
 class Process:
-    """A running `modelops-serve`: its base URL and its gRPC address."""
+    """A running `modelops-serve`: its base URL, its gRPC address and its process id."""
 
     url: str
     grpc: str
+    pid: int
 
 
 def _free_port() -> int:
@@ -182,8 +183,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def serve_process() -> Iterator[Callable[[Artifact], Process]]:
-    """serve_process(artifact): `modelops-serve` as the container runs it, a real process on
-    loopback ports, once it is ready."""
+    """serve_process(artifact): `modelops-serve` as the container runs it (with the digests the
+    operator passes), a real process on loopback ports, once it is ready."""
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(artifact: Artifact) -> Process:
@@ -197,9 +198,11 @@ def serve_process() -> Iterator[Callable[[Artifact], Process]]:
             "--grpc-port",
             str(grpc_port),
         ]
+        compiled = artifact.metadata.get("compiled")
         environment = os.environ | {
             "MODELOPS_MODEL_DIR": str(artifact.directory),
             "MODELOPS_MODEL_SHA256": artifact.metadata["sha256"],
+            **({"MODELOPS_COMPILED_SHA256": compiled["sha256"]} if compiled else {}),
         }
         process = subprocess.Popen(
             command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -211,7 +214,7 @@ def serve_process() -> Iterator[Callable[[Artifact], Process]]:
             assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
             try:
                 with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2):
-                    return Process(url, f"127.0.0.1:{grpc_port}")
+                    return Process(url, f"127.0.0.1:{grpc_port}", process.pid)
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline, "the server did not become ready"
                 time.sleep(0.2)

@@ -44,3 +44,23 @@ def test_modelops_serve_needs_a_model_dir() -> None:
 
     assert result.returncode == 2
     assert "model_dir" in result.stderr
+
+
+@pytest.mark.parametrize("estimator", ["RandomForestClassifier", "LogisticRegression"])
+def test_a_compiled_model_is_served_without_scikit_learn_or_unpickling(
+    serve_process: Callable[[Artifact], Process],
+    trained: Callable[..., Artifact],
+    estimator: str,
+) -> None:
+    """The server as the operator starts it, on a model the trainer compiled: model.npz, read
+    with allow_pickle=False; neither scikit-learn nor joblib is ever loaded into the process."""
+    served = serve_process(trained(estimator))
+
+    with urllib.request.urlopen(f"{served.url}/card", timeout=10) as response:
+        runtime = json.loads(response.read())["runtime"]
+    libraries = Path(f"/proc/{served.pid}/maps").read_text()
+    environment = Path(f"/proc/{served.pid}/environ").read_bytes()
+
+    assert runtime["name"] == "compiled"
+    assert "/sklearn/" not in libraries, "scikit-learn's extensions were loaded"
+    assert b"MODELOPS_COMPILED_SHA256=" in environment

@@ -1,6 +1,7 @@
 """The server answers exactly what scikit-learn answers, for every estimator the trainer
-offers: the compiled ones (tree ensembles, linear models) and the ones served by scikit-learn
-itself, which say so in their metadata and log."""
+offers: the compiled ones (tree ensembles, linear models), from the trainer's model.npz and
+compiled at load alike, and the ones served by scikit-learn itself, which say so in their
+metadata and log."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_predictions_and_probabilities_are_scikit_learns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     artifact = trained(estimator, dataset=dataset)
-    with caplog.at_level(logging.WARNING, logger="modelops_server"):
+    with caplog.at_level(logging.INFO, logger="modelops_server"):
         server = serve(artifact)
     model = joblib.load(artifact.directory / "model.joblib")
     rows = _inputs(dataset)
@@ -89,6 +90,10 @@ def test_predictions_and_probabilities_are_scikit_learns(
     if estimator in COMPILED:
         assert parameters["runtime"] == "compiled"
         assert parameters["runtime_reason"] == ""
+        assert "model.npz, not unpickled" in caplog.text
+        # Compiled at load from the unpickled estimator: the same answers.
+        unpickled = serve(artifact, model_sha256=artifact.metadata["sha256"])
+        _check_same_answers(unpickled, model, rows)
     else:
         assert parameters["runtime"] == "scikit-learn"
         assert f"{estimator} has no compiled form" in parameters["runtime_reason"]

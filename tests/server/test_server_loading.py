@@ -3,6 +3,8 @@ liveness never depends on the model, and the log says why a model is not served.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import Artifact, build_app
 from fastapi.testclient import TestClient
@@ -49,6 +52,7 @@ def test_a_model_file_that_is_not_the_trained_one_is_never_unpickled(
     iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     artifact = iris_forest.copy_to(tmp_path / "artifact")
+    _without_compiled_form(artifact.directory)
     marker = tmp_path / "code-ran"
     (artifact.directory / "model.joblib").write_bytes(pickle.dumps(_TouchOnUnpickle(marker)))
 
@@ -88,11 +92,27 @@ def test_another_version_than_the_one_to_serve_is_refused(
     [
         (lambda d: (d / "metadata.json").unlink(), "does not exist"),
         (lambda d: (d / "metadata.json").write_text("{"), "cannot be read as JSON"),
-        (lambda d: (d / "model.joblib").unlink(), "cannot be read"),
+        (lambda d: (d / "model.npz").unlink(), "model.npz cannot be read"),
+        (
+            lambda d: _without_compiled_form(d) or (d / "model.joblib").unlink(),
+            "model.joblib cannot be read",
+        ),
         (lambda d: _rewrite_metadata(d, formatVersion=2), "formatVersion 2"),
         (lambda d: _rewrite_metadata(d, features=[]), "lists 0"),
+        (
+            lambda d: _without_compiled_form(d) or _rewrite_metadata(d, features=[]),
+            "lists 0",
+        ),
     ],
-    ids=["no metadata", "bad metadata", "no model file", "newer format", "feature mismatch"],
+    ids=[
+        "no metadata",
+        "bad metadata",
+        "no compiled file",
+        "no model file",
+        "newer format",
+        "feature mismatch",
+        "feature mismatch, unpickled",
+    ],
 )
 def test_a_broken_artifact_leaves_the_server_up_and_not_ready(
     iris_forest: Artifact,
@@ -113,6 +133,63 @@ def test_a_broken_artifact_leaves_the_server_up_and_not_ready(
 def _rewrite_metadata(directory: Path, **changes: object) -> None:
     path = directory / "metadata.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+def _without_compiled_form(directory: Path) -> None:
+    """The artifact as the trainer writes it for a model with no compiled form."""
+    (directory / "model.npz").unlink()
+    path = directory / "metadata.json"
+    metadata = json.loads(path.read_text())
+    del metadata["compiled"]
+    path.write_text(json.dumps(metadata))
+
+
+def test_an_object_array_in_the_compiled_file_is_refused_not_unpickled(
+    iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    marker = tmp_path / "code-ran"
+    crafted = io.BytesIO()
+    np.savez(crafted, allow_pickle=True, format=np.array([_TouchOnUnpickle(marker)], dtype=object))
+    (artifact.directory / "model.npz").write_bytes(crafted.getvalue())
+    digest = hashlib.sha256(crafted.getvalue()).hexdigest()
+    compiled = iris_forest.metadata["compiled"] | {"sha256": digest}
+    _rewrite_metadata(artifact.directory, compiled=compiled)
+
+    client, log = _not_ready(Settings(model_dir=artifact.directory), caplog)
+
+    assert not marker.exists()
+    assert "model.npz cannot be served: it is not a readable .npz of plain arrays" in log
+    assert "allow_pickle=False" in client.get("/v2/health/ready").json()["error"]
+
+
+def test_a_compiled_file_that_is_not_the_trained_one_is_not_served(
+    iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    settings = Settings(
+        model_dir=artifact.directory,
+        model_sha256=iris_forest.metadata["sha256"],
+        compiled_sha256="0" * 64,
+    )
+
+    _, log = _not_ready(settings, caplog)
+
+    assert "model.npz has sha256" in log and f"expected {'0' * 64}" in log
+
+
+def test_without_a_trusted_digest_of_the_compiled_file_the_verified_model_is_unpickled(
+    iris_forest: Artifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        model_dir=iris_forest.directory, model_sha256=iris_forest.metadata["sha256"]
+    )
+    with caplog.at_level(logging.INFO, logger="modelops_server"):
+        app, _ = build_app(settings)
+
+    assert "MODELOPS_COMPILED_SHA256 is not set" in caplog.text
+    assert "(model.joblib); runtime compiled" in caplog.text
+    assert TestClient(app).post("/predict", json={"instances": [SETOSA]}).status_code == 200
 
 
 def test_the_environment_names_the_model(

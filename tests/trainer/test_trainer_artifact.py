@@ -34,9 +34,19 @@ METADATA_KEYS = {
     "createdAt",
     "modelFile",
     "sha256",
+    "compiled",
     "trainingSpec",
 }
-SUMMARY_KEYS = {"name", "namespace", "version", "sha256", "metrics", "artifactPath", "trainedAt"}
+SUMMARY_KEYS = {
+    "name",
+    "namespace",
+    "version",
+    "sha256",
+    "compiledSha256",
+    "metrics",
+    "artifactPath",
+    "trainedAt",
+}
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
@@ -48,7 +58,7 @@ def test_the_directory_and_metadata_follow_the_contract(
     version = summary["version"]
     directory = output_root / "team-a" / "iris" / version
     assert sorted(p.name for p in output_root.rglob("*")) == sorted(
-        ["team-a", "iris", version, "model.joblib", "metadata.json"]
+        ["team-a", "iris", version, "model.joblib", "model.npz", "metadata.json"]
     )
     metadata = json.loads((directory / "metadata.json").read_text())
 
@@ -63,6 +73,12 @@ def test_the_directory_and_metadata_follow_the_contract(
     assert (
         metadata["sha256"] == hashlib.sha256((directory / "model.joblib").read_bytes()).hexdigest()
     )
+    assert metadata["compiled"] == {
+        "file": "model.npz",
+        "sha256": hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest(),
+        "format": "modelops-compiled",
+        "formatVersion": 1,
+    }
     assert metadata["trainingSpec"] == spec
     assert metadata["estimator"] == "RandomForestClassifier"
     assert metadata["dataFingerprint"].startswith("sha256:")
@@ -79,6 +95,18 @@ def test_the_directory_and_metadata_follow_the_contract(
     assert list(model.predict(iris.data[:1])) == ["setosa"]
 
 
+def test_a_model_with_no_compiled_form_has_only_its_joblib_file(
+    iris_spec: Callable[..., Spec], output_root: Path
+) -> None:
+    spec = iris_spec(estimator="KNeighborsClassifier", hyperparameters={})
+    summary = train(spec, output_root, "iris")
+    directory = Path(summary["artifactPath"])
+
+    assert sorted(p.name for p in directory.iterdir()) == ["metadata.json", "model.joblib"]
+    assert "compiled" not in json.loads((directory / "metadata.json").read_text())
+    assert "compiledSha256" not in summary
+
+
 def test_the_summary_is_the_metadata_in_brief(
     iris_spec: Callable[..., Spec], output_root: Path
 ) -> None:
@@ -91,6 +119,7 @@ def test_the_summary_is_the_metadata_in_brief(
     assert directory == (output_root / "default" / "iris" / summary["version"]).absolute()
     for key in ("name", "namespace", "version", "sha256", "metrics"):
         assert summary[key] == metadata[key]
+    assert summary["compiledSha256"] == metadata["compiled"]["sha256"]
     # A Kubernetes termination message holds at most 4 KiB.
     assert len(json.dumps(summary).encode()) < 4096
 
@@ -170,7 +199,7 @@ def test_the_version_appears_whole_in_one_rename(
     # A hidden sibling, so listing the versions never shows a half-written one.
     assert staging.parent == target.parent
     assert staging.name.startswith(".")
-    assert contents == ["metadata.json", "model.joblib"]
+    assert contents == ["metadata.json", "model.joblib", "model.npz"]
 
 
 def test_an_existing_version_is_kept_and_reported(

@@ -61,7 +61,11 @@ def test_a_version_is_uploaded_whole_and_reported_by_its_s3_location(run: Run) -
     version = summary["version"]
     assert summary["artifactPath"] == f"s3://models/upload/default/iris/{version}"
     prefix = f"upload/default/iris/{version}/"
-    assert keys("models", prefix) == [prefix + "metadata.json", prefix + "model.joblib"]
+    assert keys("models", prefix) == [
+        prefix + "metadata.json",
+        prefix + "model.joblib",
+        prefix + "model.npz",
+    ]
     client = boto3.session.Session().client("s3")
     model = client.get_object(Bucket="models", Key=prefix + "model.joblib")["Body"].read()
     assert hashlib.sha256(model).hexdigest() == summary["sha256"]

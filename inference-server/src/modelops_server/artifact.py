@@ -1,5 +1,6 @@
 """Reading an artifact directory (docs/artifact-contract.md): its metadata, and its model only
-after the file's digest matched, because unpickling runs code."""
+after the file's digest matched, because unpickling runs code; or its compiled form (numbers
+only), also checked."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
-
+from . import compiled
 from .errors import ArtifactError
 
 METADATA_FILE = "metadata.json"
@@ -32,6 +32,14 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class CompiledFile:
+    """The compiled form the trainer wrote beside the model file (model.npz)."""
+
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Metadata:
     name: str
     version: str
@@ -46,6 +54,8 @@ class Metadata:
     # When and with what it was trained; unknown for a model trained elsewhere.
     created_at: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
+    # Absent for a model with no compiled form (or trained before there was one).
+    compiled: CompiledFile | None = None
 
 
 def read_metadata(directory: Path) -> Metadata:
@@ -79,6 +89,7 @@ def read_metadata(directory: Path) -> Metadata:
             library_versions={
                 str(k): str(v) for k, v in (raw.get("libraryVersions") or {}).items()
             },
+            compiled=_compiled_file(raw.get("compiled")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path} does not follow the artifact contract: {exc!r}") from None
@@ -95,6 +106,12 @@ def _feature(raw: dict[str, Any]) -> Feature:
     )
 
 
+def _compiled_file(raw: Any) -> CompiledFile | None:
+    if raw is None:
+        return None
+    return CompiledFile(str(raw["file"]), str(raw["sha256"]).lower())
+
+
 def _number_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -108,9 +125,46 @@ def load_verified_file(directory: Path, model_file: str, expected_sha256: str) -
     """The unpickled `directory/model_file`, after checking that its sha256 is
     `expected_sha256`. The bytes hashed are the bytes unpickled: the file is read once, so a
     swap after the check cannot slip in."""
-    path = directory / model_file
+    path, content = _read_verified(directory, model_file, expected_sha256)
+    try:
+        if content.startswith(ZIP_MAGIC):
+            return _load_skops(content)
+        import joblib  # only here: a compiled model is served without it
+
+        return joblib.load(io.BytesIO(content))
+    except ArtifactError:
+        raise
+    except Exception as exc:
+        # Whatever the unpickler raises (a missing class, a truncated file, a library mismatch).
+        raise ArtifactError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def load_verified_compiled(
+    directory: Path, metadata: Metadata, expected_sha256: str
+) -> compiled.Compiled:
+    """The compiled model in `directory`, read once and checked against `expected_sha256`;
+    plain arrays, so nothing in the file runs. It must take the metadata's features and answer
+    its classes, as `model.py` checks an unpickled estimator."""
+    assert metadata.compiled is not None
+    path, content = _read_verified(directory, metadata.compiled.file, expected_sha256)
+    try:
+        model = compiled.from_bytes(content)
+    except compiled.CompiledFileError as exc:
+        raise ArtifactError(f"{path} cannot be served: {exc}") from None
+    if model.features != len(metadata.features):
+        raise ArtifactError(
+            f"{path} takes {model.features} features but {METADATA_FILE} lists "
+            f"{len(metadata.features)}"
+        )
+    if model.classes != len(metadata.classes or ()):
+        raise ArtifactError(f"{path} answers {model.classes} classes, not {METADATA_FILE}'s")
+    return model.predictor
+
+
+def _read_verified(directory: Path, name: str, expected_sha256: str) -> tuple[Path, bytes]:
+    path = directory / name
     if path.parent != directory:
-        raise ArtifactError(f"model file {model_file!r} must name a file in {directory}")
+        raise ArtifactError(f"model file {name!r} must name a file in {directory}")
     try:
         content = path.read_bytes()
     except OSError as exc:
@@ -121,15 +175,7 @@ def load_verified_file(directory: Path, model_file: str, expected_sha256: str) -
             f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not the model "
             "that was trained and verified, so it is not loaded"
         )
-    try:
-        if content.startswith(ZIP_MAGIC):
-            return _load_skops(content)
-        return joblib.load(io.BytesIO(content))
-    except ArtifactError:
-        raise
-    except Exception as exc:
-        # Whatever the unpickler raises (a missing class, a truncated file, a library mismatch).
-        raise ArtifactError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from None
+    return path, content
 
 
 def _load_skops(content: bytes) -> Any:

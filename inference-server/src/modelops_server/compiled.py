@@ -1,52 +1,35 @@
-"""Compiled forms of tree ensembles and linear models: the fitted parameters as flat numpy
-arrays, evaluated for all rows and trees at once.
+"""Compiled models: the fitted parameters of tree ensembles and linear models as flat numpy
+arrays, evaluated for all rows and trees at once, and their file (`model.npz`: numbers only,
+read with `allow_pickle=False`, so serving one runs no code from the file and needs no
+scikit-learn). `compiling.py` makes them from scikit-learn estimators.
 
 scikit-learn spends milliseconds per call on input validation and per-tree Python overhead
 (a 100-tree forest: ~4 ms for one row); here one row costs tens of microseconds. The answers
 are scikit-learn's to the last bit where the arithmetic allows it: the same input dtype, the
-same comparisons, leaf values summed in the same order, the estimator's own link functions.
-tests/server/test_server_compiled.py compares them for every supported estimator.
+same comparisons, leaf values summed in the same order, the same link functions computed the
+same way. tests/server/test_server_compiled.py compares them for every supported estimator,
+straight from the estimator and through the file.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
-from scipy.special import expit
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    GradientBoostingClassifier,
-    GradientBoostingRegressor,
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from sklearn.utils.extmath import softmax
 
 from .errors import InvalidInput
 from .prediction import Prediction
 
-AVERAGED_TREES = (
-    DecisionTreeClassifier,
-    DecisionTreeRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-)
-# Losses whose link is the identity, so the raw score is the prediction.
-_IDENTITY_LINK_LOSSES = {"squared_error", "absolute_error", "huber", "quantile"}
+# What a compiled file says it is, and the layout of its arrays this server reads.
+FORMAT = "modelops-compiled"
+FORMAT_VERSION = 1
+Link = Literal["identity", "logistic", "softmax"]
 
 
-class NotCompilable(Exception):
-    """The estimator has no compiled form; the message says why."""
+class CompiledFileError(Exception):
+    """A compiled file this server cannot read; the message says why."""
 
 
 # The smallest float64 that becomes infinity as float32 (FLT_MAX plus half its last step).
@@ -71,6 +54,29 @@ class Trees:
     depth: int
     # scikit-learn's trees compare float32 inputs, HistGradientBoosting float64.
     dtype: type[np.floating[Any]]
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}children": self.children,
+            f"{prefix}feature": self.feature,
+            f"{prefix}threshold": self.threshold,
+            f"{prefix}value": self.value,
+            f"{prefix}roots": self.roots,
+            f"{prefix}depth": np.array(self.depth),
+            f"{prefix}float32": np.array(self.dtype is np.float32),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Trees:
+        return cls(
+            _integers(arrays, f"{prefix}children"),
+            _integers(arrays, f"{prefix}feature"),
+            _floats(arrays, f"{prefix}threshold"),
+            _floats(arrays, f"{prefix}value", dimensions=(2,)),
+            _integers(arrays, f"{prefix}roots"),
+            int(_scalar(arrays, f"{prefix}depth")),
+            np.float32 if bool(_scalar(arrays, f"{prefix}float32")) else np.float64,
+        )
 
     def total(self, matrix: np.ndarray, start: np.ndarray) -> np.ndarray:
         """(rows, outputs): `start` plus the leaf values of every tree, added in tree order
@@ -102,221 +108,225 @@ class Trees:
         return np.cumsum(terms, axis=0)[-1]
 
 
-class _Concatenation:
-    """Builds `Trees` out of per-tree arrays (children as node indices, -1 under a leaf)."""
+class Compiled(Protocol):
+    """A compiled predictor: predicts, and is saved as named arrays."""
 
-    def __init__(self, outputs: int, dtype: type[np.floating[Any]]) -> None:
-        self._outputs = outputs
-        self._dtype = dtype
-        self._parts: list[tuple[np.ndarray, ...]] = []
-        self._nodes = 0
-        self._depth = 0
+    KIND: ClassVar[str]
 
-    def add(
-        self,
-        left: np.ndarray,
-        right: np.ndarray,
-        feature: np.ndarray,
-        threshold: np.ndarray,
-        value: np.ndarray,
-        depth: int,
-    ) -> None:
-        count = len(left)
-        own = np.arange(count) + self._nodes
-        leaf = left < 0
-        children = np.empty((count, 2), dtype=np.intp)
-        children[:, 0] = 2 * np.where(leaf, own, left + self._nodes)
-        children[:, 1] = 2 * np.where(leaf, own, right + self._nodes)
-        self._parts.append(
-            (
-                children.ravel(),
-                np.repeat(np.where(leaf, 0, feature).astype(np.intp), 2),
-                np.repeat(np.where(leaf, 0.0, threshold).astype(np.float64), 2),
-                np.repeat(value.reshape(count, self._outputs).astype(np.float64), 2, axis=0),
-                np.array([2 * self._nodes], dtype=np.intp),
-            )
-        )
-        self._nodes += count
-        self._depth = max(self._depth, depth)
+    def predict(self, matrix: np.ndarray) -> Prediction: ...
 
-    def build(self) -> Trees:
-        children, feature, threshold, value, roots = (
-            np.concatenate(part) for part in zip(*self._parts, strict=True)
-        )
-        return Trees(children, feature, threshold, value, roots, self._depth, self._dtype)
+    def arrays(self) -> dict[str, np.ndarray]: ...
 
 
-def _sklearn_trees(
-    trees: list[Any], outputs: int, slots: list[int] | None = None, scale: float = 1.0
-) -> Trees:
-    """Trees from scikit-learn's `tree_` objects. With `slots`, tree i adds its single value
-    to output slots[i] (gradient boosting's one tree per class), scaled by `scale`."""
-    concatenation = _Concatenation(outputs, np.float32)
-    for i, tree in enumerate(trees):
-        if slots is None:
-            value = tree.value[:, 0, :outputs]
-        else:
-            value = np.zeros((tree.node_count, outputs))
-            # The same product scikit-learn computes per prediction, computed once.
-            value[:, slots[i]] = scale * tree.value[:, 0, 0]
-        concatenation.add(
-            tree.children_left,
-            tree.children_right,
-            tree.feature,
-            tree.threshold,
-            value,
-            tree.max_depth,
-        )
-    return concatenation.build()
-
-
+@dataclass(frozen=True)
 class AveragedTrees:
     """Random and extra-trees forests and single trees: the mean of the trees' leaf values
     (class fractions or regression values)."""
 
-    def __init__(self, estimator: Any, classification: bool) -> None:
-        trees = getattr(estimator, "estimators_", [estimator])
-        outputs = len(estimator.classes_) if classification else 1
-        self._trees = _sklearn_trees([t.tree_ for t in trees], outputs)
-        self._count = len(trees)
-        self._start = np.zeros(outputs)
-        self._classification = classification
+    KIND: ClassVar[str] = "averaged-trees"
+    trees: Trees
+    count: int
+    classification: bool
 
     def predict(self, matrix: np.ndarray) -> Prediction:
-        mean = self._trees.total(matrix, self._start)
-        mean /= self._count
-        if self._classification:
+        mean = self.trees.total(matrix, np.zeros(self.trees.value.shape[1]))
+        mean /= self.count
+        if self.classification:
             return Prediction(mean.argmax(axis=1), mean)
         return Prediction(mean[:, 0], None)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.trees.arrays("trees.") | {
+            "count": np.array(self.count),
+            "classification": np.array(self.classification),
+        }
 
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> AveragedTrees:
+        return cls(
+            Trees.from_arrays(arrays, "trees."),
+            int(_scalar(arrays, "count")),
+            bool(_scalar(arrays, "classification")),
+        )
+
+
+@dataclass(frozen=True)
 class BoostedTrees:
     """Gradient boosting (classic and histogram): a start score plus the sum of the trees'
-    values, through the estimator's link for classifiers."""
+    values, through the link of the estimator's loss."""
 
-    def __init__(
-        self,
-        trees: Trees,
-        start: np.ndarray,
-        estimator: Any,
-        classification: bool,
-        binary_ties_to_positive: bool,
-    ) -> None:
-        self._trees = trees
-        self._start = start
-        self._classification = classification
-        self._loss = estimator._loss
-        self._ties_to_positive = binary_ties_to_positive
+    KIND: ClassVar[str] = "boosted-trees"
+    trees: Trees
+    start: np.ndarray
+    link: Link
+    # A binary classifier's class at a score of exactly 0: classic gradient boosting says
+    # positive, histogram gradient boosting negative.
+    ties_to_positive: bool
 
     def predict(self, matrix: np.ndarray) -> Prediction:
-        raw = self._trees.total(matrix, self._start)
-        if not self._classification:
+        raw = self.trees.total(matrix, self.start)
+        if self.link == "identity":
             return Prediction(raw[:, 0], None)
-        # The estimator's own inverse link (sigmoid or softmax), bit for bit.
-        probabilities = self._loss.predict_proba(raw)
-        if raw.shape[1] == 1:
+        if self.link == "logistic":
             score = raw[:, 0]
-            positive = score >= 0 if self._ties_to_positive else score > 0
-            return Prediction(positive.astype(np.intp), probabilities)
-        return Prediction(raw.argmax(axis=1), probabilities)
+            positive = score >= 0 if self.ties_to_positive else score > 0
+            return Prediction(positive.astype(np.intp), _logistic(score))
+        return Prediction(raw.argmax(axis=1), _softmax(raw))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.trees.arrays("trees.") | {
+            "start": self.start,
+            "link": np.array(self.link),
+            "ties_to_positive": np.array(self.ties_to_positive),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> BoostedTrees:
+        return cls(
+            Trees.from_arrays(arrays, "trees."),
+            _floats(arrays, "start"),
+            _link(arrays),
+            bool(_scalar(arrays, "ties_to_positive")),
+        )
 
 
+@dataclass(frozen=True)
 class Linear:
     """Linear and logistic regression: X @ coef.T + intercept, as scikit-learn computes it."""
 
-    def __init__(self, estimator: Any, classification: bool) -> None:
-        self._coef_t = np.ascontiguousarray(np.asarray(estimator.coef_, dtype=np.float64).T)
-        self._intercept = np.asarray(estimator.intercept_, dtype=np.float64)
-        self._classification = classification
+    KIND: ClassVar[str] = "linear"
+    # (features, outputs), contiguous.
+    coef_t: np.ndarray
+    intercept: np.ndarray
+    link: Link
 
     def predict(self, matrix: np.ndarray) -> Prediction:
-        decision = matrix @ self._coef_t + self._intercept
-        if not self._classification:
+        decision = matrix @ self.coef_t + self.intercept
+        if self.link == "identity":
             return Prediction(decision.ravel(), None)
-        if decision.ndim == 1 or decision.shape[1] == 1:
+        if self.link == "logistic":
             score = decision.ravel()
-            positive = expit(score)
-            return Prediction(
-                (score > 0).astype(np.intp), np.stack([1 - positive, positive], axis=1)
-            )
-        return Prediction(decision.argmax(axis=1), softmax(decision.copy(), copy=False))
+            return Prediction((score > 0).astype(np.intp), _logistic(score))
+        return Prediction(decision.argmax(axis=1), _softmax(decision))
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"coef_t": self.coef_t, "intercept": self.intercept, "link": np.array(self.link)}
 
-def compile_estimator(estimator: Any) -> Any:
-    """The compiled predictor for `estimator`; NotCompilable when it has none."""
-    name = type(estimator).__name__
-    if isinstance(estimator, Pipeline):
-        raise NotCompilable(
-            "a Pipeline (preprocessing of categorical or missing values) is not compiled"
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Linear:
+        return cls(
+            np.ascontiguousarray(_floats(arrays, "coef_t", dimensions=(1, 2))),
+            _floats(arrays, "intercept", dimensions=(0, 1)),
+            _link(arrays),
         )
-    classification = hasattr(estimator, "classes_")
-    if getattr(estimator, "n_outputs_", 1) != 1:
-        raise NotCompilable(f"{name} has several outputs; only single-output models are compiled")
-    if isinstance(estimator, AVERAGED_TREES):
-        return AveragedTrees(estimator, classification)
-    if isinstance(estimator, (GradientBoostingClassifier, GradientBoostingRegressor)):
-        return _gradient_boosting(estimator, classification)
-    if isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
-        return _hist_gradient_boosting(estimator, classification)
-    if isinstance(estimator, (LinearRegression, Ridge)):
-        return Linear(estimator, classification=False)
-    if isinstance(estimator, LogisticRegression):
-        _check_multinomial(estimator)
-        return Linear(estimator, classification=True)
-    raise NotCompilable(f"{name} has no compiled form (tree ensembles and linear models do)")
 
 
-def _gradient_boosting(estimator: Any, classification: bool) -> BoostedTrees:
-    if estimator.loss not in {"log_loss", *_IDENTITY_LINK_LOSSES}:
-        raise NotCompilable(f"loss {estimator.loss!r} is not compiled")
-    if estimator.init_ != "zero" and not hasattr(estimator.init_, "strategy"):
-        # A custom init estimator's prediction depends on the row; the default one's does not.
-        raise NotCompilable("a custom init estimator is not compiled")
-    stages = estimator.estimators_
-    per_stage = stages.shape[1]
-    # The default init predicts the same for every row, so one row gives everyone's start.
-    start = estimator._raw_predict_init(np.zeros((1, estimator.n_features_in_), np.float32))[0]
-    trees = _sklearn_trees(
-        [tree.tree_ for stage in stages for tree in stage],
-        per_stage,
-        slots=[k for _ in range(len(stages)) for k in range(per_stage)],
-        scale=estimator.learning_rate,
-    )
-    return BoostedTrees(trees, start, estimator, classification, binary_ties_to_positive=True)
+KINDS: dict[str, Any] = {kind.KIND: kind for kind in (AveragedTrees, BoostedTrees, Linear)}
 
 
-def _hist_gradient_boosting(estimator: Any, classification: bool) -> BoostedTrees:
-    if not classification and estimator.loss not in _IDENTITY_LINK_LOSSES:
-        raise NotCompilable(f"loss {estimator.loss!r} is not compiled")
-    if (
-        getattr(estimator, "_preprocessor", None) is not None
-        or estimator.is_categorical_ is not None
-    ):
-        raise NotCompilable("categorical features are not compiled")
-    per_iteration = estimator.n_trees_per_iteration_
-    concatenation = _Concatenation(per_iteration, np.float64)
-    for iteration in estimator._predictors:
-        for k, predictor in enumerate(iteration):
-            nodes = predictor.nodes
-            leaf = nodes["is_leaf"].astype(bool)
-            value = np.zeros((len(nodes), per_iteration))
-            value[:, k] = np.where(leaf, nodes["value"], 0.0)
-            concatenation.add(
-                np.where(leaf, -1, nodes["left"].astype(np.intp)),
-                nodes["right"].astype(np.intp),
-                nodes["feature_idx"],
-                nodes["num_threshold"],
-                value,
-                int(nodes["depth"].max()),
-            )
-    start = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()
-    return BoostedTrees(
-        concatenation.build(), start, estimator, classification, binary_ties_to_positive=False
+@dataclass(frozen=True)
+class CompiledModel:
+    """A compiled file's content: the predictor, and what it takes and answers, to check
+    against the model's metadata."""
+
+    predictor: Compiled
+    features: int
+    # The number of classes; 0 for a regressor.
+    classes: int
+
+
+def to_bytes(model: CompiledModel) -> bytes:
+    """The compiled file: an uncompressed .npz (it loads fastest) of numeric arrays and a few
+    strings, none of them objects."""
+    buffer = io.BytesIO()
+    named: dict[str, Any] = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "kind": np.array(model.predictor.KIND),
+        "features": np.array(model.features),
+        "classes": np.array(model.classes),
+        **model.predictor.arrays(),
+    }
+    # allow_pickle=False: writing an object array fails here rather than at the server.
+    np.savez(buffer, allow_pickle=False, **named)
+    return buffer.getvalue()
+
+
+def from_bytes(content: bytes) -> CompiledModel:
+    """The predictor a compiled file holds. `allow_pickle=False`: an object array in the file
+    is an error, never code run."""
+    try:
+        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise CompiledFileError(f"it is not a readable .npz of plain arrays: {exc}") from None
+    if str(arrays.get("format", "")) != FORMAT:
+        raise CompiledFileError(f"it is not a {FORMAT} file")
+    if int(_scalar(arrays, "format_version")) != FORMAT_VERSION:
+        raise CompiledFileError(
+            f"it has format_version {arrays['format_version']}; this server reads {FORMAT_VERSION}"
+        )
+    kind = KINDS.get(str(_scalar(arrays, "kind")))
+    if kind is None:
+        raise CompiledFileError(f"its kind {str(arrays['kind'])!r} is not one of {sorted(KINDS)}")
+    predictor: Compiled = kind.from_arrays(arrays)
+    return CompiledModel(
+        predictor, int(_scalar(arrays, "features")), int(_scalar(arrays, "classes"))
     )
 
 
-def _check_multinomial(estimator: Any) -> None:
-    multi_class = getattr(estimator, "multi_class", "deprecated")
-    ovr = multi_class == "ovr" or (multi_class == "auto" and estimator.solver == "liblinear")
-    if ovr and len(estimator.classes_) > 2:
-        raise NotCompilable("one-vs-rest logistic regression is not compiled")
+def _logistic(score: np.ndarray) -> np.ndarray:
+    """(rows, 2) probabilities of a binary classifier's score, as scikit-learn's binomial
+    loss computes them (scipy's expit, imported only for models that need it)."""
+    from scipy.special import expit
+
+    probabilities = np.empty((len(score), 2))
+    probabilities[:, 1] = expit(score)
+    probabilities[:, 0] = 1 - probabilities[:, 1]
+    return probabilities
+
+
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    """scikit-learn's softmax, step for step, so it rounds the same."""
+    exp = raw - raw.max(axis=1).reshape((-1, 1))
+    np.exp(exp, out=exp)
+    exp /= exp.sum(axis=1).reshape((-1, 1))
+    return exp
+
+
+def _scalar(arrays: dict[str, np.ndarray], name: str) -> Any:
+    value = _array(arrays, name)
+    if value.ndim != 0:
+        raise CompiledFileError(f"{name} must be a single value")
+    return value[()]
+
+
+def _integers(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    value = _array(arrays, name)
+    if value.ndim != 1 or value.dtype.kind not in "iu":
+        raise CompiledFileError(f"{name} must be a list of integers")
+    return value.astype(np.intp, copy=False)
+
+
+def _floats(
+    arrays: dict[str, np.ndarray], name: str, dimensions: tuple[int, ...] = (1,)
+) -> np.ndarray:
+    value = _array(arrays, name)
+    if value.ndim not in dimensions or value.dtype != np.float64:
+        shapes = " or ".join(f"{n}-dimensional" for n in dimensions)
+        raise CompiledFileError(f"{name} must be {shapes} float64")
+    return value
+
+
+def _array(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    try:
+        return arrays[name]
+    except KeyError:
+        raise CompiledFileError(f"it has no {name!r} array") from None
+
+
+def _link(arrays: dict[str, np.ndarray]) -> Link:
+    link = str(_scalar(arrays, "link"))
+    if link not in ("identity", "logistic", "softmax"):
+        raise CompiledFileError(f"link {link!r} is not identity, logistic or softmax")
+    return link  # type: ignore[return-value]

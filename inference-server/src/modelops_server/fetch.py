@@ -62,13 +62,17 @@ log = logging.getLogger("modelops_server.fetch")
 
 
 def fetch(
-    source: str, directory: Path, expected_sha256: str, model_file: str | None = None
+    source: str,
+    directory: Path,
+    expected_sha256: str,
+    model_file: str | None = None,
+    compiled_sha256: str | None = None,
 ) -> None:
     """Into `directory`: the version at `source` (s3://bucket/key-prefix) whose model file has
     `expected_sha256`; or, with `model_file`, the one model file at `source` (s3://bucket/key,
     an http(s) URL or an MLflow models:/name/version: a model trained elsewhere), kept under
-    that name. The directory appears
-    whole or not at all."""
+    that name. A version's compiled form (model.npz) comes too, checked against
+    `compiled_sha256` when given. The directory appears whole or not at all."""
     parts = urlsplit(source)
     if model_file is None and (
         parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/")
@@ -85,7 +89,13 @@ def fetch(
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         if model_file is None:
-            _fetch_version(staging, parts.netloc, parts.path.strip("/"), source, expected_sha256)
+            _fetch_version(
+                staging,
+                parts.netloc,
+                parts.path.strip("/"),
+                source,
+                (expected_sha256, compiled_sha256),
+            )
         else:
             _fetch_file(source, staging / model_file)
             _check_digest(
@@ -101,18 +111,26 @@ def fetch(
 
 
 def _fetch_version(
-    staging: Path, bucket: str, prefix: str, source: str, expected_sha256: str
+    staging: Path,
+    bucket: str,
+    prefix: str,
+    source: str,
+    expected_sha256: tuple[str, str | None],
 ) -> None:
+    """`expected_sha256`: the model file's digest, and the compiled form's where known."""
     client = _s3_client()
     _download(client, bucket, f"{prefix}/{METADATA_FILE}", staging / METADATA_FILE, STORAGE_HINT)
     metadata = read_metadata(staging)
-    if Path(metadata.model_file).name != metadata.model_file:
-        raise ArtifactError(f"modelFile {metadata.model_file!r} must name a file beside it")
-    model = staging / metadata.model_file
-    _download(client, bucket, f"{prefix}/{metadata.model_file}", model, STORAGE_HINT)
-    _check_digest(
-        model, f"{source}/{metadata.model_file}", expected_sha256, "the model that was trained"
-    )
+    model_sha256, compiled_sha256 = expected_sha256
+    wanted: list[tuple[str, str | None]] = [(metadata.model_file, model_sha256)]
+    if metadata.compiled is not None:
+        wanted.append((metadata.compiled.file, compiled_sha256))
+    for name, digest in wanted:
+        if Path(name).name != name:
+            raise ArtifactError(f"{name!r} in {METADATA_FILE} must name a file beside it")
+        _download(client, bucket, f"{prefix}/{name}", staging / name, STORAGE_HINT)
+        if digest is not None:
+            _check_digest(staging / name, f"{source}/{name}", digest, "the model that was trained")
 
 
 def _fetch_file(source: str, path: Path) -> None:
@@ -265,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--to", type=Path, required=True, help="the version directory to make")
     parser.add_argument("--sha256", required=True, help="the model file's expected digest")
     parser.add_argument(
+        "--compiled-sha256", help="the compiled form's (model.npz) expected digest, if it has one"
+    )
+    parser.add_argument(
         "--file",
         dest="model_file",
         help="the source is this one model file (s3://bucket/key or an http(s) URL), not a "
@@ -273,7 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        fetch(arguments.source, arguments.to, arguments.sha256, arguments.model_file)
+        fetch(
+            arguments.source,
+            arguments.to,
+            arguments.sha256,
+            arguments.model_file,
+            arguments.compiled_sha256,
+        )
     except ArtifactError as exc:
         line = "error: " + " ".join(str(exc).split())
         print(line, file=sys.stderr, flush=True)

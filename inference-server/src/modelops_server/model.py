@@ -67,26 +67,61 @@ class Model:
         settings = self._settings
         if settings.model_file is not None:
             metadata, estimator = self._load_provided(settings.model_file)
-        else:
-            metadata, estimator = self._load_artifact()
-        classification = metadata.task == "classification"
+            return self._prepared(metadata, estimator)
+        metadata = self._read_metadata()
+        compiled_sha256 = self._trusted_compiled_sha256(metadata)
+        if metadata.compiled is not None and compiled_sha256 is not None:
+            predictor = artifact.load_verified_compiled(
+                settings.model_dir, metadata, compiled_sha256
+            )
+            classification = metadata.task == "classification"
+            chosen = runtime.Runtime(predictor, runtime.COMPILED, "", classification)
+            return self._loaded(metadata, chosen, f"{metadata.compiled.file}, not unpickled")
+        estimator = artifact.load_verified(settings.model_dir, metadata, self.sha256)
+        return self._prepared(metadata, estimator)
+
+    def _prepared(self, metadata: Metadata, estimator: Any) -> Loaded:
+        """An unpickled estimator, compiled where it can be."""
         _check_fits(estimator, metadata)
-        features = Features(metadata.features, settings.max_batch_rows)
-        chosen = runtime.select(estimator, classification, settings.compile)
+        classification = metadata.task == "classification"
+        chosen = runtime.select(estimator, classification, self._settings.compile)
         if chosen.reason:
             log.warning(
                 "serving %s with scikit-learn, not compiled: %s", metadata.estimator, chosen.reason
             )
+        return self._loaded(metadata, chosen, metadata.model_file)
+
+    def _loaded(self, metadata: Metadata, chosen: runtime.Runtime, source: str) -> Loaded:
+        settings = self._settings
         log.info(
-            "loaded %s version %s (%s, sha256 %s) from %s; runtime %s",
+            "loaded %s version %s (%s, sha256 %s) from %s (%s); runtime %s",
             self.name,
             self.version,
             metadata.estimator,
             self.sha256,
             settings.model_dir,
+            source,
             chosen.name,
         )
-        return Loaded(metadata, features, chosen)
+        return Loaded(metadata, Features(metadata.features, settings.max_batch_rows), chosen)
+
+    def _trusted_compiled_sha256(self, metadata: Metadata) -> str | None:
+        """The digest the compiled file is checked against, when it is to be served: from
+        whoever gave the model's digest, or metadata.json's when no one did (a local run)."""
+        settings = self._settings
+        if metadata.compiled is None or not settings.compile:
+            return None
+        if settings.compiled_sha256:
+            return settings.compiled_sha256.lower()
+        if settings.model_sha256:
+            log.info(
+                "MODELOPS_COMPILED_SHA256 is not set, so nothing trusted vouches for %s: "
+                "unpickling the verified %s instead",
+                metadata.compiled.file,
+                metadata.model_file,
+            )
+            return None
+        return metadata.compiled.sha256
 
     def _load_provided(self, model_file: str) -> tuple[Metadata, Any]:
         """A model file without metadata: only a digest from outside vouches for it."""
@@ -103,7 +138,7 @@ class Model:
         metadata = artifact.describe(estimator, self.name, self.version, model_file, self.sha256)
         return metadata, estimator
 
-    def _load_artifact(self) -> tuple[Metadata, Any]:
+    def _read_metadata(self) -> Metadata:
         settings = self._settings
         directory = settings.model_dir
         metadata = artifact.read_metadata(directory)
@@ -124,7 +159,7 @@ class Model:
                 directory,
             )
         self.sha256 = (settings.model_sha256 or metadata.sha256).lower()
-        return metadata, artifact.load_verified(directory, metadata, self.sha256)
+        return metadata
 
 
 def _check_fits(estimator: Any, metadata: Metadata) -> None:

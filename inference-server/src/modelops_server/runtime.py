@@ -8,7 +8,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .compiled import NotCompilable, compile_estimator
 from .errors import InvalidInput
 from .prediction import Prediction
 
@@ -57,6 +56,9 @@ class ScikitLearnPredictor:
 def select(estimator: Any, classification: bool, compile_models: bool) -> Runtime:
     """The compiled form of `estimator` when there is one (and `compile_models`), else
     scikit-learn, with the reason."""
+    # Imports scikit-learn, which an estimator's unpickling has imported already.
+    from .compiling import NotCompilable, compile_estimator
+
     if not compile_models:
         reason = "compilation is switched off (MODELOPS_COMPILE=false)"
     else:

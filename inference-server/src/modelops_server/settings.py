@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     model_version: str | None = None
     # The digest model.joblib must have; metadata.json's when unset (a local run).
     model_sha256: str | None = None
+    # The digest the compiled form (model.npz) must have, to be served without unpickling.
+    # Unset while model_sha256 is set: the model file is unpickled (verified) instead, as no
+    # one trusted vouches for the compiled one. Both unset (a local run): metadata.json's.
+    compiled_sha256: str | None = None
     # A model file in model_dir that came without a metadata.json (trained elsewhere): its
     # features and classes are read off the estimator, and model_sha256 is required.
     model_file: str | None = None

@@ -575,6 +575,12 @@ class ModelRecord(StatusModel):
         pattern=SHA256_PATTERN,
         description="Digest of the model file (sha256, hex), verified by the server.",
     )
+    compiled_sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="Digest of the compiled form (model.npz), which the server then serves "
+        "without unpickling; unset for a model with none.",
+    )
     artifact_path: str = Field(
         description="Where the version is: its directory on the artifact volume, its s3:// "
         "prefix in object storage, or the model file spec.model named."

@@ -321,6 +321,11 @@ def build_server_deployment(
             {"name": "MODELOPS_MODEL_NAME", "value": name},
             {"name": "MODELOPS_MODEL_VERSION", "value": model.version},
             {"name": "MODELOPS_MODEL_SHA256", "value": model.sha256},
+            *(
+                [{"name": "MODELOPS_COMPILED_SHA256", "value": model.compiled_sha256}]
+                if model.compiled_sha256
+                else []
+            ),
             {"name": "MODELOPS_PORT", "value": str(constants.SERVER_PORT)},
             {"name": "MODELOPS_GRPC_PORT", "value": str(constants.SERVER_GRPC_PORT)},
             *provided_file,
@@ -403,6 +408,7 @@ def _fetching_pod_spec(
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["modelops-fetch"],
         "args": ["--from", model.artifact_path, "--to", model_dir, "--sha256", model.sha256]
+        + (["--compiled-sha256", model.compiled_sha256] if model.compiled_sha256 else [])
         + (["--file", constants.PROVIDED_MODEL_FILE] if provided else []),
         "env": s3_env + mlflow_env,
         "resources": server["resources"],

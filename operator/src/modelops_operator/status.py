@@ -14,7 +14,15 @@ import pydantic
 from modelops_operator import api, constants, schedule
 
 # The training summary's own keys (docs/artifact-contract.md) that a ModelRecord keeps.
-_SUMMARY_KEYS = ("version", "sha256", "artifactPath", "metrics", "trainedAt", "mlflow")
+_SUMMARY_KEYS = (
+    "version",
+    "sha256",
+    "compiledSha256",
+    "artifactPath",
+    "metrics",
+    "trainedAt",
+    "mlflow",
+)
 
 
 def now() -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
+from modelops_server import compiled
+from modelops_server.compiling import NotCompilable, compile_model
 
 from .errors import TrainingError
 
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
+# The compiled form of a tree ensemble or linear model: numbers only, served without unpickling.
+COMPILED_FILE = "model.npz"
 METADATA_FILE = "metadata.json"
 # A version directory's name (version_of); nothing else under a model's directory is removed.
 VERSION_NAME = re.compile(r"v[0-9a-f]{12}")
@@ -67,7 +71,10 @@ def verified(directory: Path) -> dict[str, Any]:
     """The metadata of a written version, after checking its model against its digest."""
     try:
         metadata: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
-        intact = sha256_file(directory / metadata["modelFile"]) == metadata["sha256"]
+        files = [(metadata["modelFile"], metadata["sha256"])]
+        if "compiled" in metadata:
+            files.append((metadata["compiled"]["file"], metadata["compiled"]["sha256"]))
+        intact = all(sha256_file(directory / name) == digest for name, digest in files)
     except (OSError, ValueError, KeyError, TypeError):
         intact = False
     if not intact:
@@ -147,8 +154,23 @@ def prune(model_directory: Path, keep: Collection[str]) -> list[str]:
 def _stage(staging: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:
     joblib.dump(model, staging / MODEL_FILE)
     complete = metadata | {"modelFile": MODEL_FILE, "sha256": sha256_file(staging / MODEL_FILE)}
+    written = [staging / MODEL_FILE]
+    try:
+        compiled_form = compile_model(model)
+    except NotCompilable as exc:
+        log.info("no compiled form (the server unpickles model.joblib): %s", exc)
+    else:
+        content = compiled.to_bytes(compiled_form)
+        (staging / COMPILED_FILE).write_bytes(content)
+        complete["compiled"] = {
+            "file": COMPILED_FILE,
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "format": compiled.FORMAT,
+            "formatVersion": compiled.FORMAT_VERSION,
+        }
+        written.append(staging / COMPILED_FILE)
     (staging / METADATA_FILE).write_text(json.dumps(complete, indent=2, allow_nan=False) + "\n")
-    for path in (staging / MODEL_FILE, staging / METADATA_FILE, staging):
+    for path in (*written, staging / METADATA_FILE, staging):
         _fsync(path)
     # mkdtemp makes it private; the server may run as another user of the volume's group.
     staging.chmod(0o755)
@@ -163,6 +185,7 @@ def summary(metadata: dict[str, Any], location: str) -> dict[str, Any]:
         "namespace": metadata["namespace"],
         "version": metadata["version"],
         "sha256": metadata["sha256"],
+        **({"compiledSha256": metadata["compiled"]["sha256"]} if "compiled" in metadata else {}),
         "metrics": metadata["metrics"],
         "artifactPath": location,
         "trainedAt": metadata["createdAt"],
