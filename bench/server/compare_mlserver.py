@@ -1,15 +1,23 @@
-"""Benchmark: modelops-serve against Seldon's MLServer (scikit-learn runtime), side by side.
+"""Benchmark: modelops-serve against Seldon's MLServer (scikit-learn runtime) and against the
+ceiling of the HTTP stack itself, side by side.
 
     uv run python bench/server/compare_mlserver.py [--duration 10] [--rounds 1]
 
 Trains a 100-tree RandomForestClassifier on iris with the trainer (`--estimator SVC` or
-`KNeighborsClassifier`: a model served by scikit-learn itself), serves the same joblib file
-with each server on loopback (one server at a time, so they never compete for the cores), and
-loads both with `wrk` (Debian: `apt-get install -y wrk`) sending the same Open Inference
+`KNeighborsClassifier`: a model served by scikit-learn itself) and serves it, on loopback and
+one server at a time (so they never compete for the cores), five ways:
+
+- modelops compiled: modelops-serve as the operator runs it (model.npz);
+- modelops scikit-learn: modelops-serve with MODELOPS_COMPILE=false (scikit-learn's predict);
+- MLServer defaults, and MLServer tuned (debug, gzip and the parallel inference pool off);
+- ceiling: a bare ASGI app on the same uvicorn/uvloop/httptools stack that parses the same
+  JSON and returns a fixed answer (ceiling.py).
+
+Each is loaded with `wrk` (Debian: `apt-get install -y wrk`) sending the same Open Inference
 Protocol request: one row at concurrency 1, 8 and 32, and 100-row batches at concurrency 8.
-Prints requests/s and p50/p99 latency of both and their ratios as a Markdown table
-(docs/inference-server.md keeps the last one). Not a test: run it on request, on a quiet
-machine, and compare runs.
+Prints requests/s and p99 latency of each, modelops' share of the ceiling and its ratio to tuned
+MLServer as Markdown tables (docs/inference-server.md keeps the last ones). Not a test: run it
+on request, on a quiet machine, and compare runs.
 
 MLServer 1.7 pins an older FastAPI, so it lives in its own virtualenv, made here under
 ~/.cache/modelops/mlserver-venv with the same scikit-learn, joblib and numpy as ours (so it
@@ -32,7 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -43,6 +51,11 @@ from modelops_trainer import train
 MLSERVER_VENV = Path.home() / ".cache" / "modelops" / "mlserver-venv"
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
 MODEL_NAME = "iris"
+COMPILED = "modelops compiled"
+SCIKIT_LEARN = "modelops scikit-learn path"
+MLSERVER = "MLServer defaults"
+MLSERVER_TUNED = "MLServer tuned"
+CEILING = "ceiling: bare ASGI"
 # The hyperparameters of the estimators benchmarked; any other gets the trainer's defaults.
 HYPERPARAMETERS = {"RandomForestClassifier": {"n_estimators": 100}}
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -99,8 +112,13 @@ def main() -> None:
     artifact = Path(train(spec, root / "models", MODEL_NAME)["artifactPath"])
     bodies = {rows: write_wrk_script(root, rows) for rows in {rows for _, rows, _ in SCENARIOS}}
     servers = {
-        "modelops-serve": lambda port: start_ours(artifact, port, arguments.ours_workers),
-        "MLServer": lambda port: start_mlserver(mlserver, artifact, root, port),
+        COMPILED: lambda port: start_ours(artifact, port, arguments.ours_workers),
+        SCIKIT_LEARN: lambda port: start_ours(
+            artifact, port, arguments.ours_workers, {"MODELOPS_COMPILE": "false"}
+        ),
+        MLSERVER: lambda port: start_mlserver(mlserver, artifact, root, port, tuned=False),
+        MLSERVER_TUNED: lambda port: start_mlserver(mlserver, artifact, root, port, tuned=True),
+        CEILING: lambda port: start_ceiling(port),
     }
     results: dict[str, dict[str, Result]] = {}
     for server, start in servers.items():
@@ -146,10 +164,21 @@ def ensure_mlserver_venv() -> Path:
     return MLSERVER_VENV
 
 
-def start_ours(artifact: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_ours(
+    artifact: Path, port: int, workers: int, settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    metadata = json.loads((artifact / "metadata.json").read_text())
     environment = os.environ | {
         "MODELOPS_MODEL_DIR": str(artifact),
         "MODELOPS_MODEL_NAME": MODEL_NAME,
+        "MODELOPS_MODEL_SHA256": metadata["sha256"],
+        "MODELOPS_GRPC_PORT": str(free_port()),
+        **(
+            {"MODELOPS_COMPILED_SHA256": metadata["compiled"]["sha256"]}
+            if "compiled" in metadata
+            else {}
+        ),
+        **(settings or {}),
     }
     bin_dir = Path(sys.executable).parent
     if workers == 1:
@@ -168,16 +197,30 @@ def start_ours(artifact: Path, port: int, workers: int) -> subprocess.Popen[byte
     )
 
 
-def start_mlserver(venv: Path, artifact: Path, scratch: Path, port: int) -> subprocess.Popen[bytes]:
-    """MLServer with its default settings (one inference worker process), serving the same file."""
-    directory = scratch / "mlserver"
+def start_ceiling(port: int) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(sys.executable).parent / "uvicorn"), "ceiling:app",
+        "--app-dir", str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return subprocess.Popen(command, start_new_session=True)
+
+
+def start_mlserver(
+    venv: Path, artifact: Path, scratch: Path, port: int, tuned: bool
+) -> subprocess.Popen[bytes]:
+    """MLServer serving the same file: with its default settings (one inference worker
+    process), or tuned for speed (debug logging, gzip and the worker pool off)."""
+    directory = scratch / ("mlserver-tuned" if tuned else "mlserver")
     (directory / MODEL_NAME).mkdir(parents=True, exist_ok=True)
-    settings = {
+    settings: dict[str, object] = {
         "http_port": port,
         "grpc_port": free_port(),
         "metrics_port": free_port(),
         "host": "127.0.0.1",
     }
+    if tuned:
+        settings |= {"debug": False, "gzip_enabled": False, "parallel_workers": 0}
     (directory / "settings.json").write_text(json.dumps(settings))
     model_settings = {
         "name": MODEL_NAME,
@@ -185,7 +228,7 @@ def start_mlserver(venv: Path, artifact: Path, scratch: Path, port: int) -> subp
         "parameters": {"uri": str(artifact / "model.joblib")},
     }
     (directory / MODEL_NAME / "model-settings.json").write_text(json.dumps(model_settings))
-    log = (scratch / "mlserver.log").open("wb")
+    log = (scratch / f"{directory.name}.log").open("wb")
     return subprocess.Popen(
         [str(venv / "bin" / "mlserver"), "start", str(directory)],
         stdout=log,
@@ -271,23 +314,45 @@ def median_of(results: list[Result]) -> Result:
 
 
 def markdown(results: dict[str, dict[str, Result]], arguments: argparse.Namespace) -> str:
-    ours, peer = results["modelops-serve"], results["MLServer"]
+    scenarios = list(results[COMPILED])
+    header = f"| server | {' | '.join(scenarios)} |"
+    rule = "| --- |" + " ---: |" * len(scenarios)
+
+    def table(title: str, cell: Callable[[str, str], str], servers: list[str]) -> list[str]:
+        rows = [
+            f"| {server} | {' | '.join(cell(server, s) for s in scenarios)} |" for server in servers
+        ]
+        return ["", title, "", header, rule, *rows]
+
+    def rate(server: str, scenario: str) -> float:
+        return results[server][scenario].requests_per_second
+
+    def p99(server: str, scenario: str) -> float:
+        return results[server][scenario].p99_ms
+
+    ours = [COMPILED, SCIKIT_LEARN]
     lines = [
         f"{arguments.estimator} on iris, {os.cpu_count()} cores, wrk -t1, "
         f"{arguments.duration}s per run, median of {arguments.rounds}, "
         f"modelops-serve workers: {arguments.ours_workers}",
-        "",
-        "| scenario | modelops req/s | MLServer req/s | ratio | modelops p50 / p99 ms "
-        "| MLServer p50 / p99 ms | p99 ratio (MLServer / ours) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *table("requests/s", lambda a, s: f"{rate(a, s):,.0f}", list(results)),
+        *table("p99 latency, ms", lambda a, s: f"{p99(a, s):.2f}", list(results)),
+        *table(
+            "share of the ceiling's requests/s",
+            lambda a, s: f"{rate(a, s) / rate(CEILING, s):.0%}",
+            ours,
+        ),
+        *table(
+            "requests/s against tuned MLServer",
+            lambda a, s: f"{rate(a, s) / rate(MLSERVER_TUNED, s):.1f}x",
+            ours,
+        ),
+        *table(
+            "p99 against tuned MLServer (MLServer's / ours)",
+            lambda a, s: f"{p99(MLSERVER_TUNED, s) / p99(a, s):.1f}x",
+            ours,
+        ),
     ]
-    for label in ours:
-        a, b = ours[label], peer[label]
-        lines.append(
-            f"| {label} | {a.requests_per_second:,.0f} | {b.requests_per_second:,.0f} "
-            f"| {a.requests_per_second / b.requests_per_second:.1f}x | {a.p50_ms:.2f} / {a.p99_ms:.2f} "
-            f"| {b.p50_ms:.2f} / {b.p99_ms:.2f} | {b.p99_ms / a.p99_ms:.1f}x |"
-        )
     failed = {name: sum(r.errors for r in runs.values()) for name, runs in results.items()}
     if any(failed.values()):
         lines.append(f"\nerrors (non-2xx, timeouts, socket errors): {failed}")

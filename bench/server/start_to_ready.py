@@ -48,7 +48,7 @@ def main() -> None:
             "testSize": 0.25,
             "randomSeed": 7,
         }
-        summary = train(spec, root, "iris")
+        summary = train(spec, Path(root), "iris")
         if "compiledSha256" not in summary:
             sys.exit(f"{arguments.estimator} has no compiled form: nothing to compare")
         ways = {

@@ -36,21 +36,38 @@ class ScikitLearnPredictor:
         self._classes = np.asarray(estimator.classes_) if classification else None
         # SVC(probability=False) has the attribute but raises: hasattr calls the property.
         self.has_probabilities = classification and hasattr(estimator, "predict_proba")
+        self._labels_are_argmax = self.has_probabilities and _predicts_argmax_of_proba(estimator)
 
     def predict(self, matrix: np.ndarray) -> Prediction:
         try:
-            outputs = self._estimator.predict(matrix)
             probabilities = (
                 self._estimator.predict_proba(matrix) if self.has_probabilities else None
             )
+            if self._labels_are_argmax:
+                # What `predict` computes from the same probabilities: one pass, not two.
+                assert probabilities is not None
+                return Prediction(probabilities.argmax(axis=1), probabilities)
+            outputs = self._estimator.predict(matrix)
         except ValueError as exc:
             # scikit-learn's own input checks, e.g. a value too large for float32.
             raise InvalidInput(f"the model rejected the input: {exc}") from None
         if self._classes is not None:
             # `predict` answers with labels; the rest of the server works with class indices.
-            # Not argmax(probabilities): for SVC they can disagree, and `predict` is the answer.
+            # Not argmax(probabilities) in general: for SVC they can disagree, and `predict` is
+            # the answer.
             outputs = np.searchsorted(self._classes, outputs)
         return Prediction(outputs, probabilities)
+
+
+def _predicts_argmax_of_proba(estimator: Any) -> bool:
+    """Whether the estimator's (or a Pipeline's last step's) `predict` is, in scikit-learn's
+    code, the argmax of what `predict_proba` returns: single trees and forests."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    trees = (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)
+    return isinstance(final, (*trees, ExtraTreeClassifier)) and final.n_outputs_ == 1
 
 
 def select(estimator: Any, classification: bool, compile_models: bool) -> Runtime:
