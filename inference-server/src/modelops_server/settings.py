@@ -37,5 +37,8 @@ class Settings(BaseSettings):
     compile: bool = True
     # Predictions by scikit-learn itself (models not compiled) run in worker threads, this
     # many at once, so the event loop (health probes, other requests) never waits on one.
-    prediction_threads: int = Field(default=4, ge=1)
+    # One by default: a small batch's prediction is mostly Python holding the GIL, and more
+    # threads at once only take turns at it (bench/server/compare_mlserver.py); more pay off for
+    # large batches whose work releases it (KNN, SVC) on a pod with several cores.
+    prediction_threads: int = Field(default=1, ge=1)
     log_level: str = "info"
