@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from modelops_envtest.controlplane import free_port
 from modelops_trainer import train
 
 
@@ -73,12 +73,6 @@ def main() -> None:
     compiled, unpickled = rows.values()
     print(f"\ncompiled starts {unpickled / compiled:.1f}x as fast")
     print(json.dumps({"seconds": times}))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_to_ready(environment: dict[str, str]) -> float:

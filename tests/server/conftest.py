@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from modelops_envtest.controlplane import free_port
 from modelops_server.app import create_app
 from modelops_server.dataplane import DataPlane
 from modelops_server.metrics import Metrics
@@ -175,12 +175,6 @@ class Process:
     pid: int
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def serve_process() -> Iterator[Callable[[Artifact], Process]]:
     """serve_process(artifact): `modelops-serve` as the container runs it (with the digests the
@@ -188,7 +182,7 @@ def serve_process() -> Iterator[Callable[[Artifact], Process]]:
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(artifact: Artifact) -> Process:
-        port, grpc_port = _free_port(), _free_port()
+        port, grpc_port = free_port(), free_port()
         command = [
             str(Path(sys.executable).parent / "modelops-serve"),
             "--host",

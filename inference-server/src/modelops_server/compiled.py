@@ -78,7 +78,7 @@ class Trees:
             np.float32 if bool(_scalar(arrays, f"{prefix}float32")) else np.float64,
         )
 
-    def total(self, matrix: np.ndarray, start: np.ndarray) -> np.ndarray:
+    def total(self, matrix: np.ndarray, start: np.ndarray | float) -> np.ndarray:
         """(rows, outputs): `start` plus the leaf values of every tree, added in tree order
         as scikit-learn does, so the sums round the same way."""
         rows, width = matrix.shape
@@ -129,7 +129,7 @@ class AveragedTrees:
     classification: bool
 
     def predict(self, matrix: np.ndarray) -> Prediction:
-        mean = self.trees.total(matrix, np.zeros(self.trees.value.shape[1]))
+        mean = self.trees.total(matrix, 0.0)
         mean /= self.count
         if self.classification:
             return Prediction(mean.argmax(axis=1), mean)

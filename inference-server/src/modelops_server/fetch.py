@@ -94,7 +94,8 @@ def fetch(
                 parts.netloc,
                 parts.path.strip("/"),
                 source,
-                (expected_sha256, compiled_sha256),
+                expected_sha256,
+                compiled_sha256,
             )
         else:
             _fetch_file(source, staging / model_file)
@@ -115,13 +116,13 @@ def _fetch_version(
     bucket: str,
     prefix: str,
     source: str,
-    expected_sha256: tuple[str, str | None],
+    model_sha256: str,
+    compiled_sha256: str | None,
 ) -> None:
-    """`expected_sha256`: the model file's digest, and the compiled form's where known."""
+    """The metadata, the model file and its compiled form (checked where its digest is known)."""
     client = _s3_client()
     _download(client, bucket, f"{prefix}/{METADATA_FILE}", staging / METADATA_FILE, STORAGE_HINT)
     metadata = read_metadata(staging)
-    model_sha256, compiled_sha256 = expected_sha256
     wanted: list[tuple[str, str | None]] = [(metadata.model_file, model_sha256)]
     if metadata.compiled is not None:
         wanted.append((metadata.compiled.file, compiled_sha256))

@@ -63,11 +63,12 @@ def _predicts_argmax_of_proba(estimator: Any) -> bool:
     """Whether the estimator's (or a Pipeline's last step's) `predict` is, in scikit-learn's
     code, the argmax of what `predict_proba` returns: single trees and forests."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+    from sklearn.tree import DecisionTreeClassifier
 
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    # ExtraTreeClassifier is a DecisionTreeClassifier.
     trees = (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)
-    return isinstance(final, (*trees, ExtraTreeClassifier)) and final.n_outputs_ == 1
+    return isinstance(final, trees) and final.n_outputs_ == 1
 
 
 def select(estimator: Any, classification: bool, compile_models: bool) -> Runtime:
