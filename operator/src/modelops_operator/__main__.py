@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     namespaces = settings.watched_namespaces
     # The prefix names the object in every line: "[namespace/name] Handler ... succeeded".
     kopf.configure(verbose=bool(os.environ.get("MODELOPS_VERBOSE")), log_prefix=True)
-    from modelops_operator import handlers  # registers the handlers on import
+    from modelops_operator import handlers  # noqa: F401 (registers the handlers on import)
 
-    handlers.register(settings)
     kopf.run(
         memo=kopf.Memo(settings=settings),
         clusterwide=not namespaces,

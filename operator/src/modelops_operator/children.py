@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelops_operator import constants
+from modelops_operator.ghosts import Ghosts, Shown
 
 # The kinds watched, by (apiVersion, kind). Each carries the managed-by label, so its watch is
 # filtered by the apiserver (handlers.watch_only_managed_children).
@@ -66,8 +67,11 @@ def stored(api_version: str, kind: str, body: Mapping[str, Any]) -> Stored:
 class WatchedChildren:
     """Reads from the watches' indexes: (apiVersion, kind) to the index of that kind."""
 
-    def __init__(self, indexes: Mapping[tuple[str, str], Index]) -> None:
+    def __init__(
+        self, indexes: Mapping[tuple[str, str], Index], *, ghosts: Ghosts | None = None
+    ) -> None:
         self._indexes = indexes
+        self._ghosts = Ghosts() if ghosts is None else ghosts
 
     def watches(self, api_version: str, kind: str) -> bool:
         return (api_version, kind) in self._indexes
@@ -87,7 +91,8 @@ class WatchedChildren:
         return [
             child
             for child in found
-            if all(
+            if child["metadata"].get("uid") not in self._ghosts
+            and all(
                 (child["metadata"].get("labels") or {}).get(label) == value
                 for label, value in (labels or {}).items()
             )
@@ -99,8 +104,17 @@ class WatchedChildren:
         for child_name, child in self._stored(api_version, kind, namespace, model):
             if child_name == name:
                 found: dict[str, Any] = json.loads(child)
-                return found
+                return None if found["metadata"].get("uid") in self._ghosts else found
         return None
+
+    def shown(self) -> set[Shown]:
+        """Every child the watches show, by namespace and uid."""
+        return {
+            (namespace, json.loads(child)["metadata"]["uid"])
+            for index in self._indexes.values()
+            for (namespace, _), stored in list(index.items())
+            for _, child in list(stored)
+        }
 
     def _stored(
         self, api_version: str, kind: str, namespace: str, model: str | None

@@ -16,7 +16,8 @@ from typing import Any
 import kopf
 import kubernetes
 
-from modelops_operator import children, constants, registration, status, watched_models
+from modelops_operator import children, constants, registration, resync, status, watched_models
+from modelops_operator.ghosts import Ghosts, Watch
 from modelops_operator.kube import PLURALS, Kube, is_transient
 from modelops_operator.reconcile import (
     RETRY_DELAY_SECONDS,
@@ -26,11 +27,11 @@ from modelops_operator.reconcile import (
     WriteRefused,
     reconcile,
 )
-from modelops_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
+MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED.items())
 
 
 def _resource(api_version: str, kind: str) -> tuple[str, str, str]:
@@ -43,7 +44,18 @@ def _resource(api_version: str, kind: str) -> tuple[str, str, str]:
 # MANAGED as a label selector, so the apiserver streams only what modelops made, not every Job,
 # Deployment and pod of the cluster (kopf's `labels=` alone filters after receiving).
 CHILD_RESOURCES = tuple(_resource(*kind) for kind in children.WATCHED)
-POD_SELECTOR = "status.phase!=Succeeded"
+# A finished training pod has nothing more to say while the operator watches (its Job's
+# outcome is read from the apiserver, once), and stays as long as its Job: half the pods.
+# The watch sends a pod that succeeds as deleted.
+FIELD_SELECTORS = {("v1", "Pod"): "status.phase!=Succeeded"}
+# Every watch, as a listing selects the same (ghosts.py).
+WATCHES = (
+    Watch(constants.API_VERSION, constants.KIND),
+    *(
+        Watch(api_version, kind, MANAGED_SELECTOR, FIELD_SELECTORS.get((api_version, kind), ""))
+        for api_version, kind in children.WATCHED
+    ),
+)
 REFUSED_RETRY_SECONDS = 60
 # A deletion retries a transient failure this many times, then completes without the cleanup.
 DELETE_RETRIES = 5
@@ -55,9 +67,6 @@ API_CONNECTIONS = 32
 RECONCILE_THREADS = 16
 CHILD_EVENTS_GATHER_SECONDS = 1.0
 WORKER_IDLE_SECONDS = 1.0
-# kopf keeps a deleted model's finalizer until its resync timer has exited, and by default looks
-# again only a minute later: a model deleted while its resync ran took over 60 s to go.
-TIMER_EXIT_POLL_SECONDS = 0.5
 
 
 def _api_client() -> kubernetes.client.ApiClient:
@@ -100,6 +109,9 @@ async def index_model(
 ) -> dict[watched_models.Key, watched_models.Stored]:
     assert namespace, "ModelDeployments are namespaced"
     memo.world.models.seen(namespace, name, body["metadata"]["resourceVersion"])
+    # Started from here, not at startup: a task inherits its starter's context, and only a
+    # watch's has the Event queue that kopf.event posts to.
+    memo.resyncing.start(functools.partial(_resync_forever, memo))
     return {(namespace, name): watched_models.stored(body)}
 
 
@@ -134,37 +146,48 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     # 1,300 of them were waiting at once.
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.execution.max_workers = RECONCILE_THREADS
-    settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
     memo.executor = concurrent.futures.ThreadPoolExecutor(RECONCILE_THREADS, "child-events")
     # The indexes are kopf's, filled from the watches as they go; kopf holds back every
     # handler until each kind's first listing is in.
     kube = Kube(_api_client())
+    memo.ghosts = Ghosts()
     memo.world = World(
         kube,
-        watched_models.WatchedModels(indexes[MODELS_INDEX], kube),
-        children.WatchedChildren({kind: indexes[_index_id(*kind)] for kind in children.WATCHED}),
+        watched_models.WatchedModels(indexes[MODELS_INDEX], kube, ghosts=memo.ghosts),
+        children.WatchedChildren(
+            {kind: indexes[_index_id(*kind)] for kind in children.WATCHED}, ghosts=memo.ghosts
+        ),
     )
     memo.turns = ModelTurns()
     # The reconciles that children's events started (child_changed), until each is done.
     memo.child_reconciles = set()
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
+    memo.peering = (
+        None
+        if settings.peering.standalone
+        else resync.Peering(
+            kube,
+            settings.peering.name,
+            settings.peering.priority,
+            clusterwide=settings.peering.clusterwide,
+        )
+    )
+    memo.resyncing = resync.Once()
 
 
 @kopf.on.cleanup()
 async def stop_reconciling(memo: kopf.Memo, **_: Any) -> None:
+    memo.resyncing.cancel()
     for reconciling in memo.child_reconciles:
         reconciling.cancel()
     memo.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def watch_only_managed_children(settings: kopf.OperatorSettings) -> None:
-    selector = ",".join(f"{key}={value}" for key, value in MANAGED.items())
     for resource in CHILD_RESOURCES:
-        settings.watching.label_selectors[resource] = selector
-    # A finished training pod has nothing more to say while the operator watches (its Job's
-    # outcome is read from the apiserver, once), and stays as long as its Job: half the pods.
-    # The watch sends a pod that succeeds as deleted.
-    settings.watching.field_selectors[_resource("v1", "Pod")] = POD_SELECTOR
+        settings.watching.label_selectors[resource] = MANAGED_SELECTOR
+    for kind, selector in FIELD_SELECTORS.items():
+        settings.watching.field_selectors[_resource(*kind)] = selector
 
 
 def _reconcile_or_retry(memo: Any, namespace: str | None, name: str) -> None:
@@ -194,17 +217,29 @@ def model_changed(name: str, namespace: str | None, memo: Any, **_: Any) -> None
     _reconcile_or_retry(memo, namespace, name)
 
 
-def register(settings: Settings) -> None:
-    """Register the resync timer, whose interval is a setting; the other handlers register on
-    import."""
-    kopf.timer(
-        constants.GROUP, constants.VERSION, constants.PLURAL, interval=settings.resync_seconds
-    )(resync)
+async def _resync_forever(memo: Any) -> None:
+    paused = False
 
+    async def leads(namespaces: list[str]) -> bool:
+        nonlocal paused
+        if memo.peering is None:  # standalone
+            return True
+        leading = await asyncio.to_thread(memo.peering.leads, namespaces)
+        if leading and paused:
+            leading = await asyncio.to_thread(_find_ghosts, memo)
+        paused = not leading
+        return leading
 
-def resync(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    _reconcile_or_retry(memo, namespace, name)
-    _sweep(memo, logger)
+    async def reconcile_model(key: resync.Key) -> None:
+        await _reconcile_in_pool(memo.turns.claim(*key), memo, why="at its resync")
+
+    await resync.resync_forever(
+        memo.settings.resync_seconds,
+        memo.world.models.keys,
+        leads,
+        reconcile_model,
+        functools.partial(asyncio.to_thread, _sweep, memo),
+    )
 
 
 @kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL)
@@ -235,7 +270,23 @@ def model_deleted(
         kopf.warn(body, reason="CleanupIncomplete", message=message)
 
 
-def _sweep(memo: Any, logger: kopf.Logger) -> None:
+def _find_ghosts(memo: Any) -> bool:
+    """After a pause: what the watches show that is gone (ghosts.py). False if that cannot be
+    told yet."""
+    world = memo.world
+    shown = world.models.shown() | world.watched.shown()
+    try:
+        count = memo.ghosts.find(
+            world.kube, WATCHES, shown, clusterwide=not memo.settings.watched_namespaces
+        )
+    except Exception as error:
+        logger.warning(f"listing what the watches show, after a pause, failed: {error}")
+        return False
+    logger.info(f"leading again after a pause; of what the watches show, {count} are gone")
+    return True
+
+
+def _sweep(memo: Any) -> None:
     if not memo.sweeps.due():
         return
     try:
@@ -273,16 +324,29 @@ async def child_changed(
 async def _reconcile_after_burst(claim: Claim, memo: Any) -> None:
     # The rest of the burst (a rollout's status updates) arrives meanwhile and joins the claim.
     await asyncio.sleep(CHILD_EVENTS_GATHER_SECONDS)
+    await _reconcile_in_pool(claim, memo, why="after its child changed", workload_only=True)
+
+
+async def _reconcile_in_pool(
+    claim: Claim, memo: Any, *, why: str, workload_only: bool = False
+) -> None:
+    """A reconcile outside kopf's handlers: what fails is logged, and the next resync tries
+    again (the model's status tells what a person needs to know)."""
     try:
         # In kopf's context (the task's copy of the handler's), as its own sync handlers run:
         # kopf.event needs it.
         await asyncio.get_running_loop().run_in_executor(
             memo.executor,
             contextvars.copy_context().run,
-            functools.partial(claim.reconcile, memo.world, memo.settings, workload_only=True),
+            functools.partial(
+                claim.reconcile, memo.world, memo.settings, workload_only=workload_only
+            ),
         )
     except WriteRefused:
         pass  # in the model's status and Events already; its own handler retries it
-    except Exception:
-        # The model's resync tries again; its status tells what a person needs to know.
-        logger.exception(f"reconciling {claim.namespace}/{claim.name} after its child changed")
+    except Exception as error:
+        where = f"{claim.namespace}/{claim.name} {why}"
+        if is_transient(error) or isinstance(error, kopf.TemporaryError):
+            logger.warning(f"reconciling {where}: {error}; the next resync tries again")
+        else:
+            logger.exception(f"reconciling {where}")

@@ -47,6 +47,9 @@ PLURALS = {
     ("batch/v1", "Job"): "jobs",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
     (constants.API_VERSION, constants.KIND): constants.PLURAL,
+    # kopf's peering objects, which the resync reads.
+    ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
+    ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
 }
 _JSON = "application/json"
 _MERGE_PATCH = "application/merge-patch+json"
@@ -212,11 +215,17 @@ class Kube:
                 raise
 
     def list(
-        self, api_version: str, kind: str, namespace: str, label_selector: str
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        label_selector: str,
+        *,
+        field_selector: str = "",
     ) -> list[dict[str, Any]]:
-        found = self.request(
-            "GET", _path(api_version, kind, namespace), query={"labelSelector": label_selector}
-        )
+        """The kind's objects in `namespace` ("": in all) that the selectors select."""
+        query = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        found = self.request("GET", _path(api_version, kind, namespace), query=query)
         return cast(list[dict[str, Any]], found["items"])
 
     def update_configmap(self, configmap: tuple[str, str], edit: Edit) -> None:

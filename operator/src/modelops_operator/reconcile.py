@@ -1,6 +1,6 @@
 """Level-based reconciliation of one ModelDeployment: observe the world, act on the difference
 from the spec, and write down what was seen. Every trigger (the resource, its Job, its
-Deployment, the resync timer) ends up here, so the order of events does not matter."""
+Deployment, the resync loop) ends up here, so the order of events does not matter."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from modelops_operator import children
+from modelops_operator.ghosts import Ghosts, Shown
 from modelops_operator.kube import Kube
 
 # How long a write's echo may take under load: kopf waits as long for its own patches' echoes
@@ -48,10 +49,16 @@ class WatchedModels:
     """Reads of the models from the watch's index, and the status writes they must reflect."""
 
     def __init__(
-        self, index: Index, kube: Kube, *, clock: Callable[[], float] = time.monotonic
+        self,
+        index: Index,
+        kube: Kube,
+        *,
+        ghosts: Ghosts | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._index = index
         self._kube = kube
+        self._ghosts = Ghosts() if ghosts is None else ghosts
         self._clock = clock
         self._lock = threading.Lock()
         # Status writes whose echo the watch has not delivered yet.
@@ -83,12 +90,25 @@ class WatchedModels:
         # list() copies the index's values in one step: the watch updates it meanwhile.
         found = [written.body] if written is not None else list(self._index.get(key) or ())
         model: dict[str, Any] | None = json.loads(found[0]) if found else None
+        if model is not None and model["metadata"].get("uid") in self._ghosts:
+            return None
         return model
 
     def keys(self) -> list[Key]:
-        """Every model the watch shows."""
+        """Every model the watch shows, but its ghosts."""
         # list() takes the index's keys in one step: the watch updates it meanwhile.
-        return list(self._index)
+        keys = list(self._index)
+        if not self._ghosts:
+            return keys
+        return [key for key in keys if self.get(*key) is not None]
+
+    def shown(self) -> set[Shown]:
+        """Every model the watch shows, by namespace and uid."""
+        return {
+            (namespace, json.loads(body)["metadata"]["uid"])
+            for (namespace, _), bodies in list(self._index.items())
+            for body in list(bodies)
+        }
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """A merge patch of the model's status, read back by get() from now on. One reconcile
