@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from conftest import Artifact, Server
 from modelops_operator.monitoring import metrics as dashboard_metrics
 from modelops_server import metrics
@@ -69,6 +72,32 @@ def test_unknown_paths_share_one_label(iris_server: Server) -> None:
         iris_server.client.get(path)
 
     assert _value(_samples(iris_server), metrics.REQUESTS, endpoint="unmatched", code="404") == 3
+
+
+def test_a_server_bug_on_an_inference_route_is_a_counted_500_with_a_json_error(
+    iris_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inference routes skip FastAPI's router (app.InferenceRoutes), not its answers."""
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(iris_server.dataplane, "predict", broken)
+    monkeypatch.setattr(iris_server.dataplane, "infer", broken)
+    answers = [
+        iris_server.predict({"instances": [SETOSA]}),
+        iris_server.infer({"inputs": []}),
+        iris_server.infer({"inputs": []}, path="/v2/models/iris/versions/v1/infer"),
+    ]
+
+    for answer in answers:
+        assert answer.status_code == 500
+        assert answer.json() == {"error": "internal error: RuntimeError"}
+    samples = _samples(iris_server)
+    for endpoint in ("/predict", "/v2/models/{name}/infer"):
+        assert _value(samples, metrics.REQUESTS, endpoint=endpoint, code="500") == 1
+    versioned = "/v2/models/{name}/versions/{version}/infer"
+    assert _value(samples, metrics.REQUESTS, endpoint=versioned, code="500") == 1
 
 
 def test_the_names_are_the_ones_the_operator_builds_dashboards_with() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
@@ -90,11 +91,16 @@ class Trees:
         x = matrix.ravel().astype(np.float64, copy=False)
         feature, threshold, children = self.feature, self.threshold, self.children
         if rows == 1:
-            # The common case, and a third of the numpy calls per step without the row offsets.
-            slot = self.roots
+            # The common case. numpy's cost per call, not per element, sets its pace: every
+            # node's decision at once (three calls over all nodes), then one lookup per level,
+            # instead of four per level.
+            nodes = self._nodes
+            goes_right = x.take(nodes.feature) > nodes.threshold
+            next_node = np.where(goes_right, nodes.right, nodes.left)
+            node = self.roots // 2
             for _ in range(self.depth):
-                slot = children.take(slot + (x.take(feature.take(slot)) > threshold.take(slot)))
-            slot = slot[:, None]
+                node = next_node.take(node)
+            slot = (2 * node)[:, None]
         else:
             row_start = np.arange(0, rows * width, width)
             slot = np.repeat(self.roots[:, None], rows, axis=1)
@@ -106,6 +112,25 @@ class Trees:
         self.value.take(slot, axis=0, out=terms[1:])
         # cumsum adds strictly in order; sum() may add pairwise, which rounds differently.
         return np.cumsum(terms, axis=0)[-1]
+
+    @cached_property
+    def _nodes(self) -> _Nodes:
+        return _Nodes(
+            self.feature[0::2],
+            self.threshold[0::2],
+            self.children[0::2] // 2,
+            self.children[1::2] // 2,
+        )
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """Trees' nodes by node number (slot // 2): the split, and the child's node each way."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
 
 
 class Compiled(Protocol):
