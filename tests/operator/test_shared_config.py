@@ -124,19 +124,22 @@ def file_of(model: str, namespace: str) -> str:
     return registration.scrape_config_map(SETTINGS, namespace, model)[1]
 
 
-def put_file(control_plane: ControlPlane, configmap: str, text: str) -> None:
-    """The file as an admin's `kubectl apply` would leave it."""
+def put_file(control_plane: ControlPlane, configmap: str, text: str) -> str:
+    """The file as an admin's `kubectl apply` would leave it; returns it as written."""
     manifest = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": configmap, "namespace": MONITORING_NS},
         "data": {registration.scrape_file_key(configmap): text},
     }
-    control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    applied = control_plane.kubectl("apply", "-f", "-", "-o", "json", stdin=json.dumps(manifest))
+    written: str = json.loads(applied.stdout)["data"][registration.scrape_file_key(configmap)]
+    return written
 
 
-def put_job(control_plane: ControlPlane, namespace: str, name: str) -> None:
-    """A scrape job for a model, where the operator would write it."""
+def put_job(control_plane: ControlPlane, namespace: str, name: str) -> list[str]:
+    """A scrape job for a model, where the operator would write it; returns the job names of
+    its file as written (the operator may change the file right after)."""
     configmap = file_of(name, namespace)
     text = configmap_data(control_plane, MONITORING_NS, configmap).get(
         registration.scrape_file_key(configmap), ""
@@ -145,7 +148,8 @@ def put_job(control_plane: ControlPlane, namespace: str, name: str) -> None:
     config.setdefault("scrape_configs", []).append(
         {"job_name": f"modelops/{namespace}/{name}", "static_configs": [{"targets": ["x:1"]}]}
     )
-    put_file(control_plane, configmap, yaml.safe_dump(config))
+    written = yaml.safe_load(put_file(control_plane, configmap, yaml.safe_dump(config)))
+    return [job["job_name"] for job in written["scrape_configs"]]
 
 
 def test_jobs_of_models_that_are_gone_are_swept(
@@ -155,8 +159,8 @@ def test_jobs_of_models_that_are_gone_are_swept(
     models.apply(sample("iris"))
     live_job = f"modelops/{models.namespace}/iris"
     wait_until(lambda: live_job in scrape_job_names(control_plane), what="iris's scrape job")
-    put_job(control_plane, models.namespace, "ghost")
-    assert f"modelops/{models.namespace}/ghost" in scrape_job_names(control_plane)
+    # Checked as written: the sweep may take it any moment after.
+    assert f"modelops/{models.namespace}/ghost" in put_job(control_plane, models.namespace, "ghost")
     wait_until(
         lambda: f"modelops/{models.namespace}/ghost" not in scrape_job_names(control_plane),
         timeout=60,
