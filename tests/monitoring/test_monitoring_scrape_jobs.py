@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -152,6 +153,17 @@ def test_output_is_deterministic_and_keeps_the_key_order() -> None:
 
     assert first == with_scrape_job(USER_CONFIG, build_scrape_job("ml", "iris", "15s"))
     assert list(yaml.safe_load(first)) == ["global", "rule_files", "alerting", "scrape_configs"]
+
+
+def test_the_file_is_written_as_json_one_job_a_line_and_read_as_yaml_too() -> None:
+    merged = with_scrape_job(with_scrape_job(USER_CONFIG, IRIS), WINE)
+
+    assert json.loads(merged) == yaml.safe_load(merged)
+    job_lines = [line.strip().rstrip(",") for line in merged.splitlines() if "job_name" in line]
+    assert [json.loads(line) for line in job_lines] == _jobs(merged)
+    # A file someone wrote as YAML is read as YAML; one in YAML's flow style too.
+    flow = "{scrape_configs: [{job_name: node}]}"
+    assert _job_names(with_scrape_job(flow, IRIS)) == ["node", IRIS["job_name"]]
 
 
 def test_removing_takes_out_only_that_job() -> None:

@@ -459,12 +459,19 @@ def _ensure_serving(
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     server = constants.SERVER_NAME.format(name=name)
     service = builders.build_service(name, namespace)
-    observed_service = _ours(world.child(body, "v1", "Service", service["metadata"]["name"]), body)
+    observed_deployment = _ours(world.child(body, "apps/v1", "Deployment", server), body)
+    # The Service before its pods: the endpoints controller then makes the Service's Endpoints
+    # before any pod's event asks it again. The other way round, under load, its cache had
+    # not seen the Endpoints it made yet and it tried again ("FailedToCreateEndpoint ...
+    # already exists", a Warning Event).
+    world.kube.apply(
+        _adopted(service, body),
+        _ours(world.child(body, "v1", "Service", service["metadata"]["name"]), body),
+    )
     deployment = world.kube.apply(
         _adopted(builders.build_server_deployment(name, namespace, spec, target, settings), body),
-        _ours(world.child(body, "apps/v1", "Deployment", server), body),
+        observed_deployment,
     )
-    world.kube.apply(_adopted(service, body), observed_service)
     _apply_or_remove(
         world,
         body,
