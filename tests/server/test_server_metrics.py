@@ -77,7 +77,7 @@ def test_unknown_paths_share_one_label(iris_server: Server) -> None:
 def test_a_server_bug_on_an_inference_route_is_a_counted_500_with_a_json_error(
     iris_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The inference routes skip FastAPI's router (app.InferenceRoutes), not its answers."""
+    """Answered in front of FastAPI (app.InferenceRoutes), the inference routes keep its answers."""
 
     def broken(*_: Any) -> Any:
         raise RuntimeError("a bug")
