@@ -18,12 +18,12 @@ every serving pod.
 
 Measured: the time until every model has its training Job (as a watch of the Jobs delivers
 them: listing a thousand Jobs every second would load the apiserver being measured) and, once
-the training pods reported, until all are Ready; the operator's peak memory (VmHWM); every model's scrape job (in the
-ConfigMaps `registration.scrape_config_maps` names) and dashboard ConfigMap; the largest shared
-ConfigMap against the 1 MiB limit; the Warning Events, and of them the operator's (by their
-reportingComponent); the apiserver's requests from just before the apply until all are Ready
-(its own `apiserver_request_total`); then, idle for --idle-seconds, the operator's CPU and the
-requests per model and minute.
+the training pods reported, until all are Ready; the operator's peak memory (VmHWM); every
+model's scrape job (in the ConfigMaps `registration.scrape_config_maps` names) and dashboard
+ConfigMap; the largest shared ConfigMap against the 1 MiB limit; the Warning Events, and of
+them the operator's (by their reportingComponent); the apiserver's requests from just before
+the apply until all are Ready (its own `apiserver_request_total`); then, idle for
+--idle-seconds, the operator's CPU and the requests per model and minute.
 
 Requests are everyone's: kubectl, this script and its kubelet stand-in, the controller-manager
 and the operator. This script counts its own (and kubectl's, from its -v=6 log) and subtracts

@@ -97,9 +97,6 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     drain = Drain()
-    # Every other route's metrics and drain (the inference routes do their own, in front).
-    app.add_middleware(ClosingWhileDraining, drain=drain)
-    app.add_middleware(RequestMetrics, metrics=metrics)
 
     async def body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -216,14 +213,13 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.inference_routes = InferenceRoutes(
-        [
-            route
-            for route in app.routes
-            if isinstance(route, APIRoute) and route.endpoint in (predict, infer, infer_version)
-        ],
-        metrics,
-        drain,
+    inference_routes = [
+        route
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.endpoint in (predict, infer, infer_version)
+    ]
+    app.front = RequestMetrics(
+        ClosingWhileDraining(InferenceRoutes(app.behind, inference_routes), drain), metrics
     )
     _map_errors(app)
     _document_request_bodies(app)
@@ -304,53 +300,48 @@ class Drain:
 
 
 class ServingApp(FastAPI):
-    """The server's app: FastAPI, with the inference routes answered in front of it."""
+    """FastAPI behind `front`: every request is counted and drained there, and the inference
+    routes' POSTs are answered there too, before FastAPI's own middleware and router."""
 
-    inference_routes: InferenceRoutes | None = None
+    front: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        front = self.inference_routes
-        if front is None or not await front.answer(scope, receive, send):
-            await super().__call__(scope, receive, send)
+        if self.front is None:
+            await self.behind(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
+
+    async def behind(self, scope: Scope, receive: Any, send: Any) -> None:
+        """FastAPI itself."""
+        await super().__call__(scope, receive, send)
 
 
 class InferenceRoutes:
-    """POSTs to the inference endpoints (/predict, the v2 infer routes), answered before
-    FastAPI's middleware and router: matching a path against every route, solving the
-    endpoint's parameters and passing each message through every middleware cost more than
-    the prediction. The routes stay declared on the app, for the OpenAPI document and for every
-    other method; a POST to one comes here, to the same endpoint function, with the same error
-    responses, metrics and drain as every other route. Plain ASGI."""
+    """Calls the inference endpoints (/predict, the v2 infer routes) without FastAPI's
+    middleware and router: matching a path against every route, solving the endpoint's
+    parameters and passing each message through FastAPI's middleware cost more than the
+    prediction. The routes stay declared on the app, for the OpenAPI document and for every
+    other method; a POST to one of them comes here, to the same endpoint function, with the
+    same error responses. Plain ASGI."""
 
-    def __init__(self, routes: list[APIRoute], metrics: Metrics, drain: Drain) -> None:
+    def __init__(self, app: ASGIApp, routes: list[APIRoute]) -> None:
+        self._app = app
         self._routes = routes
-        self._metrics = metrics
-        self._drain = drain
 
-    async def answer(self, scope: Scope, receive: Any, send: Any) -> bool:
-        """Whether the request was one of the inference routes' (and is answered)."""
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return False
-        for route in self._routes:
-            matched = route.path_regex.match(scope["path"])
-            if matched is not None:
-                break
-        else:
-            return False
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await self._respond(route, scope, receive, matched.groupdict())
-            status = response.status_code
-            if self._drain.on:
-                response.headers["connection"] = "close"
-            await response(scope, receive, send)
-        finally:
-            self._metrics.request(route.path, status, time.perf_counter() - started)
-        return True
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            for route in self._routes:
+                matched = route.path_regex.match(scope["path"])
+                if matched is not None:
+                    # RequestMetrics labels the request with the route's path.
+                    scope["route"] = route
+                    response = await self._answer(route, scope, receive, matched.groupdict())
+                    await response(scope, receive, send)
+                    return
+        await self._app(scope, receive, send)
 
     @staticmethod
-    async def _respond(
+    async def _answer(
         route: APIRoute, scope: Scope, receive: Any, path_params: dict[str, str]
     ) -> Response:
         try:
