@@ -2,6 +2,8 @@
 # Builds the local base image modelops/python-base:bookworm without pulling anything: a minimal
 # Debian bookworm root filesystem made with debootstrap (variant minbase + python3, python3-venv,
 # ca-certificates; bookworm's python3 is 3.11, the workspace's Python) and `docker import`ed.
+# With --compiler, the build stages' base modelops/python-build-base:bookworm instead: the same
+# plus gcc and Python's headers, for the server's C extension (docs/images.md).
 #
 # Idempotent and cached:
 #   - ensures a Docker engine (installs Debian's docker.io and starts dockerd when none answers);
@@ -19,10 +21,20 @@ SUITE=$DEBIAN_SUITE
 PACKAGES=python3,python3-venv,ca-certificates
 # Bump when the recipe below changes: it names the cached tarball.
 RECIPE=1
-TARBALL="$MODELOPS_CACHE/images/python-base-$SUITE-minbase-r$RECIPE.tar.gz"
-
+NAME=python-base
 force=0
-[ "${1:-}" = "--force" ] && force=1
+for argument in "$@"; do
+    case "$argument" in
+        --force) force=1 ;;
+        --compiler)
+            PACKAGES="$PACKAGES,gcc,libc6-dev,python3-dev"
+            NAME=python-build-base
+            BASE_IMAGE_TAG=$BUILD_BASE_IMAGE_TAG
+            ;;
+        *) die "usage: images/base.sh [--force] [--compiler]" ;;
+    esac
+done
+TARBALL="$MODELOPS_CACHE/images/$NAME-$SUITE-minbase-r$RECIPE.tar.gz"
 
 ensure_docker
 

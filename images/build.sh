@@ -8,6 +8,9 @@
 # Environment:
 #   MODELOPS_BASE_IMAGE      the base to build on (default modelops/python-base:bookworm, built by
 #                            images/base.sh); set it to python:3.11-slim where registries are reachable
+#   MODELOPS_BUILD_BASE_IMAGE  the trainer's and server's build stage: the base plus a C compiler
+#                            and Python's headers (default modelops/python-build-base:bookworm,
+#                            built by images/base.sh --compiler); python:3.11 with registries
 #   MODELOPS_IMAGE_VERSION   the tag (default 0.1.0)
 #   MODELOPS_BUILD_NETWORK   docker build --network (default host: no bridge is needed)
 #   MODELOPS_EXTRA_CA_FILE   PEM bundle trusted by the build stage (default: the host's
@@ -33,10 +36,18 @@ if [ "$BASE_IMAGE_TAG" = "modelops/python-base:bookworm" ]; then
 else
     ensure_docker
 fi
+# The trainer's and the server's build stages compile the server's C extension
+# (modelops_server/_kernels.c); the operator's needs no compiler.
+if [[ " ${components[*]} " =~ " trainer "|" inference-server " ]] &&
+    [ "$BUILD_BASE_IMAGE_TAG" = "modelops/python-build-base:bookworm" ]; then
+    bash "$REPO_ROOT/images/base.sh" --compiler
+fi
 
 extra_ca="$(extra_ca_certs)"
 for c in "${components[@]}"; do
     tag="modelops/$c:$IMAGE_VERSION"
+    build_base=()
+    [ "$c" = operator ] || build_base=(--build-arg "BUILD_BASE_IMAGE=$BUILD_BASE_IMAGE_TAG")
     log "building $tag on $BASE_IMAGE_TAG"
     start=$(date +%s)
     docker build \
@@ -45,6 +56,7 @@ for c in "${components[@]}"; do
         --network "${MODELOPS_BUILD_NETWORK:-host}" \
         --file "$REPO_ROOT/${DIRS[$c]}/Dockerfile" \
         --build-arg "BASE_IMAGE=$BASE_IMAGE_TAG" \
+        "${build_base[@]}" \
         --build-arg "EXTRA_CA_CERTS=$extra_ca" \
         --label "org.opencontainers.image.title=modelops-$c" \
         --label "org.opencontainers.image.version=$IMAGE_VERSION" \

@@ -3,6 +3,8 @@
 
 MODELOPS_CACHE="${MODELOPS_CACHE:-$HOME/.cache/modelops}"
 BASE_IMAGE_TAG="${MODELOPS_BASE_IMAGE:-modelops/python-base:bookworm}"
+# The build stages' base: a C compiler and Python's headers on top (images/base.sh --compiler).
+BUILD_BASE_IMAGE_TAG="${MODELOPS_BUILD_BASE_IMAGE:-modelops/python-build-base:bookworm}"
 IMAGE_VERSION="${MODELOPS_IMAGE_VERSION:-0.1.0}"
 DOCKERD_LOG="${MODELOPS_DOCKERD_LOG:-/var/log/dockerd.log}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

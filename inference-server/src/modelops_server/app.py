@@ -6,20 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, compile_path
 
 from . import __version__, schemas, v2
 from .dataplane import DataPlane
@@ -39,6 +41,10 @@ MAX_DRAIN_SECONDS = 300
 # How long connections keep closing after the hook returned: through uvicorn's graceful
 # shutdown (Kubernetes' grace period is 30 s by default).
 DRAIN_AFTER_HOOK_SECONDS = 60
+# The inference routes (InferenceRoutes).
+PREDICT_PATH = "/predict"
+INFER_PATH = "/v2/models/{name}/infer"
+INFER_VERSION_PATH = "/v2/models/{name}/versions/{version}/infer"
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'"
 
 Scope = MutableMapping[str, Any]
@@ -58,12 +64,6 @@ def create_app(
     """The app serving `dataplane`'s model. With `load_on_startup` the model is loaded in a
     thread once the server is up, so liveness answers while a large model loads. With `grpc`
     the Open Inference Protocol's gRPC service runs on `settings.grpc_port` as long as the app."""
-    max_body_bytes = settings.max_body_bytes
-
-    async def answer(
-        call: Callable[..., Any], *args: Any, respond: Callable[[Any], Response] = _json
-    ) -> Response:
-        return respond(await dataplane.run(call, *args))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,39 +98,35 @@ def create_app(
     )
     drain = Drain()
 
-    async def body(request: Request) -> bytes:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_body_bytes:
-            raise PayloadTooLarge(_too_large(int(length), max_body_bytes))
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise PayloadTooLarge(_too_large(size, max_body_bytes))
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def json_body(request: Request) -> Any:
-        parsed, _ = v2.split_body(await body(request), None)
-        return parsed
-
-    async def inference(request: Request, name: str, version: str | None) -> Response:
-        parsed, binary = v2.split_body(await body(request), request.headers.get(v2.HEADER_LENGTH))
-        return await answer(dataplane.infer, name, version, parsed, binary, respond=_inferred)
-
     def request_body(model: type[schemas.BaseModel]) -> dict[str, Any]:
         ref = {"$ref": f"#/components/schemas/{model.__name__}"}
         return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
-    @app.post(
-        "/predict",
+    # The inference routes are answered in front of FastAPI (InferenceRoutes); declared here
+    # for the OpenAPI document, which lists them with the app's own routes.
+    inference_routes = APIRouter(responses=_ERRORS)
+
+    @inference_routes.post(
+        PREDICT_PATH,
         response_model=schemas.PredictResponse,
         openapi_extra=request_body(schemas.PredictRequest),
         summary="Predict a batch of rows",
     )
-    async def predict(request: Request) -> Response:
-        return await answer(dataplane.predict, await json_body(request))
+    async def predict() -> None: ...
+
+    @inference_routes.post(
+        INFER_PATH,
+        response_model=schemas.InferenceResponse,
+        openapi_extra=request_body(schemas.InferenceRequest),
+    )
+    async def infer(name: str) -> None: ...
+
+    @inference_routes.post(
+        INFER_VERSION_PATH,
+        response_model=schemas.InferenceResponse,
+        openapi_extra=request_body(schemas.InferenceRequest),
+    )
+    async def infer_version(name: str, version: str) -> None: ...
 
     @app.get("/v2/health/live", response_model=schemas.Health)
     @app.get("/healthz", response_model=schemas.Health, include_in_schema=False)
@@ -163,22 +159,6 @@ def create_app(
     @app.get("/v2/models/{name}/versions/{version}/ready", response_model=schemas.Health)
     async def model_version_ready(name: str, version: str) -> Response:
         return _readiness(dataplane.model_ready(name, version), dataplane)
-
-    @app.post(
-        "/v2/models/{name}/infer",
-        response_model=schemas.InferenceResponse,
-        openapi_extra=request_body(schemas.InferenceRequest),
-    )
-    async def infer(request: Request, name: str) -> Response:
-        return await inference(request, name, None)
-
-    @app.post(
-        "/v2/models/{name}/versions/{version}/infer",
-        response_model=schemas.InferenceResponse,
-        openapi_extra=request_body(schemas.InferenceRequest),
-    )
-    async def infer_version(request: Request, name: str, version: str) -> Response:
-        return await inference(request, name, version)
 
     @app.get("/drain", response_model=schemas.Drained, summary="Drain before shutting down")
     async def start_draining(
@@ -213,25 +193,23 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    inference_routes = [
-        route
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.endpoint in (predict, infer, infer_version)
-    ]
     app.front = RequestMetrics(
-        ClosingWhileDraining(InferenceRoutes(app.behind, inference_routes), drain), metrics
+        ClosingWhileDraining(
+            InferenceRoutes(app.behind, dataplane, settings.max_body_bytes), drain
+        ),
+        metrics,
     )
     _map_errors(app)
-    _document_request_bodies(app)
+    _document(app, inference_routes.routes)
     return app
 
 
 def _map_errors(app: FastAPI) -> None:
-    """The one place errors become HTTP responses (InferenceRoutes' too)."""
+    """Every error of the app's routes as a JSON body (`_error_of`, shared with InferenceRoutes)."""
 
     async def serving_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServingError)
-        return _serving_error(exc)
+        # A ServingError with its status, anything else a 500.
+        return _error(*_error_of(exc))
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -242,33 +220,33 @@ def _map_errors(app: FastAPI) -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return _error(422, problems)
 
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        return _unexpected(exc)
-
     for error in HTTP_STATUS:
         app.add_exception_handler(error, serving_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(Exception, serving_error)
 
 
-def _serving_error(exc: ServingError) -> Response:
-    return _error(HTTP_STATUS[type(exc)], str(exc))
-
-
-def _unexpected(exc: Exception) -> Response:
+def _error_of(exc: Exception) -> tuple[int, str]:
+    """The status and message an error answers with, wherever it is raised."""
+    if isinstance(exc, ServingError):
+        return HTTP_STATUS[type(exc)], str(exc)
     log.exception("unexpected error serving a request", exc_info=exc)
-    return _error(500, f"internal error: {type(exc).__name__}")
+    return 500, f"internal error: {type(exc).__name__}"
 
 
-def _document_request_bodies(app: FastAPI) -> None:
-    """Adds the request body models, which no endpoint declares as a parameter (they are parsed
-    by hand), to the OpenAPI components."""
+def _document(app: FastAPI, inference_routes: list[BaseRoute]) -> None:
+    """The OpenAPI document: the app's routes, the inference routes answered in front of it, and
+    the request body models, which no endpoint declares as a parameter (they are parsed by
+    hand)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=[*app.routes, *inference_routes],
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in schemas.REQUEST_BODIES:
@@ -316,41 +294,133 @@ class ServingApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-class InferenceRoutes:
-    """Calls the inference endpoints (/predict, the v2 infer routes) without FastAPI's
-    middleware and router: matching a path against every route, solving the endpoint's
-    parameters and passing each message through FastAPI's middleware cost more than the
-    prediction. The routes stay declared on the app, for the OpenAPI document and for every
-    other method; a POST to one of them comes here, to the same endpoint function, with the
-    same error responses. Plain ASGI."""
+@dataclass(frozen=True)
+class _InferenceRoute:
+    # The route template: RequestMetrics labels requests with it, as FastAPI's routes.
+    path: str
+    pattern: re.Pattern[str]
+    answer: Callable[[dict[str, str], str | None, bytes], Awaitable[_Answer]]
 
-    def __init__(self, app: ASGIApp, routes: list[APIRoute]) -> None:
+
+# A response's status, content type, body and further headers.
+_Answer = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
+
+
+class InferenceRoutes:
+    """The inference routes (/predict, the v2 infer routes), answered in plain ASGI in front of
+    FastAPI: its request and response objects, middleware, router and parameter solving cost
+    more than a prediction. The same error answers as the app's (`_map_errors`); a method other
+    than POST gets the 405 FastAPI would give."""
+
+    def __init__(self, app: ASGIApp, dataplane: DataPlane, max_body_bytes: int) -> None:
         self._app = app
-        self._routes = routes
+        self._dataplane = dataplane
+        self._max_body_bytes = max_body_bytes
+        self._routes = [
+            _InferenceRoute(path, compile_path(path)[0], answer)
+            for path, answer in (
+                (PREDICT_PATH, self._predict),
+                (INFER_PATH, self._infer),
+                (INFER_VERSION_PATH, self._infer),
+            )
+        ]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http":
             for route in self._routes:
-                matched = route.path_regex.match(scope["path"])
+                matched = route.pattern.match(scope["path"])
                 if matched is not None:
                     # RequestMetrics labels the request with the route's path.
                     scope["route"] = route
-                    response = await self._answer(route, scope, receive, matched.groupdict())
-                    await response(scope, receive, send)
+                    answer = await self._answer(route, matched.groupdict(), scope, receive)
+                    if answer is not None:
+                        await _send(send, answer)
                     return
         await self._app(scope, receive, send)
 
-    @staticmethod
     async def _answer(
-        route: APIRoute, scope: Scope, receive: Any, path_params: dict[str, str]
-    ) -> Response:
+        self, route: _InferenceRoute, path_params: dict[str, str], scope: Scope, receive: Any
+    ) -> _Answer | None:
+        """None when the client left before its body arrived: no one to answer."""
+        if scope["method"] != "POST":
+            return _error_answer(405, "Method Not Allowed", [(b"allow", b"POST")])
+        length = binary_length = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value.decode("latin-1")
+            elif name == _BINARY_LENGTH:
+                binary_length = value.decode("latin-1")
         try:
-            response: Response = await route.endpoint(Request(scope, receive), **path_params)
-        except ServingError as exc:
-            return _serving_error(exc)
-        except Exception as exc:  # as the app's catch-all handler: a 500 with a JSON body
-            return _unexpected(exc)
-        return response
+            body = await self._body(length, receive)
+            if body is None:
+                return None
+            return await route.answer(path_params, binary_length, body)
+        except Exception as exc:  # a JSON error, as the app's handlers answer (_map_errors)
+            return _error_answer(*_error_of(exc))
+
+    async def _body(self, length: str | None, receive: Any) -> bytes | None:
+        limit = self._max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(_too_large(int(length), limit))
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(_too_large(size, limit))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _predict(self, _: dict[str, str], __: str | None, body: bytes) -> _Answer:
+        parsed, _binary = v2.split_body(body, None)
+        answer = await self._dataplane.run(self._dataplane.predict, parsed)
+        return 200, _JSON, orjson.dumps(answer, option=_JSON_OPTIONS), []
+
+    async def _infer(
+        self, path_params: dict[str, str], binary_length: str | None, body: bytes
+    ) -> _Answer:
+        """An infer response: JSON, or with outputs asked for as binary data, the JSON header
+        and their bytes after it (the binary tensor extension)."""
+        parsed, binary = v2.split_body(body, binary_length)
+        answer, blobs = await self._dataplane.run(
+            self._dataplane.infer, path_params["name"], path_params.get("version"), parsed, binary
+        )
+        header = orjson.dumps(answer, option=_JSON_OPTIONS)
+        if not blobs:
+            return 200, _JSON, header, []
+        length = (_BINARY_LENGTH, str(len(header)).encode())
+        return 200, b"application/octet-stream", b"".join((header, *blobs)), [length]
+
+
+_JSON = b"application/json"
+_BINARY_LENGTH = v2.HEADER_LENGTH.lower().encode()
+
+
+def _error_answer(
+    status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> _Answer:
+    return status, _JSON, orjson.dumps({"error": message}), headers or []
+
+
+async def _send(send: Any, answer: _Answer) -> None:
+    status, content_type, body, headers = answer
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", content_type),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class ClosingWhileDraining:
@@ -410,20 +480,6 @@ def _readiness(ready: bool, dataplane: DataPlane) -> Response:
             503, f"model {dataplane.model.name!r} is not ready: {dataplane.model.problem}"
         )
     return _json({"ready": True})
-
-
-def _inferred(result: tuple[dict[str, Any], list[bytes]]) -> Response:
-    """An infer response: JSON, or with outputs asked for as binary data, the JSON header and
-    their bytes after it (the binary tensor extension)."""
-    answer, blobs = result
-    if not blobs:
-        return _json(answer)
-    header = orjson.dumps(answer, option=_JSON_OPTIONS)
-    return Response(
-        b"".join((header, *blobs)),
-        media_type="application/octet-stream",
-        headers={v2.HEADER_LENGTH: str(len(header))},
-    )
 
 
 def _page(content: bytes, media_type: str) -> Response:

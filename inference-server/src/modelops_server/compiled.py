@@ -1,10 +1,10 @@
 """Compiled models: the fitted parameters of tree ensembles and linear models as flat numpy
-arrays, evaluated for all rows and trees at once, and their file (`model.npz`: numbers only,
+arrays, evaluated for all rows at once (trees walked in C, `_kernels.c`), and their file (`model.npz`: numbers only,
 read with `allow_pickle=False`, so serving one runs no code from the file and needs no
 scikit-learn). `compiling.py` makes them from scikit-learn estimators.
 
 scikit-learn spends milliseconds per call on input validation and per-tree Python overhead
-(a 100-tree forest: ~4 ms for one row); here one row costs tens of microseconds. The answers
+(a 100-tree forest: ~4 ms for one row); here one row costs a few microseconds. The answers
 are scikit-learn's to the last bit where the arithmetic allows it: the same input dtype, the
 same comparisons, leaf values summed in the same order, the same link functions computed the
 same way. tests/server/test_server_compiled.py compares them for every supported estimator,
@@ -14,12 +14,12 @@ straight from the estimator and through the file.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
+from ._kernels import Walker
 from .errors import InvalidInput
 from .prediction import Prediction
 
@@ -33,15 +33,11 @@ class CompiledFileError(Exception):
     """A compiled file this server cannot read; the message says why."""
 
 
-# The smallest float64 that becomes infinity as float32 (FLT_MAX plus half its last step).
-_FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
-
-
 @dataclass(frozen=True)
 class Trees:
     """Every node of every tree in flat arrays, addressed by slot: node n is slots 2n and
     2n + 1, so the step to a child is one addition (`slot + goes_right`) and one lookup. A
-    leaf's children are the leaf itself, so all rows can take `depth` steps without checks."""
+    leaf's children are the leaf itself, so walks side by side can take the same steps."""
 
     # Per slot: the slot of the child (left at 2n, right at 2n + 1).
     children: np.ndarray
@@ -55,6 +51,21 @@ class Trees:
     depth: int
     # scikit-learn's trees compare float32 inputs, HistGradientBoosting float64.
     dtype: type[np.floating[Any]]
+    # The arrays checked for the walk (_kernels.c), which never reads outside them.
+    _walker: Walker = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """ValueError when the arrays do not make trees (a child or feature out of range)."""
+        walker = Walker(
+            self.children,
+            self.feature,
+            self.threshold,
+            self.value,
+            self.roots,
+            self.depth,
+            self.dtype is np.float32,
+        )
+        object.__setattr__(self, "_walker", walker)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {
@@ -69,7 +80,7 @@ class Trees:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Trees:
-        return cls(
+        parts = (
             _integers(arrays, f"{prefix}children"),
             _integers(arrays, f"{prefix}feature"),
             _floats(arrays, f"{prefix}threshold"),
@@ -78,59 +89,28 @@ class Trees:
             int(_scalar(arrays, f"{prefix}depth")),
             np.float32 if bool(_scalar(arrays, f"{prefix}float32")) else np.float64,
         )
+        try:
+            return cls(*parts)
+        except ValueError as exc:
+            raise CompiledFileError(f"its trees do not fit together: {exc}") from None
+
+    def takes(self, features: int) -> bool:
+        """Whether every split reads a feature of rows `features` wide."""
+        return bool(self._walker.features_needed <= features)
 
     def total(self, matrix: np.ndarray, start: np.ndarray | float) -> np.ndarray:
         """(rows, outputs): `start` plus the leaf values of every tree, added in tree order
         as scikit-learn does, so the sums round the same way."""
-        rows, width = matrix.shape
-        if self.dtype is np.float32:
-            if not np.abs(matrix).max() < _FLOAT32_OVERFLOW:
-                # scikit-learn refuses such values rather than predict with infinity.
-                raise InvalidInput("a value is too large for this model (beyond float32's range)")
-            matrix = matrix.astype(np.float32)
-        x = matrix.ravel().astype(np.float64, copy=False)
-        feature, threshold, children = self.feature, self.threshold, self.children
-        if rows == 1:
-            # The common case. numpy's cost per call, not per element, sets its pace: every
-            # node's decision at once (three calls over all nodes), then one lookup per level,
-            # instead of four per level.
-            nodes = self._nodes
-            goes_right = x.take(nodes.feature) > nodes.threshold
-            next_node = np.where(goes_right, nodes.right, nodes.left)
-            node = self.roots // 2
-            for _ in range(self.depth):
-                node = next_node.take(node)
-            slot = (2 * node)[:, None]
-        else:
-            row_start = np.arange(0, rows * width, width)
-            slot = np.repeat(self.roots[:, None], rows, axis=1)
-            for _ in range(self.depth):
-                goes_right = x.take(row_start + feature.take(slot)) > threshold.take(slot)
-                slot = children.take(slot + goes_right)
-        terms = np.empty((len(self.roots) + 1, rows, self.value.shape[1]))
-        terms[0] = start
-        self.value.take(slot, axis=0, out=terms[1:])
-        # cumsum adds strictly in order; sum() may add pairwise, which rounds differently.
-        return np.cumsum(terms, axis=0)[-1]
-
-    @cached_property
-    def _nodes(self) -> _Nodes:
-        return _Nodes(
-            self.feature[0::2],
-            self.threshold[0::2],
-            self.children[0::2] // 2,
-            self.children[1::2] // 2,
-        )
-
-
-@dataclass(frozen=True)
-class _Nodes:
-    """Trees' nodes by node number (slot // 2): the split, and the child's node each way."""
-
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
+        totals = np.empty((len(matrix), self.value.shape[1]))
+        totals[:] = start
+        try:
+            self._walker.add(np.ascontiguousarray(matrix, dtype=np.float64), totals)
+        except OverflowError:
+            # scikit-learn refuses such values rather than predict with infinity.
+            raise InvalidInput(
+                "a value is too large for this model (beyond float32's range)"
+            ) from None
+        return totals
 
 
 class Compiled(Protocol):
@@ -139,6 +119,10 @@ class Compiled(Protocol):
     KIND: ClassVar[str]
 
     def predict(self, matrix: np.ndarray) -> Prediction: ...
+
+    def takes(self, features: int) -> bool:
+        """Whether it predicts from rows of `features` values."""
+        ...
 
     def arrays(self) -> dict[str, np.ndarray]: ...
 
@@ -159,6 +143,9 @@ class AveragedTrees:
         if self.classification:
             return Prediction(mean.argmax(axis=1), mean)
         return Prediction(mean[:, 0], None)
+
+    def takes(self, features: int) -> bool:
+        return self.trees.takes(features)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return self.trees.arrays("trees.") | {
@@ -198,6 +185,9 @@ class BoostedTrees:
             return Prediction(positive.astype(np.intp), _logistic(score))
         return Prediction(raw.argmax(axis=1), _softmax(raw))
 
+    def takes(self, features: int) -> bool:
+        return self.trees.takes(features)
+
     def arrays(self) -> dict[str, np.ndarray]:
         return self.trees.arrays("trees.") | {
             "start": self.start,
@@ -233,6 +223,9 @@ class Linear:
             score = decision.ravel()
             return Prediction((score > 0).astype(np.intp), _logistic(score))
         return Prediction(decision.argmax(axis=1), _softmax(decision))
+
+    def takes(self, features: int) -> bool:
+        return bool(self.coef_t.shape[0] == features)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"coef_t": self.coef_t, "intercept": self.intercept, "link": np.array(self.link)}
@@ -295,9 +288,10 @@ def from_bytes(content: bytes) -> CompiledModel:
     if kind is None:
         raise CompiledFileError(f"its kind {str(arrays['kind'])!r} is not one of {sorted(KINDS)}")
     predictor: Compiled = kind.from_arrays(arrays)
-    return CompiledModel(
-        predictor, int(_scalar(arrays, "features")), int(_scalar(arrays, "classes"))
-    )
+    features = int(_scalar(arrays, "features"))
+    if not predictor.takes(features):
+        raise CompiledFileError(f"its {kind.KIND} do not take the {features} features it lists")
+    return CompiledModel(predictor, features, int(_scalar(arrays, "classes")))
 
 
 def _logistic(score: np.ndarray) -> np.ndarray:

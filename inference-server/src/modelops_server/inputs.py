@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from ._kernels import read_numbers
 from .artifact import Feature
 from .errors import InvalidInput, PayloadTooLarge
+
+
+def _finite_numbers(values: list[Any]) -> np.ndarray | None:
+    """`values` as float64, or None unless every one is a finite int or float (not a boolean,
+    a numeric string or null, which numpy would convert)."""
+    numbers = np.empty(len(values))
+    return numbers if read_numbers(values, numbers) < 0 else None
 
 
 class Features:
@@ -49,6 +58,10 @@ class Features:
     def from_flat(self, values: list[Any], rows: int) -> np.ndarray:
         """`rows` * features values, row after row (a tensor of shape [rows, features])."""
         width = len(self.names)
+        if self.numeric_only:
+            numbers = _finite_numbers(values)
+            if numbers is not None:
+                return numbers.reshape(rows, width)
         return self._matrix([values[i * width : (i + 1) * width] for i in range(rows)])
 
     def check_rows(self, rows: int) -> None:
@@ -83,12 +96,9 @@ class Features:
 
     def _matrix(self, lists: list[list[Any]]) -> np.ndarray:
         if self.numeric_only:
-            # One pass over the types catches strings, booleans, nulls and nesting, which numpy
-            # would otherwise convert or choke on; NaN and infinity are caught after.
-            if {type(v) for row in lists for v in row} <= {int, float}:
-                matrix = np.array(lists, dtype=np.float64)
-                if np.isfinite(matrix).all():
-                    return matrix
+            numbers = _finite_numbers(list(chain.from_iterable(lists)))
+            if numbers is not None:
+                return numbers.reshape(len(lists), len(self.names))
         elif all(self._valid(j, v) for row in lists for j, v in enumerate(row)):
             matrix = np.empty((len(lists), len(self.names)), dtype=object)
             matrix[:] = lists
@@ -98,7 +108,10 @@ class Features:
     def _valid(self, column: int, value: Any) -> bool:
         if column in self._categorical:
             return type(value) is str
-        return type(value) in (int, float) and math.isfinite(value)
+        try:
+            return type(value) in (int, float) and math.isfinite(value)
+        except OverflowError:  # an integer beyond float64
+            return False
 
     def _first_invalid(self, lists: list[list[Any]]) -> str:
         row, column, value = next(
@@ -111,6 +124,8 @@ class Features:
             expected = "a string (one of the categories)"
         elif type(value) is float:
             expected = "a finite number (NaN and infinity are not)"
+        elif type(value) is int:
+            expected = "a number within float64's range"
         else:
             expected = "a number"
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
