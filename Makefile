@@ -9,8 +9,12 @@ UV := uv
 
 test: setup controlplane lint typecheck pytest
 
+# The server's C extension (modelops_server/_kernels.c) is built by the sync: a C compiler and
+# Python's headers, from apt when missing.
 setup:
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@command -v cc >/dev/null && python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev python3-dev; }
 	$(UV) sync --locked
 
 # Builds etcd, kube-apiserver and kube-controller-manager from source once (cached per version).

@@ -163,6 +163,53 @@ def test_an_object_array_in_the_compiled_file_is_refused_not_unpickled(
     assert "allow_pickle=False" in client.get("/v2/health/ready").json()["error"]
 
 
+def _children_outside(arrays: dict[str, np.ndarray]) -> None:
+    arrays["trees.children"][3] = len(arrays["trees.children"]) + 8
+
+
+def _root_outside(arrays: dict[str, np.ndarray]) -> None:
+    arrays["trees.roots"][-1] = -2
+
+
+def _feature_beyond(arrays: dict[str, np.ndarray]) -> None:
+    arrays["trees.feature"][0] = 9
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (_children_outside, "its trees do not fit together: a child is outside the trees"),
+        (_root_outside, "its trees do not fit together: a root is outside the trees"),
+        (_feature_beyond, "its averaged-trees do not take the 4 features it lists"),
+    ],
+    ids=["child", "root", "feature"],
+)
+def test_compiled_trees_that_point_outside_their_arrays_are_refused_at_load(
+    iris_forest: Artifact,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    corrupt: Callable[[dict[str, np.ndarray]], None],
+    message: str,
+) -> None:
+    """The trees are walked in C (_kernels.c): an index a file got wrong (or was crafted with,
+    digest and all) is refused once, at load, never read past at a prediction."""
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    with np.load(artifact.directory / "model.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    corrupt(arrays)
+    crafted = io.BytesIO()
+    np.savez(crafted, **arrays)
+    (artifact.directory / "model.npz").write_bytes(crafted.getvalue())
+    digest = hashlib.sha256(crafted.getvalue()).hexdigest()
+    _rewrite_metadata(
+        artifact.directory, compiled=iris_forest.metadata["compiled"] | {"sha256": digest}
+    )
+
+    _, log = _not_ready(Settings(model_dir=artifact.directory), caplog)
+
+    assert f"model.npz cannot be served: {message}" in log
+
+
 def test_a_compiled_file_that_is_not_the_trained_one_is_not_served(
     iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

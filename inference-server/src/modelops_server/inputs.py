@@ -108,10 +108,7 @@ class Features:
     def _valid(self, column: int, value: Any) -> bool:
         if column in self._categorical:
             return type(value) is str
-        try:
-            return type(value) in (int, float) and math.isfinite(value)
-        except OverflowError:  # an integer beyond float64
-            return False
+        return type(value) in (int, float) and math.isfinite(value)
 
     def _first_invalid(self, lists: list[list[Any]]) -> str:
         row, column, value = next(
@@ -124,8 +121,6 @@ class Features:
             expected = "a string (one of the categories)"
         elif type(value) is float:
             expected = "a finite number (NaN and infinity are not)"
-        elif type(value) is int:
-            expected = "a number within float64's range"
         else:
             expected = "a number"
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
