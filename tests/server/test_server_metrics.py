@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -113,3 +114,28 @@ def test_the_names_are_the_ones_the_operator_builds_dashboards_with() -> None:
     assert {n: getattr(metrics, n) for n in names} == {
         n: getattr(dashboard_metrics, n) for n in names
     }
+
+
+def test_a_client_that_leaves_before_its_body_is_counted_as_499_and_not_answered(
+    iris_server: Server,
+) -> None:
+    """No one is left to answer: not a server error (nginx's code for it)."""
+    app = iris_server.client.app
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(b"content-length", b"100")],
+    }
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[operator]
+
+    assert sent == []
+    assert _value(_samples(iris_server), metrics.REQUESTS, endpoint="/predict", code="499") == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -47,8 +47,8 @@ BINARY_TYPES = {
 BYTES_LENGTH = struct.Struct("<I")
 
 
-@dataclass(frozen=True)
-class InferRequest:
+class InferRequest(NamedTuple):
+    # A NamedTuple, as Prediction (see there).
     matrix: np.ndarray
     id: str | None
     # Output names asked for; None means all the model has.
@@ -143,8 +143,7 @@ def check_outputs(wanted: list[str] | None, available: list[str]) -> list[str]:
     return wanted
 
 
-@dataclass(frozen=True)
-class _Tensor:
+class _Tensor(NamedTuple):
     name: str
     shape: list[int]
     data: list[Any]
@@ -259,7 +258,7 @@ def _flat(data: Any, name: str) -> list[Any]:
     """The protocol allows data flat or nested row-major; nested lists are flattened."""
     if type(data) is not list:
         raise InvalidInput(f"input {name!r}: 'data' must be a list")
-    while data and all(type(item) is list for item in data):
+    while data and type(data[0]) is list and all(type(item) is list for item in data):
         data = [value for item in data for value in item]
     return data
 
