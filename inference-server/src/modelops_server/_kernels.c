@@ -113,6 +113,26 @@ static int Walker_init(Walker *self, PyObject *args, PyObject *kwargs) {
 /* The smallest float64 that becomes infinity as float32 (FLT_MAX plus half its last step). */
 static double float32_overflow(void) { return ldexp(1.0, 128) - ldexp(1.0, 103); }
 
+/* Walks `lanes` trees from `slot` (their roots) to their leaves, side by side. Called with
+ * the constant LANES for full blocks, so the compiler unrolls the lanes and keeps them in
+ * registers. A leaf's children are the leaf itself: a walk that reached one stays there, and
+ * once no lane moves, all are at leaves. */
+static inline void walk(Py_ssize_t *slot, Py_ssize_t lanes, const double *features,
+                        const Py_ssize_t *child, const Py_ssize_t *split,
+                        const double *threshold, Py_ssize_t depth) {
+    for (Py_ssize_t level = 0; level < depth; level++) {
+        Py_ssize_t moved = 0;
+        for (Py_ssize_t lane = 0; lane < lanes; lane++) {
+            Py_ssize_t at = slot[lane];
+            Py_ssize_t next = child[at + (features[split[at]] > threshold[at])];
+            moved |= next ^ at;
+            slot[lane] = next;
+        }
+        if (!moved)
+            break;
+    }
+}
+
 /* add(x, out): adds every tree's leaf values for each row of x (rows, features) to out
  * (rows, outputs). OverflowError when a float32 model is given a value beyond float32. */
 static PyObject *Walker_add(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -182,19 +202,10 @@ static PyObject *Walker_add(Walker *self, PyObject *const *args, Py_ssize_t narg
             Py_ssize_t slot[LANES];
             for (Py_ssize_t lane = 0; lane < lanes; lane++)
                 slot[lane] = root[first + lane];
-            /* A leaf's children are the leaf itself: a walk that reached one stays there, and
-             * once no lane moves, all are at leaves. */
-            for (Py_ssize_t level = 0; level < self->depth; level++) {
-                Py_ssize_t moved = 0;
-                for (Py_ssize_t lane = 0; lane < lanes; lane++) {
-                    Py_ssize_t at = slot[lane];
-                    Py_ssize_t next = child[at + (features[split[at]] > threshold[at])];
-                    moved |= next ^ at;
-                    slot[lane] = next;
-                }
-                if (!moved)
-                    break;
-            }
+            if (lanes == LANES)
+                walk(slot, LANES, features, child, split, threshold, self->depth);
+            else
+                walk(slot, lanes, features, child, split, threshold, self->depth);
             for (Py_ssize_t lane = 0; lane < lanes; lane++) {
                 const double *leaf = value + slot[lane] * outputs;
                 for (Py_ssize_t k = 0; k < outputs; k++)
