@@ -161,21 +161,23 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         """The call's reply, or its error as the gRPC status for it; counted and timed in the
         REST API's series, under the method's path and the HTTP status the error would have."""
         started = time.perf_counter()
-        status = 500
         try:
             reply = call()
             if isinstance(reply, Awaitable):
                 reply = await reply
-            status = 200
-            return reply
         except ServingError as exc:
-            status = HTTP_STATUS[type(exc)]
-            await context.abort(GRPC_STATUS[type(exc)], str(exc))
+            code, status, message = GRPC_STATUS[type(exc)], HTTP_STATUS[type(exc)], str(exc)
         except Exception as exc:
             log.exception("unexpected error serving a gRPC call", exc_info=exc)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
-        finally:
-            self._metrics.request(SERVICE + method, status, time.perf_counter() - started)
+            code, status = grpc.StatusCode.INTERNAL, 500
+            message = f"internal error: {type(exc).__name__}"
+        else:
+            self._metrics.request(SERVICE + method, 200, time.perf_counter() - started)
+            return reply
+        # Counted before the status leaves: abort() awaits its sending, and this event loop
+        # answers a client that reads /metrics as soon as it has its error meanwhile.
+        self._metrics.request(SERVICE + method, status, time.perf_counter() - started)
+        await context.abort(code, message)
         raise AssertionError("context.abort always raises")
 
 
