@@ -169,33 +169,32 @@ static PyObject *Walker_add(Walker *self, PyObject *const *args, Py_ssize_t narg
         PyErr_Format(PyExc_ValueError, "out must be (%zd, %zd)", rows, outputs);
         goto done;
     }
-    /* scikit-learn's trees compare float32 inputs: rounded here as its own checks do, and
-     * refused where it refuses them. */
-    Py_ssize_t count = rows * width;
-    x = PyMem_Malloc((count > 0 ? count : 1) * sizeof(double));
-    if (x == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    const double *given = x_view.buf;
+    /* scikit-learn's trees compare float32 inputs: rounded here, in a copy, as its own checks
+     * do, and refused where it refuses them. Float64 trees read the rows as given. */
+    const double *rows_read = x_view.buf;
     if (self->float32) {
+        Py_ssize_t count = rows * width;
+        x = PyMem_Malloc((count > 0 ? count : 1) * sizeof(double));
+        if (x == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
         double limit = float32_overflow();
         for (Py_ssize_t i = 0; i < count; i++) {
-            if (!(fabs(given[i]) < limit)) {
+            if (!(fabs(rows_read[i]) < limit)) {
                 PyErr_SetString(PyExc_OverflowError, "a value is beyond float32's range");
                 goto done;
             }
-            x[i] = (double)(float)given[i];
+            x[i] = (double)(float)rows_read[i];
         }
-    } else {
-        memcpy(x, given, count * sizeof(double));
+        rows_read = x;
     }
     const Py_ssize_t *child = self->children.buf, *split = self->feature.buf,
                      *root = self->roots.buf;
     const double *threshold = self->threshold.buf, *value = self->value.buf;
     double *out = out_view.buf;
     for (Py_ssize_t row = 0; row < rows; row++) {
-        const double *features = x + row * width;
+        const double *features = rows_read + row * width;
         double *total = out + row * outputs;
         for (Py_ssize_t first = 0; first < self->trees; first += LANES) {
             Py_ssize_t lanes = self->trees - first < LANES ? self->trees - first : LANES;

@@ -212,7 +212,7 @@ def create_app(
 def _map_errors(app: FastAPI) -> None:
     """Every error of the app's routes as a JSON body (`_error_of`, shared with InferenceRoutes)."""
 
-    async def serving_error(_: Request, exc: Exception) -> Response:
+    async def json_error(_: Request, exc: Exception) -> Response:
         # A ServingError with its status, anything else a 500.
         return _error(*_error_of(exc))
 
@@ -226,10 +226,10 @@ def _map_errors(app: FastAPI) -> None:
         return _error(422, problems)
 
     for error in HTTP_STATUS:
-        app.add_exception_handler(error, serving_error)
+        app.add_exception_handler(error, json_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, serving_error)
+    app.add_exception_handler(Exception, json_error)
 
 
 def _error_of(exc: Exception) -> tuple[int, str]:

@@ -1,7 +1,7 @@
 """Compiled models: the fitted parameters of tree ensembles and linear models as flat numpy
-arrays, evaluated for all rows at once (trees walked in C, `_kernels.c`), and their file (`model.npz`: numbers only,
-read with `allow_pickle=False`, so serving one runs no code from the file and needs no
-scikit-learn). `compiling.py` makes them from scikit-learn estimators.
+arrays, evaluated for all rows at once (trees walked in C, `_kernels.c`), and their file
+(`model.npz`: numbers only, read with `allow_pickle=False`, so serving one runs no code from
+the file and needs no scikit-learn). `compiling.py` makes them from scikit-learn estimators.
 
 scikit-learn spends milliseconds per call on input validation and per-tree Python overhead
 (a 100-tree forest: ~4 ms for one row); here one row costs a few microseconds. The answers
