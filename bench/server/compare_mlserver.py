@@ -11,7 +11,9 @@ one server at a time (so they never compete for the cores), five ways:
 - modelops scikit-learn: modelops-serve with MODELOPS_COMPILE=false (scikit-learn's predict);
 - MLServer defaults, and MLServer tuned (debug, gzip and the parallel inference pool off);
 - ceiling: a bare ASGI app on the same uvicorn/uvloop/httptools stack that parses the same
-  JSON and returns a fixed answer (ceiling.py).
+  JSON and returns a fixed answer (ceiling.py), twice: with a one-row answer to every request,
+  and with the very answers modelops compiled gave (so it sends the same bytes: for 100 rows,
+  their labels and probabilities).
 
 Each is loaded with `wrk` (Debian: `apt-get install -y wrk`) sending the same Open Inference
 Protocol request: one row at concurrency 1, 8 and 32, and 100-row batches at concurrency 8.
@@ -55,7 +57,8 @@ COMPILED = "modelops compiled"
 SCIKIT_LEARN = "modelops scikit-learn path"
 MLSERVER = "MLServer defaults"
 MLSERVER_TUNED = "MLServer tuned"
-CEILING = "ceiling: bare ASGI"
+CEILING = "ceiling: bare ASGI, one-row answer"
+CEILING_SAME_ANSWERS = "ceiling: bare ASGI, modelops' answers"
 # The hyperparameters of the estimators benchmarked; any other gets the trainer's defaults.
 HYPERPARAMETERS = {"RandomForestClassifier": {"n_estimators": 100}}
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -110,7 +113,9 @@ def main() -> None:
         "randomSeed": 42,
     }
     artifact = Path(train(spec, root / "models", MODEL_NAME)["artifactPath"])
-    bodies = {rows: write_wrk_script(root, rows) for rows in {rows for _, rows, _ in SCENARIOS}}
+    sizes = {rows for _, rows, _ in SCENARIOS}
+    bodies = {rows: write_wrk_script(root, rows) for rows in sizes}
+    answers = root / "answers.json"
     servers = {
         COMPILED: lambda port: start_ours(artifact, port, arguments.ours_workers),
         SCIKIT_LEARN: lambda port: start_ours(
@@ -119,12 +124,18 @@ def main() -> None:
         MLSERVER: lambda port: start_mlserver(mlserver, artifact, root, port, tuned=False),
         MLSERVER_TUNED: lambda port: start_mlserver(mlserver, artifact, root, port, tuned=True),
         CEILING: lambda port: start_ceiling(port),
+        # After modelops compiled, which wrote down its answers.
+        CEILING_SAME_ANSWERS: lambda port: start_ceiling(port, answers),
     }
     results: dict[str, dict[str, Result]] = {}
     for server, start in servers.items():
         port = free_port()
         with running(start(port), f"http://127.0.0.1:{port}") as url:
             infer = f"{url}/v2/models/{MODEL_NAME}/infer"
+            if server == COMPILED:
+                answers.write_text(
+                    json.dumps({body(rows): post(infer, body(rows)) for rows in sizes})
+                )
             run_wrk(infer, bodies[1], connections=8, duration=2)  # warm-up
             results[server] = {
                 label: median_of(
@@ -197,13 +208,15 @@ def start_ours(
     )
 
 
-def start_ceiling(port: int) -> subprocess.Popen[bytes]:
+def start_ceiling(port: int, answers: Path | None = None) -> subprocess.Popen[bytes]:
+    """The ceiling answering every request with a one-row answer, or with `answers`' answer."""
+    environment = os.environ | ({"CEILING_ANSWERS": str(answers)} if answers else {})
     command = [
         str(Path(sys.executable).parent / "uvicorn"), "ceiling:app",
         "--app-dir", str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return subprocess.Popen(command, start_new_session=True)
+    return subprocess.Popen(command, env=environment, start_new_session=True)
 
 
 def start_mlserver(
@@ -267,19 +280,28 @@ def ready(url: str) -> bool:
         return False
 
 
+def body(rows: int) -> str:
+    """The infer request's body, as wrk sends it."""
+    tensor = {"name": "input-0", "shape": [rows, 4], "datatype": "FP64", "data": IRIS_ROW * rows}
+    return json.dumps({"inputs": [tensor]})
+
+
 def write_wrk_script(directory: Path, rows: int) -> Path:
-    body = {
-        "inputs": [
-            {"name": "input-0", "shape": [rows, 4], "datatype": "FP64", "data": IRIS_ROW * rows}
-        ]
-    }
     path = directory / f"infer-{rows}.lua"
     path.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        f"wrk.body = {json.dumps(body(rows))}\n"
     )
     return path
+
+
+def post(url: str, body: str) -> str:
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
 
 
 def run_wrk(url: str, script: Path, connections: int, duration: int) -> Result:
@@ -338,8 +360,11 @@ def markdown(results: dict[str, dict[str, Result]], arguments: argparse.Namespac
         *table("requests/s", lambda a, s: f"{rate(a, s):,.0f}", list(results)),
         *table("p99 latency, ms", lambda a, s: f"{p99(a, s):.2f}", list(results)),
         *table(
-            "share of the ceiling's requests/s",
-            lambda a, s: f"{rate(a, s) / rate(CEILING, s):.0%}",
+            "share of the ceiling's requests/s (one-row answer / modelops' answers)",
+            lambda a, s: (
+                f"{rate(a, s) / rate(CEILING, s):.0%} / "
+                f"{rate(a, s) / rate(CEILING_SAME_ANSWERS, s):.0%}"
+            ),
             ours,
         ),
         *table(

@@ -137,7 +137,7 @@ class Server:
 def build_app(settings: Settings, load_on_startup: bool = False) -> tuple[FastAPI, DataPlane]:
     """The app and its data plane; the model loaded before returning unless `load_on_startup`."""
     metrics = Metrics()
-    dataplane = DataPlane(Model(settings), metrics, settings.prediction_threads)
+    dataplane = DataPlane(Model(settings), metrics, settings)
     if not load_on_startup:
         dataplane.load()
     app = create_app(dataplane, metrics, settings, load_on_startup=load_on_startup)

@@ -398,7 +398,7 @@ class InferenceRoutes:
 
     async def _predict(self, _: dict[str, str], __: str | None, body: bytes) -> _Answer:
         parsed, _binary = v2.split_body(body, None)
-        answer = await self._dataplane.run(self._dataplane.predict, parsed)
+        answer = await self._dataplane.predict(parsed)
         return 200, _JSON, orjson.dumps(answer, option=_JSON_OPTIONS), []
 
     async def _infer(
@@ -407,8 +407,8 @@ class InferenceRoutes:
         """An infer response: JSON, or with outputs asked for as binary data, the JSON header
         and their bytes after it (the binary tensor extension)."""
         parsed, binary = v2.split_body(body, binary_length)
-        answer, blobs = await self._dataplane.run(
-            self._dataplane.infer, path_params["name"], path_params.get("version"), parsed, binary
+        answer, blobs = await self._dataplane.infer(
+            path_params["name"], path_params.get("version"), parsed, binary
         )
         header = orjson.dumps(answer, option=_JSON_OPTIONS)
         if not blobs:

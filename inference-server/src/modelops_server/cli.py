@@ -64,7 +64,7 @@ def app_from_environment() -> FastAPI:
 
 def build_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
-    dataplane = DataPlane(Model(settings), metrics, settings.prediction_threads)
+    dataplane = DataPlane(Model(settings), metrics, settings)
     return create_app(dataplane, metrics, settings, grpc=settings.grpc_port != 0)
 
 

@@ -4,54 +4,47 @@ Python values; the REST layer only moves them in and out of HTTP."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from . import __version__, runtime, v2
 from .artifact import Feature
+from .batching import Batches
 from .errors import InvalidInput, ModelNotFound
 from .metrics import Metrics
 from .model import Model
 from .prediction import Prediction
+from .settings import Settings
 
 SERVER_NAME = "modelops-inference-server"
 PLATFORM = "scikit-learn"
 
-Result = TypeVar("Result")
-
 
 class DataPlane:
-    def __init__(self, model: Model, metrics: Metrics, prediction_threads: int) -> None:
+    def __init__(self, model: Model, metrics: Metrics, settings: Settings) -> None:
         self.model = model
         self._metrics = metrics
-        self._prediction_slots = asyncio.Semaphore(prediction_threads)
+        self._settings = settings
         # Class labels as a list: indexing it per row is cheap and orjson writes it natively.
         self._classes: list[str] | None = None
-
-    @property
-    def compiled(self) -> bool:
-        """Whether the model is served by its compiled form (not yet loaded: nothing to run)."""
-        loaded = self.model.loaded
-        return loaded is None or loaded.runtime.name == runtime.COMPILED
-
-    async def run(self, call: Callable[..., Result], *args: Any) -> Result:
-        """`call(*args)` the way the model needs, for either protocol. A compiled model answers
-        on the event loop (numpy, microseconds to milliseconds); scikit-learn's own prediction
-        (SVC, KNN, pipelines: up to seconds for a large batch) runs in a worker thread, at most
-        `prediction_threads` at once, so the loop (health probes, other requests) never waits."""
-        if self.compiled:
-            return call(*args)
-        async with self._prediction_slots:
-            return await asyncio.to_thread(call, *args)
+        # Where a model scikit-learn runs itself is predicted (batching.py); None while the
+        # model is compiled (or not loaded), as a compiled model answers on the event loop, in
+        # microseconds to milliseconds.
+        self._batches: Batches | None = None
 
     def load(self) -> bool:
         if not self.model.load():
             return False
         loaded = self.model.loaded
         assert loaded is not None
+        if loaded.runtime.name == runtime.SCIKIT_LEARN:
+            self._batches = Batches(
+                loaded.runtime.predictor.predict,
+                self._settings.prediction_threads,
+                self._settings.max_batch_rows,
+                self._metrics,
+            )
         metadata = loaded.metadata
         if metadata.classes is not None:
             self._classes = list(metadata.classes)
@@ -66,13 +59,13 @@ class DataPlane:
 
     # --- the simple API
 
-    def predict(self, body: Any) -> dict[str, Any]:
+    async def predict(self, body: Any) -> dict[str, Any]:
         if type(body) is not dict or "instances" not in body:
             raise InvalidInput(
                 "the request must be a JSON object with an 'instances' list: rows as lists in "
                 "feature order or as objects keyed by feature name"
             )
-        prediction = self._predict(self.model.features().from_rows(body["instances"]))
+        prediction = await self._predict(self.model.features().from_rows(body["instances"]))
         answer: dict[str, Any] = {
             "model_name": self.model.name,
             "model_version": self.model.version,
@@ -161,14 +154,14 @@ class DataPlane:
         self._check_served(name, version)
         return self.model.ready
 
-    def infer(
+    async def infer(
         self, name: str, version: str | None, body: Any, binary: memoryview | None = None
     ) -> tuple[dict[str, Any], list[bytes]]:
         """The response's JSON, and the bytes of the outputs asked for as binary data."""
         self._check_served(name, version)
         request = v2.read_request(body, self.model.features(), binary)
         wanted = v2.check_outputs(request.outputs, self._output_names())
-        prediction = self._predict(request.matrix)
+        prediction = await self._predict(request.matrix)
         answer: dict[str, Any] = {
             "model_name": self.model.name,
             "model_version": self.model.version,
@@ -182,8 +175,11 @@ class DataPlane:
 
     # ---
 
-    def _predict(self, matrix: np.ndarray) -> Prediction:
-        prediction = self.model.predict(matrix)
+    async def _predict(self, matrix: np.ndarray) -> Prediction:
+        batches = self._batches
+        prediction = (
+            self.model.predict(matrix) if batches is None else await batches.predict(matrix)
+        )
         self._metrics.batch(len(matrix))
         if self._classes is not None:
             counts = np.bincount(prediction.outputs, minlength=len(self._classes))

@@ -7,7 +7,6 @@ No `model`/`namespace` label: Prometheus' scrape job adds those to every series 
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
@@ -26,6 +25,9 @@ REQUESTS = "modelops_requests_total"
 REQUEST_DURATION = "modelops_request_duration_seconds"
 # Histogram: rows per prediction request.
 BATCH_SIZE = "modelops_batch_size"
+# Histogram: requests predicted together in one call to scikit-learn (models that are not
+# compiled; batching.py). Its count is the calls, its sum the requests they answered.
+BATCHED_REQUESTS = "modelops_batched_requests"
 # Counter {class}: predicted rows per class (classifiers only).
 PREDICTIONS = "modelops_predictions_total"
 # Gauge {name, version, sha256, runtime} = 1: the model being served and how it is computed.
@@ -38,6 +40,7 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+BATCHED_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class _Histogram:
@@ -68,11 +71,10 @@ class Metrics:
     """The server's series in a registry of their own, so tests and several apps in one process
     never share counts.
 
-    The per-request series (requests, latency, batch sizes, predictions) are counted here and
-    read at scrape time (`collect`): prometheus_client's labelled children take a lock per value
-    and loop over a histogram's buckets in Python, a sixth of the function calls of a one-row
-    request. One lock guards the counts: scikit-learn's predictions record theirs from worker
-    threads."""
+    The per-request series (requests, latency, batch sizes, batched requests, predictions) are
+    counted here and read at scrape time (`collect`): prometheus_client's labelled children take
+    a lock per value and loop over a histogram's buckets in Python, a sixth of the function
+    calls of a one-row request."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -88,33 +90,32 @@ class Metrics:
             ("metric",),
             registry=self.registry,
         )
-        self._lock = threading.Lock()
+        # Counted and read on the event loop alone (the scrape route is async), so no lock.
         self._requests: dict[tuple[str, int], int] = {}
         self._durations: dict[str, _Histogram] = {}
         self._batches = _Histogram(len(BATCH_BUCKETS))
+        self._batched = _Histogram(len(BATCHED_BUCKETS))
         self._predictions: dict[str, int] = {}
         # The registry takes any object with collect().
         self.registry.register(self)
 
     def request(self, endpoint: str, code: int, seconds: float) -> None:
-        bucket = bisect_left(LATENCY_BUCKETS, seconds)
-        with self._lock:
-            key = (endpoint, code)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            duration = self._durations.get(endpoint)
-            if duration is None:
-                duration = self._durations[endpoint] = _Histogram(len(LATENCY_BUCKETS))
-            duration.observe(bucket, seconds)
+        key = (endpoint, code)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        duration = self._durations.get(endpoint)
+        if duration is None:
+            duration = self._durations[endpoint] = _Histogram(len(LATENCY_BUCKETS))
+        duration.observe(bisect_left(LATENCY_BUCKETS, seconds), seconds)
 
     def batch(self, rows: int) -> None:
-        bucket = bisect_left(BATCH_BUCKETS, rows)
-        with self._lock:
-            self._batches.observe(bucket, rows)
+        self._batches.observe(bisect_left(BATCH_BUCKETS, rows), rows)
+
+    def batched(self, requests: int) -> None:
+        self._batched.observe(bisect_left(BATCHED_BUCKETS, requests), requests)
 
     def predicted(self, counts: Iterable[tuple[str, int]]) -> None:
-        with self._lock:
-            for label, count in counts:
-                self._predictions[label] = self._predictions.get(label, 0) + count
+        for label, count in counts:
+            self._predictions[label] = self._predictions.get(label, 0) + count
 
     def model_loaded(
         self, name: str, version: str, sha256: str, runtime: str, training: Mapping[str, float]
@@ -136,15 +137,19 @@ class Metrics:
             labels=("endpoint",),
         )
         batches = HistogramMetricFamily(BATCH_SIZE, "Rows per prediction request.")
+        batched = HistogramMetricFamily(
+            BATCHED_REQUESTS,
+            "Requests predicted together in one call to scikit-learn (models not compiled).",
+        )
         predictions = CounterMetricFamily(
             PREDICTIONS, "Predicted rows by class (classifiers).", labels=("class",)
         )
-        with self._lock:
-            for (endpoint, code), count in self._requests.items():
-                requests.add_metric([endpoint, str(code)], count)
-            for endpoint, histogram in self._durations.items():
-                histogram.add_to(durations, [endpoint], LATENCY_BUCKETS)
-            self._batches.add_to(batches, [], BATCH_BUCKETS)
-            for label, count in self._predictions.items():
-                predictions.add_metric([label], count)
-        yield from (requests, durations, batches, predictions)
+        for (endpoint, code), count in self._requests.items():
+            requests.add_metric([endpoint, str(code)], count)
+        for endpoint, histogram in self._durations.items():
+            histogram.add_to(durations, [endpoint], LATENCY_BUCKETS)
+        self._batches.add_to(batches, [], BATCH_BUCKETS)
+        self._batched.add_to(batched, [], BATCHED_BUCKETS)
+        for label, count in self._predictions.items():
+            predictions.add_metric([label], count)
+        yield from (requests, durations, batches, batched, predictions)

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # Off: every model is served by scikit-learn itself (a comparison, or a suspected mismatch).
     compile: bool = True
     # Predictions by scikit-learn itself (models not compiled) run in worker threads, this
-    # many at once, so the event loop (health probes, other requests) never waits on one.
+    # many at once, so the event loop (health probes, other requests) never waits on one; the
+    # requests that arrive meanwhile are predicted together in the next call (batching.py).
     # One by default: a small batch's prediction is mostly Python holding the GIL, and more
     # threads at once only take turns at it (bench/server/compare_mlserver.py); more pay off for
     # large batches whose work releases it (KNN, SVC) on a pod with several cores.

@@ -141,8 +141,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         async def infer() -> pb.ModelInferResponse:
             body, binary = read_request(request)
-            answer, blobs = await self._dataplane.run(
-                self._dataplane.infer,
+            answer, blobs = await self._dataplane.infer(
                 request.model_name,
                 request.model_version or None,
                 body,
