@@ -133,17 +133,21 @@ static inline void walk(Py_ssize_t *slot, Py_ssize_t lanes, const double *featur
     }
 }
 
-/* add(x, out): adds every tree's leaf values for each row of x (rows, features) to out
- * (rows, outputs). OverflowError when a float32 model is given a value beyond float32. */
+/* add(x, out, divisor): adds every tree's leaf values for each row of x (rows, features) to
+ * out (rows, outputs), then divides out by divisor (a forest's mean: scikit-learn divides the
+ * sum once, at the end). OverflowError when a float32 model is given a value beyond float32. */
 static PyObject *Walker_add(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
     if (self->children.obj == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the Walker was not initialized");
         return NULL;
     }
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "add(x, out) takes two arrays");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "add(x, out, divisor) takes two arrays and a number");
         return NULL;
     }
+    double divisor = PyFloat_AsDouble(args[2]);
+    if (divisor == -1.0 && PyErr_Occurred())
+        return NULL;
     Py_buffer x_view, out_view;
     if (PyObject_GetBuffer(args[0], &x_view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return NULL;
@@ -193,11 +197,15 @@ static PyObject *Walker_add(Walker *self, PyObject *const *args, Py_ssize_t narg
                      *root = self->roots.buf;
     const double *threshold = self->threshold.buf, *value = self->value.buf;
     double *out = out_view.buf;
-    for (Py_ssize_t row = 0; row < rows; row++) {
-        const double *features = rows_read + row * width;
-        double *total = out + row * outputs;
-        for (Py_ssize_t first = 0; first < self->trees; first += LANES) {
-            Py_ssize_t lanes = self->trees - first < LANES ? self->trees - first : LANES;
+    /* A block of trees at a time, through every row: the block's nodes stay in the nearest
+     * cache while the rows walk them (a row at a time through all trees reads the whole
+     * ensemble per row: 100 rows of a 100-tree forest took a quarter longer). Each row's
+     * totals still add the trees in order. */
+    for (Py_ssize_t first = 0; first < self->trees; first += LANES) {
+        Py_ssize_t lanes = self->trees - first < LANES ? self->trees - first : LANES;
+        for (Py_ssize_t row = 0; row < rows; row++) {
+            const double *features = rows_read + row * width;
+            double *total = out + row * outputs;
             Py_ssize_t slot[LANES];
             for (Py_ssize_t lane = 0; lane < lanes; lane++)
                 slot[lane] = root[first + lane];
@@ -212,6 +220,9 @@ static PyObject *Walker_add(Walker *self, PyObject *const *args, Py_ssize_t narg
             }
         }
     }
+    if (divisor != 1.0)
+        for (Py_ssize_t i = 0; i < rows * outputs; i++)
+            out[i] /= divisor;
     result = Py_NewRef(Py_None);
 done:
     PyMem_Free(x);
@@ -280,7 +291,8 @@ static PyMemberDef Walker_members[] = {
 
 static PyMethodDef Walker_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Walker_add, METH_FASTCALL,
-     "add(x, out): adds every tree's leaf values for each row of x to out, in tree order."},
+     "add(x, out, divisor): adds every tree's leaf values for each row of x to out, in tree "
+     "order, then divides out by divisor."},
     {NULL, NULL, 0, NULL},
 };
 

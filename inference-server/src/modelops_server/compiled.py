@@ -98,13 +98,19 @@ class Trees:
         """Whether every split reads a feature of rows `features` wide."""
         return bool(self._walker.features_needed <= features)
 
-    def total(self, matrix: np.ndarray, start: np.ndarray | float) -> np.ndarray:
-        """(rows, outputs): `start` plus the leaf values of every tree, added in tree order
-        as scikit-learn does, so the sums round the same way."""
-        totals = np.empty((len(matrix), self.value.shape[1]))
-        totals[:] = start
+    def total(
+        self, matrix: np.ndarray, start: np.ndarray | None = None, divisor: int = 1
+    ) -> np.ndarray:
+        """(rows, outputs): `start` (or zero) plus the leaf values of every tree, added in tree
+        order as scikit-learn does, so the sums round the same way; divided by `divisor`."""
+        shape = (len(matrix), self.value.shape[1])
+        if start is None:
+            totals = np.zeros(shape)
+        else:
+            totals = np.empty(shape)
+            totals[:] = start
         try:
-            self._walker.add(np.ascontiguousarray(matrix, dtype=np.float64), totals)
+            self._walker.add(np.ascontiguousarray(matrix, dtype=np.float64), totals, divisor)
         except OverflowError:
             # scikit-learn refuses such values rather than predict with infinity.
             raise InvalidInput(
@@ -138,8 +144,7 @@ class AveragedTrees:
     classification: bool
 
     def predict(self, matrix: np.ndarray) -> Prediction:
-        mean = self.trees.total(matrix, 0.0)
-        mean /= self.count
+        mean = self.trees.total(matrix, divisor=self.count)
         if self.classification:
             return Prediction(mean.argmax(axis=1), mean)
         return Prediction(mean[:, 0], None)
