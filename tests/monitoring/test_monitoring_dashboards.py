@@ -39,7 +39,7 @@ def test_the_model_dashboard_has_a_panel_for_each_question() -> None:
 def test_every_query_selects_only_the_models_series() -> None:
     queries = dashboard_queries(IRIS)
 
-    assert len(queries) == 11
+    assert len(queries) == 12
     for query in queries:
         metric_selectors = query.count("{")
         assert query.count('namespace="ml",model="iris"') == metric_selectors, query
@@ -55,6 +55,8 @@ def test_the_dashboard_queries_the_agreed_metric_names() -> None:
         "modelops_batch_size_bucket{",
         "modelops_batch_size_sum{",
         "modelops_batch_size_count{",
+        "modelops_batched_requests_sum{",
+        "modelops_batched_requests_count{",
         "modelops_predictions_total{",
         "modelops_model_info{",
         "modelops_model_metric{",

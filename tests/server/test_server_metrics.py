@@ -106,6 +106,7 @@ def test_the_names_are_the_ones_the_operator_builds_dashboards_with() -> None:
         "REQUESTS",
         "REQUEST_DURATION",
         "BATCH_SIZE",
+        "BATCHED_REQUESTS",
         "PREDICTIONS",
         "MODEL_INFO",
         "MODEL_METRIC",

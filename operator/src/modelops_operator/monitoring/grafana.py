@@ -154,6 +154,12 @@ def build_dashboard(namespace: str, name: str) -> dict[str, Any]:
                 "mean",
             ),
             Query(model.quantile(0.95, metrics.BATCH_SIZE), "p95"),
+            # Only a model scikit-learn runs itself has calls to count; a compiled one, no data.
+            Query(
+                f"sum({model.rate(f'{metrics.BATCHED_REQUESTS}_sum')})"
+                f" / sum({model.rate(f'{metrics.BATCHED_REQUESTS}_count')})",
+                "requests per scikit-learn call",
+            ),
         ),
         _timeseries(
             "Predictions by class",

@@ -10,6 +10,8 @@ REQUESTS = "modelops_requests_total"
 REQUEST_DURATION = "modelops_request_duration_seconds"
 # Histogram: rows per prediction request.
 BATCH_SIZE = "modelops_batch_size"
+# Histogram: requests predicted together in one call to scikit-learn (models not compiled).
+BATCHED_REQUESTS = "modelops_batched_requests"
 # Counter {class}: predicted rows per class (classifiers only).
 PREDICTIONS = "modelops_predictions_total"
 # Gauge {name, version, sha256} = 1: the model being served.
