@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from conftest import Artifact, Server
 from modelops_server import metrics
 from modelops_server.batching import Batches
@@ -110,6 +111,8 @@ def test_the_simple_api_is_batched_too(serve: Callable[..., Server], iris_forest
     assert _calls(server)["_count"] == REQUESTS + 1
 
 
+# scikit-learn warns as it casts the value it then refuses.
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_a_request_the_model_refuses_fails_alone_and_the_others_are_answered(
     serve: Callable[..., Server], iris_forest: Artifact
 ) -> None:
