@@ -8,7 +8,7 @@ Open Inference Protocol answer. No server that parses the request can beat it on
 The fixed answer is a one-row prediction. With CEILING_ANSWERS (a JSON object from request
 bodies to answers) a request listed there gets its answer instead: the very bytes a real server
 answers it with, so the ceiling also sends what a server must send (100 rows' labels and
-probabilities are 50 times the one-row answer).
+probabilities: 2.3 kB, against 122 bytes for the one-row answer).
 """
 
 from __future__ import annotations
