@@ -97,10 +97,10 @@ class Batches:
             for request in batch:
                 await self._call([request])
             return
+        probabilities = prediction.probabilities
         start = 0
         for request in batch:
             end = start + len(request.matrix)
-            probabilities = prediction.probabilities
             _settle(
                 request.answer,
                 Prediction(
