@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := uv
 
-.PHONY: test setup controlplane prometheus images cluster-image argocd lint typecheck pytest demo clean-cache
+.PHONY: test setup controlplane prometheus images cluster-image argocd lint typecheck pytest demo release clean-cache
 
 test: setup controlplane lint typecheck pytest
 
@@ -43,6 +43,7 @@ images:
 # tests on loopback and as the image the kind sample runs; and the MLflow server's image.
 cluster-image: setup controlplane images
 	bash images/kind/build.sh >/dev/null
+	bash images/metrics-server/build.sh >/dev/null
 	bash images/object-storage/build.sh >/dev/null
 	bash images/mlflow/build.sh >/dev/null
 	$(UV) run --locked python -m modelops_envtest.object_storage >/dev/null
@@ -59,6 +60,13 @@ pytest: setup controlplane prometheus images cluster-image argocd
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).
 demo: setup controlplane
 	$(UV) run --locked python -m modelops_envtest demo
+
+# A release of the operator alone, from deploy/base/operator: dist/install.yaml (for `kubectl
+# apply --server-side`) and the Helm chart charts/modelops, its images tagged VERSION. Build the
+# images with that tag: `MODELOPS_IMAGE_VERSION=$(VERSION) make images`.
+release: setup
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
+	$(UV) run --locked python -m modelops_envtest.release --version "$(VERSION)"
 
 clean-cache:
 	rm -rf $${MODELOPS_CACHE:-$$HOME/.cache/modelops}

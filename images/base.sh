@@ -13,6 +13,11 @@
 #
 # The Debian mirror is read from the host's apt sources at run time (MODELOPS_DEBIAN_MIRROR
 # overrides it); nothing about this machine is written into the repository.
+#
+# Only bases named modelops/... are made here. Any other MODELOPS_BASE_IMAGE or
+# MODELOPS_BUILD_BASE_IMAGE is an upstream image (python:3.11-slim-bookworm and python:3.11-bookworm
+# on GitHub's runners, .github/workflows/ci.yml), pulled when missing instead: no debootstrap, no
+# mirror needed.
 set -euo pipefail
 # shellcheck source=images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -38,10 +43,31 @@ TARBALL="$MODELOPS_CACHE/images/$NAME-$SUITE-minbase-r$RECIPE.tar.gz"
 
 ensure_docker
 
+# The base's Python is the workspace's (3.11), with ssl and venv.
+check_python() {
+    docker run --rm --network none "$BASE_IMAGE_TAG" python3 -c \
+        'import sys, ssl, venv; assert sys.version_info[:2] == (3, 11), sys.version; print("base python", sys.version.split()[0])' >&2
+}
+
 if [ "$force" = 0 ] && image_exists "$BASE_IMAGE_TAG"; then
     log "$BASE_IMAGE_TAG already exists"
     exit 0
 fi
+
+case "$BASE_IMAGE_TAG" in
+    modelops/*) ;;
+    *)
+        log "docker pull $BASE_IMAGE_TAG (an upstream base: pulled, not debootstrapped)"
+        if ! output=$(docker pull "$BASE_IMAGE_TAG" 2>&1); then
+            printf '%s\n' "$output" >&2
+            die "could not pull $BASE_IMAGE_TAG; without a registry, leave MODELOPS_BASE_IMAGE and MODELOPS_BUILD_BASE_IMAGE unset and the bases are debootstrapped here"
+        fi
+        check_python
+        # What the tag resolved to, to pin it by (docs/images.md).
+        log "pulled $BASE_IMAGE_TAG: $(docker image inspect -f '{{join .RepoDigests " "}}' "$BASE_IMAGE_TAG")"
+        exit 0
+        ;;
+esac
 
 if [ "$force" = 1 ] || [ ! -s "$TARBALL" ]; then
     command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
@@ -94,6 +120,5 @@ docker import \
     --change 'CMD ["/bin/bash"]' \
     --message "debootstrap --variant=minbase --include=$PACKAGES $SUITE (images/base.sh r$RECIPE)" \
     "$TARBALL" "$BASE_IMAGE_TAG" >/dev/null
-docker run --rm --network none "$BASE_IMAGE_TAG" python3 -c \
-    'import sys, ssl, venv; assert sys.version_info[:2] == (3, 11), sys.version; print("base python", sys.version.split()[0])' >&2
+check_python
 log "built $BASE_IMAGE_TAG ($(docker image inspect -f '{{.Size}}' "$BASE_IMAGE_TAG" | awk '{printf "%.0f MB", $1/1e6}'))"

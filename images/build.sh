@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Builds the three images from the repository root, on the local base image (images/base.sh,
-# built first when missing), with Docker's layer cache:
+# Builds the three images from the repository root, on the base image (images/base.sh: the local
+# debootstrapped one, made first when missing, or an upstream one, pulled), with Docker's layer
+# cache:
 #   modelops/operator:0.1.0  modelops/trainer:0.1.0  modelops/inference-server:0.1.0
 # (the operator's default image names).
 # Usage: images/build.sh [--no-cache] [operator|trainer|inference-server]...
 #
 # Environment:
 #   MODELOPS_BASE_IMAGE      the base to build on (default modelops/python-base:bookworm, built by
-#                            images/base.sh); set it to python:3.11-slim where registries are reachable
+#                            images/base.sh); where registries are reachable, an upstream image,
+#                            e.g. python:3.11-slim-bookworm[@sha256:...] (pulled by images/base.sh)
 #   MODELOPS_BUILD_BASE_IMAGE  the trainer's and server's build stage: the base plus a C compiler
 #                            and Python's headers (default modelops/python-build-base:bookworm,
-#                            built by images/base.sh --compiler); python:3.11 with registries
+#                            built by images/base.sh --compiler); python:3.11-bookworm with registries
 #   MODELOPS_IMAGE_VERSION   the tag (default 0.1.0)
 #   MODELOPS_BUILD_NETWORK   docker build --network (default host: no bridge is needed)
 #   MODELOPS_EXTRA_CA_FILE   PEM bundle trusted by the build stage (default: the host's
@@ -31,15 +33,12 @@ for c in "${components[@]}"; do
     [ -n "${DIRS[$c]:-}" ] || die "unknown image '$c' (operator, trainer, inference-server)"
 done
 
-if [ "$BASE_IMAGE_TAG" = "modelops/python-base:bookworm" ]; then
-    bash "$REPO_ROOT/images/base.sh"
-else
-    ensure_docker
-fi
+# images/base.sh does nothing more when the base exists; otherwise it debootstraps a modelops/...
+# base, or pulls an upstream one (GitHub's runners: .github/workflows/ci.yml).
+bash "$REPO_ROOT/images/base.sh"
 # The trainer's and the server's build stages compile the server's C extension
 # (modelops_server/_kernels.c); the operator's needs no compiler.
-if [[ " ${components[*]} " =~ " trainer "|" inference-server " ]] &&
-    [ "$BUILD_BASE_IMAGE_TAG" = "modelops/python-build-base:bookworm" ]; then
+if [[ " ${components[*]} " =~ " trainer "|" inference-server " ]]; then
     bash "$REPO_ROOT/images/base.sh" --compiler
 fi
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,7 @@ ALLOWED = [
             "persistentvolumeclaims",
             "services",
             "horizontalpodautoscalers.autoscaling",
+            "poddisruptionbudgets.policy",
             "configmaps",
         )
     ),
@@ -162,6 +163,9 @@ ALLOWED = [
     ("patch", "services", "-n", "any"),
     ("patch", "horizontalpodautoscalers.autoscaling", "-n", "any"),
     ("delete", "horizontalpodautoscalers.autoscaling", "-n", "any"),
+    ("create", "poddisruptionbudgets.policy", "-n", "any"),
+    ("patch", "poddisruptionbudgets.policy", "-n", "any"),
+    ("delete", "poddisruptionbudgets.policy", "-n", "any"),
     ("create", "events", "-n", "any"),
     ("create", "events.events.k8s.io", "-n", "any"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -265,7 +269,9 @@ def test_operator_runs_under_its_service_account(
     custom = kubernetes.client.CustomObjectsApi(api_client)
     core = kubernetes.client.CoreV1Api(api_client)
     autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
-    name = "wine"  # trains fast, and has an autoscaler to create and then delete
+    policy = kubernetes.client.PolicyV1Api(api_client)
+    # Trains fast, and has an autoscaler and a disruption budget to create and then delete.
+    name = "wine"
     manifest = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
 
     def model() -> dict[str, Any] | None:
@@ -292,14 +298,21 @@ def test_operator_runs_under_its_service_account(
         serialized: dict[str, Any] = api_client.sanitize_for_serialization(found)
         return serialized
 
-    def autoscaler_exists() -> bool:
+    def server_child_exists(read: Callable[[str, str], object]) -> bool:
+        """Whether `read` (a read_namespaced_... call) finds the model's <name>-server."""
         try:
-            autoscaling.read_namespaced_horizontal_pod_autoscaler(f"{name}-server", namespace)
+            read(f"{name}-server", namespace)
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return False
             raise
         return True
+
+    def autoscaler_exists() -> bool:
+        return server_child_exists(autoscaling.read_namespaced_horizontal_pod_autoscaler)
+
+    def disruption_budget_exists() -> bool:
+        return server_child_exists(policy.read_namespaced_pod_disruption_budget)
 
     deployment_env = env(container(find(platform, "Deployment", "modelops-operator"), "operator"))
     settings = {
@@ -353,6 +366,7 @@ def test_operator_runs_under_its_service_account(
         )
         assert phase() == "Ready"
         assert autoscaler_exists()
+        assert disruption_budget_exists()
         assert core.read_namespaced_service(name, namespace)
         assert core.read_namespaced_persistent_volume_claim(f"{name}-models", namespace)
         assert scrape_jobs().count(scrape_job) == 1
@@ -373,7 +387,7 @@ def test_operator_runs_under_its_service_account(
         ).split()
         assert "TrainingStarted" in reasons
 
-        # Autoscaling off: the operator deletes the autoscaler.
+        # Autoscaling off, one replica: the operator deletes the autoscaler and the budget.
         custom.patch_namespaced_custom_object(
             constants.GROUP,
             constants.VERSION,
@@ -383,6 +397,11 @@ def test_operator_runs_under_its_service_account(
             {"spec": {"serving": {"autoscaling": None, "replicas": 1}}},
         )
         wait_until(lambda: not autoscaler_exists(), timeout=60, what="the autoscaler's removal")
+        wait_until(
+            lambda: not disruption_budget_exists(),
+            timeout=60,
+            what="the disruption budget's removal (one replica now)",
+        )
 
         # Deletion: the finalizer removes the scrape job; the controller-manager's garbage
         # collector the dashboard, with the model's other children.
@@ -399,7 +418,9 @@ def test_operator_runs_under_its_service_account(
     finally:
         operator.stop()
     log = operator.log()
-    for refusal in ("Forbidden", "403"):
+    # A refusal reads "Forbidden" (the reason) or "(403)" (the client's status line); a bare
+    # "403" is also a timestamp's milliseconds.
+    for refusal in ("Forbidden", "(403)"):
         assert refusal not in log, f"the operator was refused something:\n{operator.log_tail(200)}"
 
 

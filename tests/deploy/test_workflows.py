@@ -1,7 +1,9 @@
 """The GitHub Actions workflow a fork runs (.github/workflows/ci.yml), as far as it can be
 checked without GitHub: actionlint (built from the Go module proxy) finds nothing, every action
-is pinned by commit SHA, and the step that hands new images to Argo CD (deploy/set-images.sh)
-gives the production overlay exactly those images, with a stock kubectl."""
+is pinned by commit SHA, each job's token has only what it uses, the images build on the
+upstream Python images the Dockerfiles default to (pinned when their digests are set), and the
+step that hands new images to Argo CD (deploy/set-images.sh) gives the production overlay exactly
+those images, with a stock kubectl."""
 
 from __future__ import annotations
 
@@ -18,9 +20,14 @@ from modelops_envtest.binaries import go_tool
 from modelops_envtest.controlplane import kubectl_binary
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+CI = ROOT / ".github" / "workflows" / "ci.yml"
 ACTIONLINT_VERSION = "v1.7.12"
 KUSTOMIZE_VERSION = "v5.8.1"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DOCKERFILES = [
+    ROOT / folder / "Dockerfile" for folder in ("operator", "trainer-job", "inference-server")
+]
 IMAGES = {
     "operator": "registry.example/acme/modelops-operator@sha256:" + "1" * 64,
     "trainer": "registry.example/acme/modelops-trainer@sha256:" + "2" * 64,
@@ -48,6 +55,52 @@ def test_every_action_is_pinned_by_commit_sha(workflow: Path) -> None:
     uses = [step["uses"] for job in jobs.values() for step in job["steps"] if "uses" in step]
     assert uses
     assert [action for action in uses if not PINNED.match(action)] == []
+
+
+def test_each_job_has_only_the_permissions_it_uses() -> None:
+    workflow = yaml.safe_load(CI.read_text())
+    assert workflow["permissions"] == {}
+    permissions = {name: job["permissions"] for name, job in workflow["jobs"].items()}
+    assert permissions == {
+        "test": {"contents": "read"},
+        # Builds and pushes the images: runs third-party code, so it may not push to the repo.
+        "images": {"contents": "read", "packages": "write"},
+        # Commits the new digests to main; builds nothing.
+        "deploy": {"contents": "write"},
+    }
+    # Only the job that pushes a commit keeps the token in its checkout.
+    for name, job in workflow["jobs"].items():
+        checkouts = [
+            step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@")
+        ]
+        persisted = [step.get("with", {}).get("persist-credentials", True) for step in checkouts]
+        assert persisted == [name == "deploy"], name
+
+
+def test_the_images_build_on_the_upstream_python_images() -> None:
+    workflow = yaml.safe_load(CI.read_text())
+    env = workflow["env"]
+    assert env["PYTHON_BASE_IMAGE"] == "python:3.11-slim-bookworm"
+    assert env["PYTHON_BUILD_BASE_IMAGE"] == "python:3.11-bookworm"
+    # Empty (the tag as it is) or a digest that pins it.
+    for name in ("PYTHON_BASE_DIGEST", "PYTHON_BUILD_BASE_DIGEST"):
+        assert env[name] == "" or DIGEST.match(env[name]), name
+    # The Dockerfiles default to the same images, so a plain `docker build` matches the workflow's.
+    for dockerfile in DOCKERFILES:
+        text = dockerfile.read_text()
+        assert f"ARG BASE_IMAGE={env['PYTHON_BASE_IMAGE']}\n" in text, dockerfile
+        if "BUILD_BASE_IMAGE" in text:
+            assert f"ARG BUILD_BASE_IMAGE={env['PYTHON_BUILD_BASE_IMAGE']}\n" in text, dockerfile
+    # Every job that builds images sets MODELOPS_BASE_IMAGE and MODELOPS_BUILD_BASE_IMAGE from
+    # them first (images/base.sh pulls such bases; it debootstraps only modelops/... ones).
+    for name in ("test", "images"):
+        runs = [step.get("run", "") for step in workflow["jobs"][name]["steps"]]
+        sets = next(i for i, run in enumerate(runs) if "MODELOPS_BASE_IMAGE=" in run)
+        builds = next(
+            i for i, run in enumerate(runs) if "make test" in run or "images/build.sh" in run
+        )
+        assert sets < builds, name
+        assert "MODELOPS_BUILD_BASE_IMAGE=" in runs[sets], name
 
 
 def test_set_images_gives_the_production_overlay_those_images(tmp_path: Path) -> None:

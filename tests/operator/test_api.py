@@ -122,8 +122,27 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
     ),
     (
         "min above max replicas",
-        with_change("serving.autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
+        with_change(
+            "serving",
+            {
+                "autoscaling": {"minReplicas": 5, "maxReplicas": 2},
+                "resources": {"requests": {"cpu": "100m"}},
+            },
+        ),
         api.Autoscaling.rules[0].message,
+    ),
+    (
+        "autoscaling with no cpu request",
+        with_change(
+            "serving",
+            {"autoscaling": {"maxReplicas": 4}, "resources": {"requests": {"memory": "256Mi"}}},
+        ),
+        api.ServingSpec.rules[0].message,
+    ),
+    (
+        "autoscaling with no resources",
+        with_change("serving", {"autoscaling": {"maxReplicas": 4}}),
+        api.ServingSpec.rules[0].message,
     ),
     (
         "storage class with existing claim",
@@ -261,7 +280,10 @@ VALID: list[tuple[str, dict[str, Any]]] = [
                 "uri": "https://models.example.org/iris/model.joblib?v=3",
                 "sha256": "f" * 64,
             },
-            "serving": {"autoscaling": {"maxReplicas": 4}},
+            "serving": {
+                "autoscaling": {"maxReplicas": 4},
+                "resources": {"requests": {"cpu": "100m"}},
+            },
         },
     ),
 ]
@@ -291,6 +313,7 @@ def test_every_rule_is_covered_by_an_invalid_case() -> None:
         api.QualityGate,
         api.TrainingSpec,
         api.Autoscaling,
+        api.ServingSpec,
         api.StorageSpec,
         api.ModelSource,
         api.ModelDeploymentSpec,
@@ -384,7 +407,10 @@ class TestAdmission:
 
     def test_defaults_agree(self, control_plane: ControlPlane, namespace: str) -> None:
         """What the apiserver stores after defaulting parses to the same model as the input."""
-        spec = with_change("serving", {"autoscaling": {"maxReplicas": 3}})
+        spec = with_change(
+            "serving",
+            {"autoscaling": {"maxReplicas": 3}, "resources": {"requests": {"cpu": "100m"}}},
+        )
         done = control_plane.kubectl(
             "-n",
             namespace,
@@ -418,3 +444,13 @@ def test_vocabularies_match_the_trainers() -> None:
         name for name, (_, task) in BUILTIN.items() if task == "regression"
     }
     assert set(typing.get_args(api.Estimator)) == set(api.CLASSIFIERS) | set(api.REGRESSORS)
+
+
+def test_the_seeds_admitted_are_the_seeds_the_trainer_takes() -> None:
+    from modelops_trainer.spec import MAX_RANDOM_SEED
+
+    api.TrainingSpec.model_validate({**VALID_SPEC["training"], "randomSeed": MAX_RANDOM_SEED})
+    with pytest.raises(pydantic.ValidationError, match="less than or equal"):
+        api.TrainingSpec.model_validate(
+            {**VALID_SPEC["training"], "randomSeed": MAX_RANDOM_SEED + 1}
+        )

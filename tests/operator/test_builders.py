@@ -128,6 +128,8 @@ def test_server_deployment_is_locked_down_and_verifies_the_artifact() -> None:
         and not security["allowPrivilegeEscalation"]
     )
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # Ready within a probe period of the server's start (under a second), not ten.
+    assert server["readinessProbe"]["periodSeconds"] <= 2
     assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert server["lifecycle"]["preStop"]["httpGet"]["path"] == "/drain?seconds=10"
     mount = next(m for m in server["volumeMounts"] if m["name"] == "models")
@@ -151,6 +153,48 @@ def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
     hpa = builders.build_autoscaler("wine", "ns", spec.serving.autoscaling)
     assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 4
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert "behavior" not in hpa["spec"], "Kubernetes' own scale-down window unless one is set"
+    quick = spec.serving.autoscaling.model_copy(update={"scale_down_stabilization_seconds": 15})
+    hpa = builders.build_autoscaler("wine", "ns", quick)
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 15}}
+
+
+@pytest.mark.parametrize(
+    ("sample_name", "serving", "budget"),
+    [
+        ("iris", {"replicas": 2}, True),
+        ("iris", {"replicas": 1}, False),
+        ("iris", {"replicas": 0}, False),
+        ("wine", None, True),
+        (
+            "wine",
+            {"autoscaling": {"maxReplicas": 1}, "resources": {"requests": {"cpu": "100m"}}},
+            False,
+        ),
+    ],
+)
+def test_a_model_that_may_run_several_pods_gets_a_disruption_budget(
+    sample_name: str, serving: dict[str, Any] | None, budget: bool
+) -> None:
+    spec = spec_of(sample_name, **({"serving": serving} if serving else {}))
+    assert builders.has_several_replicas(spec.serving) == budget
+    pdb = builders.build_disruption_budget(sample_name, "ns")
+    deployment = builders.build_server_deployment(sample_name, "ns", spec, MODEL, SETTINGS)
+    assert pdb["metadata"]["name"] == deployment["metadata"]["name"]
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    # A drain evicts one pod at a time; a pod that is not ready never blocks it.
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_serving_pods_spread_over_nodes() -> None:
+    deployment = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    [spread] = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+    assert spread["matchLabelKeys"] == ["pod-template-hash"]
+    # Preferred: a one-node cluster, or one with a full node, still runs every replica.
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
 
 
 def test_serving_image_override() -> None:

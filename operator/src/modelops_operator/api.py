@@ -284,7 +284,9 @@ class TrainingSpec(ApiModel):
     test_size: float = Field(
         default=0.2, gt=0, lt=1, description="Fraction of rows held out to compute metrics."
     )
-    random_seed: int = Field(default=42, ge=0, description="Seed for the split and estimator.")
+    random_seed: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="Seed for the split and estimator."
+    )
     quality_gate: QualityGate | None = Field(
         default=None, description="Promotion rule; without it every trained model is promoted."
     )
@@ -324,9 +326,30 @@ class Autoscaling(ApiModel):
         alias="targetCPUUtilizationPercentage",
         description="Average CPU use the autoscaler aims for, as in HPA v1.",
     )
+    scale_down_stabilization_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="How long the load must have stayed low before replicas are removed (the "
+        "autoscaler's behavior.scaleDown.stabilizationWindowSeconds; Kubernetes' default is "
+        "300).",
+    )
+
+
+def _requests_cpu(resources: Resources | None) -> bool:
+    return resources is not None and "cpu" in (resources.requests or {})
 
 
 class ServingSpec(ApiModel):
+    rules = (
+        Rule(
+            cel="!has(self.autoscaling) || (has(self.resources) && "
+            "has(self.resources.requests) && 'cpu' in self.resources.requests)",
+            message="serving.autoscaling scales on CPU use as a share of the CPU request, and "
+            "the serving container has none: add serving.resources.requests.cpu (e.g. 100m)",
+            check=lambda serving: serving.autoscaling is None or _requests_cpu(serving.resources),
+        ),
+    )
     replicas: int = Field(
         default=1, ge=0, description="Serving replicas (ignored while autoscaling is set)."
     )
@@ -337,7 +360,10 @@ class ServingSpec(ApiModel):
         default=None, min_length=1, description="Inference server image; default: operator's."
     )
     autoscaling: Autoscaling | None = Field(
-        default=None, description="Scale on CPU with a HorizontalPodAutoscaler."
+        default=None,
+        description="Scale on CPU with a HorizontalPodAutoscaler (needs "
+        "resources.requests.cpu, which the target utilization is a share of, and a "
+        "metrics-server in the cluster).",
     )
     model_version: Annotated[str, Field(pattern=VERSION_PATTERN)] | None = Field(
         default=None,
@@ -626,7 +652,7 @@ class ModelDeploymentStatus(StatusModel):
     message: str = Field(default="", description="What the operator is doing or waiting for.")
     observed_generation: int | None = Field(default=None, description="Last generation seen.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Trained, Deployed, Ready."
+        default_factory=list, description="Trained, Deployed, Ready and Monitored."
     )
     model: ModelRecord | None = Field(default=None, description="The model being served.")
     history: list[ModelRecord] = Field(

@@ -332,7 +332,9 @@ def build_server_deployment(
         ],
         "resources": _resources(serving.resources),
         "securityContext": _restricted_security_context(),
-        "readinessProbe": _probe(probe, "/v2/health/ready"),
+        # Asked every 2 s, not 10: the first probe comes as the container starts, before the
+        # server listens (it is ready within a second), and a model was Ready up to 10 s late.
+        "readinessProbe": _probe(probe, "/v2/health/ready") | {"periodSeconds": 2},
         "livenessProbe": _probe(probe, "/v2/health/live") | {"failureThreshold": 6},
         # The server answers the hook after that long, closing kept-alive connections as it
         # answers on them meanwhile; then SIGTERM: uvicorn stops accepting and finishes the
@@ -367,6 +369,19 @@ def build_server_deployment(
             else _pod_spec(container, claim_name(name, spec.storage), read_only=True),
         },
     }
+    deployment_spec["template"]["spec"]["topologySpreadConstraints"] = [
+        {
+            # Replicas on different nodes, where there are several: a node lost or drained
+            # takes one of them, not all. Preferred, not required, so a model still runs on a
+            # cluster whose nodes are full or few.
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+            # Spread each rollout's pods, not old and new together.
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+    ]
     # Under an autoscaler the HPA owns the replica count; leaving it out hands it over.
     if serving.autoscaling is None:
         deployment_spec["replicas"] = serving.replicas
@@ -454,6 +469,12 @@ def build_service(name: str, namespace: str) -> dict[str, Any]:
 
 def build_autoscaler(name: str, namespace: str, autoscaling: api.Autoscaling) -> dict[str, Any]:
     server = constants.SERVER_NAME.format(name=name)
+    window = autoscaling.scale_down_stabilization_seconds
+    behavior = (
+        {"behavior": {"scaleDown": {"stabilizationWindowSeconds": window}}}
+        if window is not None
+        else {}
+    )
     return with_spec_hash(
         {
             "apiVersion": "autoscaling/v2",
@@ -475,6 +496,34 @@ def build_autoscaler(name: str, namespace: str, autoscaling: api.Autoscaling) ->
                         },
                     }
                 ],
+            }
+            | behavior,
+        }
+    )
+
+
+def has_several_replicas(serving: api.ServingSpec) -> bool:
+    """Whether the model may run more than one serving pod (then it gets a disruption budget)."""
+    if serving.autoscaling is not None:
+        return serving.autoscaling.max_replicas > 1
+    return serving.replicas > 1
+
+
+def build_disruption_budget(name: str, namespace: str) -> dict[str, Any]:
+    """A node drain evicts the model's serving pods one at a time: the next only once the one
+    before is replaced and ready elsewhere. A pod that is not ready (crashing, say) may always
+    be evicted, so a broken model never blocks a drain."""
+    return with_spec_hash(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": _metadata(
+                constants.SERVER_NAME.format(name=name), namespace, labels(name, "server")
+            ),
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": labels(name, "server")},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
             },
         }
     )

@@ -24,6 +24,7 @@ WATCHED = (
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
     # The models' dashboards and the shared scrape config files.
     ("v1", "ConfigMap"),
 )

@@ -90,7 +90,9 @@ def _schema(model: type[api.ApiModel]) -> dict[str, Any]:
 def build_crd() -> dict[str, Any]:
     root: dict[str, Any] = {
         "type": "object",
-        "description": "A scikit-learn model trained by a Job and served over REST.",
+        "description": "A scikit-learn model, trained by a Job (spec.training) or provided "
+        "as a file (spec.model), served over REST and gRPC (the Open Inference Protocol) with "
+        "its metrics, page and dashboard.",
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},

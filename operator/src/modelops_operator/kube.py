@@ -45,6 +45,7 @@ PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("batch/v1", "Job"): "jobs",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
     (constants.API_VERSION, constants.KIND): constants.PLURAL,
     # kopf's peering objects, which the resync reads.

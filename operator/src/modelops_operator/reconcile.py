@@ -480,6 +480,14 @@ def _ensure_serving(
         else None,
         ("autoscaling/v2", "HorizontalPodAutoscaler", server),
     )
+    _apply_or_remove(
+        world,
+        body,
+        builders.build_disruption_budget(name, namespace)
+        if builders.has_several_replicas(spec.serving)
+        else None,
+        ("policy/v1", "PodDisruptionBudget", server),
+    )
     progress = status.rollout(deployment, target.version)
     if progress.complete:
         return progress
@@ -531,7 +539,7 @@ def _sync_monitoring(
             world,
             body,
             grafana.build_dashboard_configmap(namespace, name)
-            if monitoring.grafana.enabled
+            if monitoring.grafana.enabled and settings.dashboards
             else None,
             ("v1", "ConfigMap", constants.DASHBOARD_NAME.format(name=name)),
         ),
@@ -544,6 +552,7 @@ def _sync_monitoring(
             if is_transient(error):
                 raise
             problems.append(f"the apiserver refused a write: {refusal_message(error)}")
+    problems += _unwired_monitoring(settings, monitoring, monitored_by_operator)
     if problems:
         return status.Monitoring(False, "NotConfigured", "; ".join(problems))
     if settings.service_monitors and not monitored_by_operator:
@@ -555,6 +564,25 @@ def _sync_monitoring(
             "the scrape config files instead",
         )
     return status.Monitoring(True, "Configured", "monitoring is in place as the spec asks")
+
+
+def _unwired_monitoring(
+    settings: Settings, monitoring: api.MonitoringSpec, monitored_by_operator: bool
+) -> list[str]:
+    """What the spec asks for that this installation of the platform does not provide."""
+    unwired = []
+    if monitoring.prometheus.enabled and not monitored_by_operator and not settings.scrape_files:
+        unwired.append(
+            "the operator is installed without Prometheus wiring (no scrape config files, no "
+            "ServiceMonitors): nothing scrapes this model; set "
+            "spec.monitoring.prometheus.enabled to false if that is intended"
+        )
+    if monitoring.grafana.enabled and not settings.dashboards:
+        unwired.append(
+            "the operator is installed without dashboards (MODELOPS_DASHBOARDS=false): set "
+            "spec.monitoring.grafana.enabled to false if that is intended"
+        )
+    return unwired
 
 
 def _apply_or_remove(

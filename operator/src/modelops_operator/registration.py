@@ -20,7 +20,10 @@ FileChange = Callable[[str | None], str | None]
 
 
 def scrape_config_maps(settings: Settings) -> list[tuple[str, str]]:
-    """(namespace, name) of every ConfigMap that holds scrape jobs, in file order."""
+    """(namespace, name) of every ConfigMap that holds scrape jobs, in file order; none where
+    the platform has no scrape config files."""
+    if not settings.scrape_files:
+        return []
     namespace, prefix = settings.scrape_configs.split("/", 1)
     return [(namespace, f"{prefix}-{index:02d}") for index in range(prometheus.SCRAPE_FILES)]
 
@@ -52,6 +55,8 @@ def sync(
 
     Where the watched file already says so (every resync of a settled fleet), nothing is read
     or written: a file changed since is seen by the watch in time for the next resync."""
+    if not settings.scrape_files:
+        return
     configmap = scrape_config_map(settings, namespace, name)
     if spec.enabled and scrape_job:
         job = prometheus.build_scrape_job(namespace, name, spec.interval)
@@ -68,6 +73,8 @@ def sync(
 
 def forget(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
     """Remove the model's scrape job; nothing to do where it (or its ConfigMap) is gone."""
+    if not settings.scrape_files:
+        return
     configmap = scrape_config_map(settings, namespace, name)
     _edit_file(kube, configmap, _checked(configmap, _without_job(namespace, name)))
 

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         default="modelops-system/modelops-scrape",
         description="namespace/prefix of the ConfigMaps holding the models' scrape jobs: "
         "<prefix>-00 to <prefix>-31, each with one file <prefix>-NN.yml, which Prometheus "
-        "loads through scrape_config_files.",
+        "loads through scrape_config_files. Empty: no scrape config files (a platform with no "
+        "Prometheus, or one that scrapes only through ServiceMonitors).",
     )
     service_monitors: bool = Field(
         default=False,
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
         "the ModelDeployment, instead of a job in the scrape config files. Needs the "
         "monitoring.coreos.com/v1 ServiceMonitor CRD; without it the scrape config files are used and "
         "an Event says why.",
+    )
+    dashboards: bool = Field(
+        default=True,
+        description="Write each model's dashboard ConfigMap (<model>-dashboard, for Grafana's "
+        "dashboard sidecar) where its spec asks for one; false on a platform with no Grafana.",
     )
     artifact_s3: S3Storage | None = Field(
         default=None,
@@ -67,6 +73,10 @@ class Settings(BaseSettings):
         gt=0,
         description="Remove the scrape jobs of models that no longer exist at least this often.",
     )
+
+    @property
+    def scrape_files(self) -> bool:
+        return bool(self.scrape_configs)
 
     @property
     def watched_namespaces(self) -> list[str]:
