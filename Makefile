@@ -55,7 +55,7 @@ argocd:
 
 # The image and kind tests are opt-in for a bare `pytest` (they need Docker); `make test` runs them.
 pytest: setup controlplane prometheus images cluster-image argocd
-	MODELOPS_IMAGE_TESTS=1 MODELOPS_KIND_TESTS=1 $(UV) run --locked pytest
+	MODELOPS_IMAGE_TESTS=1 MODELOPS_KIND_TESTS=1 $(UV) run --locked pytest --durations=25
 
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).
 demo: setup controlplane

@@ -34,6 +34,7 @@ CLUSTER_SCOPED = frozenset(
         "ClusterRole",
         "ClusterRoleBinding",
         "ClusterKopfPeering",
+        "APIService",
     }
 )
 

@@ -34,7 +34,6 @@ from deploy_manifests import (
 )
 from modelops_envtest.controlplane import kubectl_binary
 from modelops_envtest.prometheus_tools import PROMTOOL_VERSION
-from modelops_operator import __main__ as operator_main
 from modelops_operator import builders, registration
 from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
@@ -119,18 +118,11 @@ def test_namespaces_are_explicit(path: Path) -> None:
         namespace = doc["metadata"].get("namespace")
         if doc["kind"] in CLUSTER_SCOPED:
             assert namespace is None, f"{doc['kind']} {doc['metadata']['name']} is cluster-scoped"
+        elif doc["metadata"].get("labels", {}).get("k8s-app") == "metrics-server":
+            # The add-on lives where upstream's does: the aggregated API is the cluster's.
+            assert namespace == "kube-system", f"{doc['kind']} {doc['metadata']['name']}"
         else:
             assert namespace == MONITORING_NAMESPACE, f"{doc['kind']} {doc['metadata']['name']}"
-
-
-def test_peering_is_the_one_the_operator_meets_at() -> None:
-    peering = find(built(BASE), "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == operator_main.PEERING_NAME
-    # Its CRD is synced in the same Argo CD sync: no dry run before it exists.
-    assert (
-        peering["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
-        == "SkipDryRunOnMissingResource=true"
-    )
 
 
 def test_operator_deployment_is_hardened_and_probed() -> None:
@@ -444,7 +436,7 @@ def test_kind_overlay_uses_loaded_images_and_one_replica() -> None:
         for doc in docs
         if doc["kind"] == "Service"
     }
-    assert node_ports == {"prometheus": 30090}
+    assert node_ports == {"prometheus": 30090, "metrics-server": None}
 
 
 def test_kind_overlay_has_no_grafana_but_keeps_the_dashboards() -> None:
@@ -465,6 +457,28 @@ def test_kind_overlay_has_no_grafana_but_keeps_the_dashboards() -> None:
     assert {doc["metadata"]["name"] for doc in docs if doc["kind"] == "ConfigMap"} == {
         doc["metadata"]["name"] for doc in built(BASE) if doc["kind"] == "ConfigMap"
     }
+
+
+def test_kind_overlay_runs_the_metrics_server_built_here() -> None:
+    """The add-on names upstream's image; the kind overlay the one images/metrics-server builds,
+    of the same version, loaded, and reading kind's self-signed kubelets."""
+    script = (ROOT / "images" / "metrics-server" / "build.sh").read_text()
+    [version] = [
+        line.split("=", 1)[1] for line in script.splitlines()
+        if line.startswith("METRICS_SERVER_VERSION=")
+    ]  # fmt: skip
+    addon = container(
+        find(built("deploy/addons/metrics-server"), "Deployment", "metrics-server"),
+        "metrics-server",
+    )
+    kind = container(
+        find(built("deploy/overlays/kind"), "Deployment", "metrics-server"), "metrics-server"
+    )
+    assert addon["image"] == f"registry.k8s.io/metrics-server/metrics-server:{version}"
+    assert kind["image"] == f"modelops/metrics-server:{version}"
+    assert kind["imagePullPolicy"] == "Never"
+    assert set(kind["args"]) - set(addon["args"]) == {"--kubelet-insecure-tls"}
+    assert "--kubelet-insecure-tls" not in addon["args"]
 
 
 def test_prometheus_is_the_version_of_the_projects_promtool() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,15 @@ def predict_script(url: str, rows: list[list[float]]) -> str:
     """
 
 
-def create_pod(cluster: kind.KindCluster, namespace: str, name: str, command: list[str]) -> None:
-    """A pod of the server's image running `command` (its PID 1) once."""
-    pod = {
+def create_pod(
+    cluster: kind.KindCluster,
+    namespace: str,
+    name: str,
+    command: list[str],
+    node: str | None = None,
+) -> None:
+    """A pod of the server's image running `command` (its PID 1) once, on `node` if named."""
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace},
@@ -52,7 +60,53 @@ def create_pod(cluster: kind.KindCluster, namespace: str, name: str, command: li
             ],
         },
     }
+    if node is not None:
+        pod["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+
+
+@contextlib.contextmanager
+def load_generator(
+    cluster: kind.KindCluster, namespace: str, url: str, flags: str, node: str | None = None
+) -> Iterator[Callable[[], dict[str, Any]]]:
+    """modelops-load against `url` from a pod of the server's image (on `node` if named),
+    running until `stop()` sends it SIGTERM; `stop()` returns its JSON report (requests,
+    failures, errors, versions, latencies). The pod goes on leaving the block."""
+    name = f"load-{uuid.uuid4().hex[:6]}"
+    create_pod(cluster, namespace, name, ["modelops-load", url, *flags.split(), "--json"], node)
+
+    def stop() -> dict[str, Any]:
+        # The command is the pod's PID 1: it stops on SIGTERM and prints its report. Not
+        # checked: a command that already exited (no card, say) shows why in its logs below.
+        kill = "import os, signal; os.kill(1, signal.SIGTERM)"
+        cluster.kubectl("-n", namespace, "exec", name, "--", "python", "-c", kill, check=False)
+        # Its exit status is 1 on any failed request: wait_for_output then shows the report.
+        logs = wait_for_output(cluster, namespace, name, timeout=60)
+        return dict(json.loads([line for line in logs.splitlines() if line.startswith("{")][-1]))
+
+    try:
+        wait_until(
+            lambda: pod_phase(cluster, namespace, name) == "Running",
+            timeout=60,
+            what="the load pod",
+        )
+        yield stop
+    finally:
+        cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+
+
+def server_pods(cluster: kind.KindCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The model's serving pods."""
+    return list(
+        get_json(
+            cluster,
+            "-n",
+            namespace,
+            "pods",
+            "-l",
+            f"modelops.dev/model={name},app.kubernetes.io/component=server",
+        )["items"]
+    )
 
 
 def wait_for_output(cluster: kind.KindCluster, namespace: str, name: str, timeout: float) -> str:

@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 import yaml
 from in_cluster import (
-    create_pod,
     get_json,
-    pod_phase,
+    load_generator,
     predict_script,
     run_python,
-    wait_for_output,
+    server_pods,
 )
 from modelops_envtest.browser import chromium
 from modelops_envtest.kind import KindCluster
@@ -320,46 +319,13 @@ def test_prometheus_discovers_the_serving_pods_and_every_dashboard_query_has_dat
 
 @pytest.fixture
 def load(cluster: KindCluster, namespace: str) -> Iterator[Any]:
-    """modelops-load against the iris Service from a pod of the server's image, two users back
-    to back, until `stop()` sends it SIGTERM; `stop()` returns its JSON report (requests,
-    failures, errors, versions, latencies)."""
-    name = f"load-{uuid.uuid4().hex[:6]}"
-    url = service_url(namespace, "iris", "")
+    """modelops-load against the iris Service, two users back to back, until `stop()`, which
+    returns its report."""
     # Kept-alive connections, as most clients keep them: a leaving pod's drain closes each
     # after its next answer (GET /drain, its preStop hook).
-    flags = "--users 2 --duration 900 --json"
-    command = ["modelops-load", url, *flags.split()]
-    create_pod(cluster, namespace, name, command)
-    wait_until(
-        lambda: pod_phase(cluster, namespace, name) == "Running",
-        timeout=60,
-        what="the load pod",
-    )
-
-    def stop() -> dict[str, Any]:
-        # The command is the pod's PID 1: it stops on SIGTERM and prints its report. Not
-        # checked: a command that already exited (no card, say) shows why in its logs below.
-        kill = "import os, signal; os.kill(1, signal.SIGTERM)"
-        cluster.kubectl("-n", namespace, "exec", name, "--", "python", "-c", kill, check=False)
-        # Its exit status is 1 on any failed request: wait_for_output then shows the report.
-        logs = wait_for_output(cluster, namespace, name, timeout=60)
-        return dict(json.loads([line for line in logs.splitlines() if line.startswith("{")][-1]))
-
-    yield stop
-    cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
-
-
-def server_pods(cluster: KindCluster, namespace: str, name: str) -> list[dict[str, Any]]:
-    return list(
-        get_json(
-            cluster,
-            "-n",
-            namespace,
-            "pods",
-            "-l",
-            f"modelops.dev/model={name},app.kubernetes.io/component=server",
-        )["items"]
-    )
+    url = service_url(namespace, "iris", "")
+    with load_generator(cluster, namespace, url, "--users 2 --duration 900") as stop:
+        yield stop
 
 
 def only_version_running(cluster: KindCluster, namespace: str, name: str, version: str) -> bool:

@@ -7,11 +7,19 @@ digest, and a wrong digest is refused in the fetch's own words."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from in_cluster import get_json, predict_script, run_python, sample_namespace
+from in_cluster import (
+    get_json,
+    load_generator,
+    predict_script,
+    run_python,
+    sample_namespace,
+    server_pods,
+)
 from modelops_envtest import kind
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
@@ -22,6 +30,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "object-st
 NAME = "iris-s3"
 PROVIDED = "iris-provided"
 READY_TIMEOUT = 600
+SETOSA = [[5.1, 3.5, 1.4, 0.2]]
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +68,65 @@ def test_three_replicas_serve_the_version_the_job_uploaded(
         ).stdout
         assert f"fetched {served['artifactPath']}" in logs
 
-    # Each replica is Ready only once its server loaded its own copy; the Service answers.
+    # Spread over both workers, each replica serves the version from its own copy: asked
+    # directly, across the nodes' pod network, not through the Service.
+    assert {pod["spec"]["nodeName"] for pod in pods} == set(cluster.workers())
+    for pod in pods:
+        url = f"http://{pod['status']['podIP']}:8080/predict"
+        answer = json.loads(run_python(cluster, namespace, predict_script(url, SETOSA)))
+        assert answer["predictions"] == ["setosa"]
+        assert answer["model_version"] == version, pod["metadata"]["name"]
     url = f"http://{NAME}.{namespace}.svc.cluster.local:8080/predict"
-    answer = json.loads(run_python(cluster, namespace, predict_script(url, [[5.1, 3.5, 1.4, 0.2]])))
-    assert answer["predictions"] == ["setosa"]
+    answer = json.loads(run_python(cluster, namespace, predict_script(url, SETOSA)))
     assert answer["model_version"] == version
+
+
+def test_a_worker_drained_under_load_fails_no_request_and_the_model_is_ready_again(
+    cluster: KindCluster, namespace: str
+) -> None:
+    """The model's disruption budget lets a drain evict one serving pod at a time, each only
+    once the one before is replaced; a leaving pod drains its kept-alive connections. The
+    worker drained is the one without the bucket's server (its data is the pod's own)."""
+    budget = get_json(cluster, "-n", namespace, "pdb", f"{NAME}-server")
+    assert budget["spec"]["maxUnavailable"] == 1
+    [objects] = get_json(cluster, "-n", namespace, "pods", "-l", "app.kubernetes.io/name=objects")[
+        "items"
+    ]
+    kept = objects["spec"]["nodeName"]
+    [drained] = [worker for worker in cluster.workers() if worker != kept]
+    assert any(pod["spec"]["nodeName"] == drained for pod in server_pods(cluster, namespace, NAME))
+    # The Service's address, not its name: the drain may take the cluster's DNS with it.
+    address = get_json(cluster, "-n", namespace, "service", NAME)["spec"]["clusterIP"]
+    flags = "--users 2 --duration 900"
+    with load_generator(cluster, namespace, f"http://{address}:8080", flags, node=kept) as stop:
+        time.sleep(5)
+        started = time.monotonic()
+        try:
+            cluster.kubectl(
+                "drain", drained, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                "--timeout=300s",
+            )  # fmt: skip
+            drain_seconds = time.monotonic() - started
+
+            def ready_on_the_other_worker() -> bool:
+                observed = get_json(cluster, "-n", namespace, "mdep", NAME).get("status") or {}
+                pods = server_pods(cluster, namespace, NAME)
+                return (
+                    observed.get("phase") == "Ready"
+                    and observed.get("readyReplicas") == 3
+                    and {pod["spec"].get("nodeName") for pod in pods} == {kept}
+                )
+
+            wait_until(ready_on_the_other_worker, timeout=300, what=f"{NAME} Ready on {kept}")
+            report = stop()
+        finally:
+            cluster.kubectl("uncordon", drained)
+    print(
+        f"drain of {drained} in {drain_seconds:.0f}s under load: {report['requests']} requests, "
+        f"{report['failures']} failed, p99 {report['p99_ms']} ms"
+    )
+    assert report["failures"] == 0, report["errors"]
+    assert report["requests"] > 100
 
 
 def apply_provided(cluster: KindCluster, namespace: str, uri: str, sha256: str) -> None:

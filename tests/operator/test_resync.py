@@ -15,9 +15,9 @@ import pytest
 from conftest import Models, deploy_to_ready, sample  # type: ignore[import-not-found]
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
-from modelops_envtest.operator import RESYNC_SECONDS
+from modelops_envtest.operator import RESYNC_SECONDS, OperatorProcess
 from modelops_envtest.waiting import wait_until
-from modelops_operator import resync
+from modelops_operator import builders, resync
 from modelops_operator.kube import Kube
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
@@ -213,3 +213,30 @@ def test_the_resync_repairs_drift_and_waits_while_a_peer_outranks_the_operator(
     finally:
         _set_peers(control_plane, *peering, {"frozen-by-test": None})
     wait_until(service_exists, what="the resync to recreate the Service once the operator leads")
+
+
+@pytest.mark.controlplane
+def test_the_operator_makes_the_peering_objects_it_meets_at(
+    control_plane: ControlPlane, namespace: str, crds_installed: None
+) -> None:
+    """A namespaced operator makes its KopfPeering in each namespace it names (nothing else
+    would: the install holds no custom resource), and starts leading there."""
+    operator = OperatorProcess(control_plane, MODELOPS_NAMESPACES=f"{namespace},team-*").start()
+    try:
+        found = control_plane.kubectl(
+            "-n", namespace, "get", "kopfpeering", "modelops", "-o", "json", check=False
+        )
+        assert found.returncode == 0, f"{found.stderr}\n{operator.log_tail()}"
+        assert json.loads(found.stdout)["metadata"]["name"] == "modelops"
+    finally:
+        operator.stop()
+
+
+def test_peerings_are_made_for_the_cluster_or_each_named_namespace() -> None:
+    [cluster] = builders.build_peerings("modelops", [])
+    assert (cluster["kind"], cluster["metadata"]) == ("ClusterKopfPeering", {"name": "modelops"})
+    named = builders.build_peerings("modelops", ["team-a", "team-*", "ml"])
+    assert [(p["kind"], p["metadata"]["namespace"]) for p in named] == [
+        ("KopfPeering", "team-a"),
+        ("KopfPeering", "ml"),
+    ]

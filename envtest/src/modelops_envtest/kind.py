@@ -8,6 +8,10 @@ images into it and always deletes it. Containers and clusters it did not create 
 from __future__ import annotations
 
 import contextlib
+import copy
+import ipaddress
+import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from modelops_envtest.controlplane import free_port
 from modelops_envtest.waiting import wait_until
 
@@ -25,7 +31,11 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPOSITORY / "images" / "kind" / "build.sh"
 OBJECT_STORAGE_SCRIPT = REPOSITORY / "images" / "object-storage" / "build.sh"
 MLFLOW_SCRIPT = REPOSITORY / "images" / "mlflow" / "build.sh"
+METRICS_SERVER_SCRIPT = REPOSITORY / "images" / "metrics-server" / "build.sh"
 CLUSTER_CONFIG = REPOSITORY / "deploy" / "kind" / "cluster.yaml"
+# The node image's pod network configuration, which takes one /24 of the pod subnet.
+POD_NETWORK = REPOSITORY / "images" / "kind" / "10-ptp.conflist"
+POD_NETWORK_PATH = "/etc/cni/net.d/10-ptp.conflist"
 IMAGES_SCRIPT = REPOSITORY / "images" / "build.sh"
 IMAGE_VERSION = os.environ.get("MODELOPS_IMAGE_VERSION", "0.1.0")
 MODELOPS_IMAGES = tuple(
@@ -48,6 +58,7 @@ class KindTools:
     kubectl: Path
     node_image: str
     prometheus_image: str
+    metrics_server_image: str
 
 
 def docker_obtainable() -> str | None:
@@ -67,11 +78,13 @@ def build(show_progress: bool = False) -> KindTools:
         raise KindUnavailable(why_not)
     run_build(IMAGES_SCRIPT, show_progress=show_progress)
     built = run_build(BUILD_SCRIPT, show_progress=show_progress)
+    metrics_server = run_build(METRICS_SERVER_SCRIPT, show_progress=show_progress)
     return KindTools(
         kind=Path(built["KIND"]),
         kubectl=Path(built["KUBECTL"]),
         node_image=built["NODE_IMAGE"],
         prometheus_image=built["PROMETHEUS_IMAGE"],
+        metrics_server_image=metrics_server["METRICS_SERVER_IMAGE"],
     )
 
 
@@ -87,7 +100,7 @@ def mlflow_image() -> str:
 
 def platform_images(tools: KindTools) -> tuple[str, ...]:
     """The images the kind overlay and the operator's children run, all built here."""
-    return (*MODELOPS_IMAGES, tools.prometheus_image)
+    return (*MODELOPS_IMAGES, tools.prometheus_image, tools.metrics_server_image)
 
 
 def run_build(script: Path, *args: str, show_progress: bool = False) -> dict[str, str]:
@@ -121,12 +134,42 @@ def _succeeds(command: list[str]) -> bool:
     return subprocess.run(command, capture_output=True, check=False).returncode == 0
 
 
-class KindCluster:
-    """`with KindCluster(tools) as cluster:` a one-node cluster named modelops-<random>, deleted
-    on leaving the block unless `keep` was set."""
+def pod_subnet(config: dict[str, object], index: int) -> str:
+    """The /24 of the cluster's pod subnet that node `index` (in the configuration's order)
+    gives its pods."""
+    networking = config["networking"]
+    assert isinstance(networking, dict)
+    subnets = ipaddress.ip_network(networking["podSubnet"]).subnets(new_prefix=24)
+    return str(next(itertools.islice(subnets, index, None)))
 
-    def __init__(self, tools: KindTools, name: str | None = None) -> None:
+
+def _node_index(node: str) -> int:
+    """kind names nodes <cluster>-control-plane, <cluster>-worker, <cluster>-worker2, ..."""
+    if node.endswith("-control-plane"):
+        return 0
+    suffix = node.rsplit("-worker", 1)[1]
+    return int(suffix or "1")
+
+
+def _node_address(node: str) -> str:
+    return _run(
+        ["docker", "inspect", "-f", "{{.NetworkSettings.Networks.kind.IPAddress}}", node],
+        check=True,
+    ).stdout.strip()
+
+
+class KindCluster:
+    """`with KindCluster(tools) as cluster:` a cluster of deploy/kind/cluster.yaml's nodes named
+    modelops-<random>, deleted on leaving the block unless `keep` was set."""
+
+    def __init__(
+        self, tools: KindTools, name: str | None = None, workers: int | None = None
+    ) -> None:
+        """`workers`: that many instead of the configuration's (0: one node, which runs pods)."""
         self.tools = tools
+        self.config = yaml.safe_load(CLUSTER_CONFIG.read_text())
+        if workers is not None:
+            self.config["nodes"] = [{"role": "control-plane"}] + [{"role": "worker"}] * workers
         self.keep = False
         self.name = name or f"modelops-{uuid.uuid4().hex[:8]}"
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
@@ -142,17 +185,59 @@ class KindCluster:
                 "--image",
                 self.tools.node_image,
                 "--config",
-                str(CLUSTER_CONFIG),
+                str(self._config()),
                 "--wait",
                 CREATE_WAIT,
                 "--kubeconfig",
                 str(self.kubeconfig),
             )
+            self._route_pod_subnets()
         except BaseException:
             self.delete()
             raise
         self.create_seconds = time.monotonic() - started
         return self
+
+    def _config(self) -> Path:
+        """deploy/kind/cluster.yaml with each node's own pod network configuration mounted over
+        the image's: the node's /24 of the pod subnet (kindnetd's job, whose image would have to
+        be pulled)."""
+        config = copy.deepcopy(self.config)
+        for index, node in enumerate(config["nodes"]):
+            network = json.loads(POD_NETWORK.read_text())
+            network["plugins"][0]["ipam"]["ranges"] = [[{"subnet": pod_subnet(config, index)}]]
+            path = self.workdir / f"pod-network-{index}.conflist"
+            path.write_text(json.dumps(network, indent=2))
+            node.setdefault("extraMounts", []).append(
+                {"hostPath": str(path), "containerPath": POD_NETWORK_PATH, "readOnly": True}
+            )
+        path = self.workdir / "cluster.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def nodes(self) -> list[str]:
+        """The node containers, in the configuration's order (control plane, then workers)."""
+        names = self._kind("get", "nodes").stdout.split()
+        return sorted(names, key=_node_index)
+
+    def workers(self) -> list[str]:
+        """The nodes that run pods: the workers, or the control plane of a one-node cluster."""
+        nodes = self.nodes()
+        return [node for node in nodes if _node_index(node) > 0] or nodes
+
+    def _route_pod_subnets(self) -> None:
+        """Every node routes each other node's /24 of the pod subnet to that node."""
+        nodes = self.nodes()
+        addresses = {node: _node_address(node) for node in nodes}
+        for node in nodes:
+            for other in nodes:
+                if other != node:
+                    subnet = pod_subnet(self.config, _node_index(other))
+                    _run(
+                        ["docker", "exec", node, "ip", "route", "replace", subnet,
+                         "via", addresses[other]],
+                        check=True,
+                    )  # fmt: skip
 
     def __exit__(self, *exc_info: object) -> None:
         if not self.keep:
@@ -178,8 +263,9 @@ class KindCluster:
         return next(address for address in gateways if "." in address)
 
     def load(self, *images: str) -> None:
-        """Put local Docker images into the node's containerd (no registry involved)."""
-        self._kind("load", "docker-image", *images)
+        """Put local Docker images into the workers' containerd (no registry involved): only
+        they run pods, the control plane being tainted as on any cluster with workers."""
+        self._kind("load", "docker-image", "--nodes", ",".join(self.workers()), *images)
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 600
@@ -191,10 +277,7 @@ class KindCluster:
     def install_platform(self, overlay: str = "kind", timeout: str = "300s") -> None:
         """The kind overlay (CRDs, operator, Prometheus) with the images it runs loaded first."""
         self.load(*platform_images(self.tools))
-        # The overlay holds an object of its own CRDs (the peering): they go first, established.
-        crds = str(REPOSITORY / "crds")
-        self.kubectl("apply", "--server-side", "-k", crds)
-        self.kubectl("wait", "--for=condition=Established", "-f", crds, "--timeout=60s")
+        # One apply, as a user's: the overlay holds no object of a CRD it creates.
         self.kubectl(
             "apply", "--server-side", "-k", str(REPOSITORY / "deploy" / "overlays" / overlay)
         )

@@ -20,13 +20,10 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 
 def install_prerequisites(control_plane: ControlPlane) -> None:
     """What the operator needs before it starts: the CRDs of `crds/` (ModelDeployment and kopf's
-    peering), established, and the peering object it meets its other replicas at."""
+    peering), established. It makes the peering object it meets its other replicas at."""
     crds = str(REPOSITORY / "crds")
     control_plane.kubectl("apply", "--server-side", "-f", crds)
     control_plane.kubectl("wait", "--for=condition=Established", "-f", crds, "--timeout=60s")
-    control_plane.kubectl(
-        "apply", "-f", str(REPOSITORY / "deploy" / "base" / "operator" / "peering.yaml")
-    )
 
 
 class OperatorProcess:

@@ -209,24 +209,6 @@ def _when(condition: str, text: str) -> str:
     return f"{{{{- if {condition} }}}}\n{text}{{{{- end }}}}\n"
 
 
-def _peerings(peering: dict[str, Any]) -> str:
-    """The cluster-wide peering when every namespace is watched, else one per watched namespace
-    (kopf's namespaced peering, which MODELOPS_NAMESPACES needs)."""
-    cluster_wide = yaml.safe_dump(peering, sort_keys=False)
-    namespaced = {
-        **peering,
-        "kind": "KopfPeering",
-        "metadata": {**peering["metadata"], "namespace": "@@NAMESPACE@@"},
-    }
-    per_namespace = yaml.safe_dump(namespaced, sort_keys=False).replace(
-        "'@@NAMESPACE@@'", "{{ . }}"
-    )
-    return (
-        "{{- if .Values.watchNamespaces }}\n{{- range .Values.watchNamespaces }}\n---\n"
-        f"{per_namespace}{{{{- end }}}}\n{{{{- else }}}}\n{cluster_wide}{{{{- end }}}}\n"
-    )
-
-
 def _file_name(obj: dict[str, Any]) -> str:
     kind = re.sub(r"(?<!^)(?=[A-Z])", "-", obj["kind"]).lower()
     return f"{kind}-{obj['metadata']['name']}.yaml"
@@ -241,9 +223,6 @@ def chart_templates(objects: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
         if obj["kind"] in ("Namespace", "CustomResourceDefinition"):
             continue
         holes = Holes()
-        if obj["kind"] == "ClusterKopfPeering":
-            yield _file_name(obj), _peerings(obj)
-            continue
         if obj["kind"] == "Deployment" and obj["metadata"]["name"] == OPERATOR:
             obj = _operator_deployment(obj, holes)
         text = holes.fill(yaml.safe_dump(_in_release_namespace(obj, holes), sort_keys=False))
@@ -285,8 +264,8 @@ def chart_values(objects: list[dict[str, Any]]) -> str:
 # modelops: the operator alone. Prometheus, Grafana and Argo CD are add-ons of your own.
 # Made by `make release` from deploy/base/operator; these defaults are that base's settings.
 
-# Namespaces whose ModelDeployments the operator serves. Empty: every namespace (one
-# cluster-wide peering object). Listed: the chart makes kopf's peering object in each.
+# Namespaces whose ModelDeployments the operator serves. Empty: every namespace. The operator
+# makes the kopf peering object its replicas meet at (cluster-wide, or one in each namespace).
 watchNamespaces: []
 
 operator:

@@ -194,7 +194,10 @@ class CsvDataset(ApiModel):
         default=None, description="An http(s) URL the training Job downloads the CSV from."
     )
     path: Annotated[str, Field(pattern=r"^/")] | None = Field(
-        default=None, description="An absolute path to the CSV inside the training container."
+        default=None,
+        description="An absolute path to the CSV inside the training container, whose one "
+        "volume is the model's storage at /models: keep the CSV on a claim of your own, name it "
+        "in storage.existingClaim, and give its path there (/models/<path on the claim>).",
     )
     target_column: str = Field(
         min_length=1, description="The column to predict; every other column is a feature."

@@ -527,3 +527,21 @@ def build_disruption_budget(name: str, namespace: str) -> dict[str, Any]:
             },
         }
     )
+
+
+def build_peerings(name: str, namespaces: list[str]) -> list[dict[str, Any]]:
+    """The kopf peering objects the operator's replicas meet at: one for the cluster, or one in
+    each watched namespace that is named outright (a glob matches namespaces not known yet)."""
+    if not namespaces:
+        return [
+            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+        ]
+    return [
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        for namespace in namespaces
+        if not any(character in namespace for character in "*?[")
+    ]

@@ -16,7 +16,15 @@ from typing import Any
 import kopf
 import kubernetes
 
-from modelops_operator import children, constants, registration, resync, status, watched_models
+from modelops_operator import (
+    builders,
+    children,
+    constants,
+    registration,
+    resync,
+    status,
+    watched_models,
+)
 from modelops_operator.ghosts import Ghosts, Watch
 from modelops_operator.kube import PLURALS, Kube, is_transient
 from modelops_operator.reconcile import (
@@ -173,6 +181,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
         )
     )
     memo.resyncing = resync.Once()
+    if not settings.peering.standalone:
+        # Made here, not installed beside the CRD: an install's one `kubectl apply` cannot
+        # create a custom resource whose CRD it creates too.
+        for peering in builders.build_peerings(
+            settings.peering.name, memo.settings.watched_namespaces
+        ):
+            kube.create_if_absent(peering)
 
 
 @kopf.on.cleanup()

@@ -145,7 +145,9 @@ class Kube:
             self._unserved[key] = time.monotonic()
         return served
 
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
         try:
             return self.request("GET", _path(api_version, kind, namespace, name))
         except kubernetes.client.ApiException as error:
@@ -156,7 +158,7 @@ class Kube:
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         return self.request(
             "POST",
-            _path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"]),
+            _path(manifest["apiVersion"], manifest["kind"], manifest["metadata"].get("namespace")),
             body=manifest,
         )
 
@@ -181,7 +183,10 @@ class Kube:
             if error.status != 409:
                 raise
             existing = self.get(
-                manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
+                manifest["apiVersion"],
+                manifest["kind"],
+                metadata.get("namespace"),
+                metadata["name"],
             )
             if existing is None:
                 raise
