@@ -118,9 +118,6 @@ def test_namespaces_are_explicit(path: Path) -> None:
         namespace = doc["metadata"].get("namespace")
         if doc["kind"] in CLUSTER_SCOPED:
             assert namespace is None, f"{doc['kind']} {doc['metadata']['name']} is cluster-scoped"
-        elif doc["metadata"].get("labels", {}).get("k8s-app") == "metrics-server":
-            # The add-on lives where upstream's does: the aggregated API is the cluster's.
-            assert namespace == "kube-system", f"{doc['kind']} {doc['metadata']['name']}"
         else:
             assert namespace == MONITORING_NAMESPACE, f"{doc['kind']} {doc['metadata']['name']}"
 
@@ -436,7 +433,7 @@ def test_kind_overlay_uses_loaded_images_and_one_replica() -> None:
         for doc in docs
         if doc["kind"] == "Service"
     }
-    assert node_ports == {"prometheus": 30090, "metrics-server": None}
+    assert node_ports == {"prometheus": 30090}
 
 
 def test_kind_overlay_has_no_grafana_but_keeps_the_dashboards() -> None:
@@ -472,7 +469,8 @@ def test_kind_overlay_runs_the_metrics_server_built_here() -> None:
         "metrics-server",
     )
     kind = container(
-        find(built("deploy/overlays/kind"), "Deployment", "metrics-server"), "metrics-server"
+        find(built("deploy/addons/kind-metrics-server"), "Deployment", "metrics-server"),
+        "metrics-server",
     )
     assert addon["image"] == f"registry.k8s.io/metrics-server/metrics-server:{version}"
     assert kind["image"] == f"modelops/metrics-server:{version}"

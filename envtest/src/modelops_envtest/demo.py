@@ -87,6 +87,7 @@ def kind_mode(keep_running: bool) -> int:
     with kind.KindCluster(tools) as cluster:
         print(f"kind cluster {cluster.name} created in {cluster.create_seconds:.0f}s", flush=True)
         cluster.load(*kind.platform_images(tools))
+        cluster.kubectl("apply", "--server-side", "-k", str(kind.METRICS_SERVER_ADDON))
         argocd.install_in_cluster(cluster, argocd_tools)
         print("Argo CD installed (argocd/install: controller, repo server, Redis)", flush=True)
         with argocd.GitServer(cluster.host_address()) as git:

@@ -32,6 +32,7 @@ BUILD_SCRIPT = REPOSITORY / "images" / "kind" / "build.sh"
 OBJECT_STORAGE_SCRIPT = REPOSITORY / "images" / "object-storage" / "build.sh"
 MLFLOW_SCRIPT = REPOSITORY / "images" / "mlflow" / "build.sh"
 METRICS_SERVER_SCRIPT = REPOSITORY / "images" / "metrics-server" / "build.sh"
+METRICS_SERVER_ADDON = REPOSITORY / "deploy" / "addons" / "kind-metrics-server"
 CLUSTER_CONFIG = REPOSITORY / "deploy" / "kind" / "cluster.yaml"
 # The node image's pod network configuration, which takes one /24 of the pod subnet.
 POD_NETWORK = REPOSITORY / "images" / "kind" / "10-ptp.conflist"
@@ -281,6 +282,8 @@ class KindCluster:
         self.kubectl(
             "apply", "--server-side", "-k", str(REPOSITORY / "deploy" / "overlays" / overlay)
         )
+        # The cluster's add-on, beside the platform: what the models' autoscalers read.
+        self.kubectl("apply", "--server-side", "-k", str(METRICS_SERVER_ADDON))
         for deployment in ("modelops-operator", "prometheus"):
             self.kubectl(
                 "-n",
