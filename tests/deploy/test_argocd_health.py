@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_manifests import ARGOCD
-
-lua51 = pytest.importorskip("lupa.lua51", reason="lupa (a dev dependency) provides Lua 5.1")
+from lupa import lua51  # a dev dependency: Argo CD's Lua, 5.1
 
 HEALTH = ARGOCD / "health"
 MODEL_HEALTH = HEALTH / "modelops.dev_ModelDeployment.lua"

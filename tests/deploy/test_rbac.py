@@ -168,6 +168,8 @@ ALLOWED = [
     ("delete", "poddisruptionbudgets.policy", "-n", "any"),
     ("create", "events", "-n", "any"),
     ("create", "events.events.k8s.io", "-n", "any"),
+    # Why a pod whose volume cannot attach or mount is stuck: its Events alone say.
+    ("list", "events", "-n", "any"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
     ("patch", "clusterkopfpeerings.kopf.dev/modelops"),
     ("patch", "kopfpeerings.kopf.dev", "-n", "any"),
@@ -195,6 +197,7 @@ DENIED = [
     ("delete", "deployments.apps", "-n", "any"),
     ("update", "clusterroles.rbac.authorization.k8s.io"),
     ("create", "pods/exec", "-n", "any"),
+    ("delete", "events", "-n", "any"),
 ]
 
 

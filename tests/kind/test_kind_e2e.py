@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.kind, pytest.mark.timeout(1800)]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLES = ("iris", "wine", "diabetes")
+ROLLBACK_SAMPLE = REPOSITORY / "deploy" / "samples" / "rollback" / "iris-rolled-back.yaml"
 PLATFORM = "modelops-system"
 READY_TIMEOUT = 600
 # A ConfigMap the operator creates after Prometheus started: the kubelet adds it to the projected
@@ -90,6 +91,10 @@ def scrape_jobs(cluster: KindCluster, namespace: str, name: str) -> list[str]:
     text = (json.loads(found.stdout).get("data") or {}).get(registration.scrape_file_key(cm_name))
     config = yaml.safe_load(text or "") or {}
     return [job["job_name"] for job in config.get("scrape_configs") or []]
+
+
+def rolled_back() -> dict[str, Any]:
+    return dict(yaml.safe_load(ROLLBACK_SAMPLE.read_text()))
 
 
 def service_url(namespace: str, name: str, path: str) -> str:
@@ -341,7 +346,9 @@ def test_retraining_rolls_out_under_load_without_a_failed_request(
     cluster: KindCluster, namespace: str, load: Any
 ) -> None:
     before = status(cluster, namespace, "iris")["model"]["version"]
-    patch = {"spec": {"training": {"hyperparameters": {"n_estimators": 60, "max_depth": 4}}}}
+    # The rollback sample's training spec, which the next test pins back from.
+    hyperparameters = rolled_back()["spec"]["training"]["hyperparameters"]
+    patch = {"spec": {"training": {"hyperparameters": hyperparameters}}}
     cluster.kubectl(
         "-n", namespace, "patch", "mdep", "iris", "--type=merge", "-p", json.dumps(patch)
     )
@@ -370,19 +377,18 @@ def test_retraining_rolls_out_under_load_without_a_failed_request(
 
 
 @pytest.mark.usefixtures("samples")
-def test_pinning_an_earlier_version_rolls_back_without_a_job(
+def test_the_rollback_sample_pins_the_earlier_version_without_a_job(
     cluster: KindCluster, namespace: str
 ) -> None:
+    """deploy/samples/rollback applied as its comment says, over the retrained iris sample."""
     observed = status(cluster, namespace, "iris")
     history = [entry["version"] for entry in observed["history"]]
     assert len(history) >= 2, "the retraining test promotes a second version"
     earlier = history[1]
+    assert rolled_back()["spec"]["serving"]["modelVersion"] == earlier, "iris.yaml's version"
     jobs = get_json(cluster, "-n", namespace, "jobs", "-l", "modelops.dev/model=iris")["items"]
 
-    patch = {"spec": {"serving": {"modelVersion": earlier}}}
-    cluster.kubectl(
-        "-n", namespace, "patch", "mdep", "iris", "--type=merge", "-p", json.dumps(patch)
-    )
+    cluster.kubectl("-n", namespace, "apply", "-f", str(ROLLBACK_SAMPLE))
     wait_ready(cluster, namespace, "iris", earlier)
     wait_until(
         lambda: only_version_running(cluster, namespace, "iris", earlier),
@@ -452,3 +458,80 @@ def test_deleting_the_models_leaves_nothing_behind(cluster: KindCluster, namespa
     )
     for name in SAMPLES:
         assert scrape_job_name(namespace, name) not in scrape_jobs(cluster, namespace, name)
+
+
+def test_a_claim_that_cannot_mount_shows_in_status_in_the_kubelets_words(
+    cluster: KindCluster, namespace: str
+) -> None:
+    """A claim bound to a volume the kubelet cannot mount (a local path the node lacks): the
+    training pod is scheduled and never starts, and only its Events say why."""
+    [node, *_] = cluster.workers()
+    volume = f"unmountable-{namespace}"
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": {"namespace": namespace, "name": "unmountable"},
+                "local": {"path": "/nonexistent/modelops"},
+                "nodeAffinity": {
+                    "required": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/hostname",
+                                        "operator": "In",
+                                        "values": [node],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "unmountable", "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    ]
+    model = yaml.safe_load((REPOSITORY / "deploy" / "samples" / "iris.yaml").read_text())
+    model["metadata"] = {"name": "unmountable", "namespace": namespace}
+    model["spec"]["serving"] = {"replicas": 1}
+    model["spec"]["storage"] = {"existingClaim": "unmountable"}
+    for manifest in [*objects, model]:
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    try:
+
+        def told() -> str | None:
+            message = str(status(cluster, namespace, "unmountable").get("message", ""))
+            return message if "FailedMount" in message else None
+
+        # The resync looks again at least every minute; a pod is given 10 s to start.
+        message = wait_until(
+            told, timeout=120, what="status to tell that the training pod's volume cannot mount"
+        )
+        stuck = next(
+            condition
+            for condition in status(cluster, namespace, "unmountable")["conditions"]
+            if condition["type"] == "Trained"
+        )
+        assert stuck["reason"] == "TrainingStuck", stuck
+        assert "/nonexistent/modelops" in message, message
+        print(f"a claim that cannot mount shows in status: {message}")
+    finally:
+        cluster.kubectl("-n", namespace, "delete", "mdep", "unmountable", "--wait=false")
+        cluster.kubectl("delete", "pv", volume, "--wait=false", check=False)

@@ -2,7 +2,8 @@
 Job pod that uploads its version to an S3-compatible server in the cluster, and three serving
 replicas each download it, check its digest and serve it, with no claim anywhere. Then the
 model file it made is served as a model one already has (spec.model): no Job, pinned to its
-digest, and a wrong digest is refused in the fetch's own words."""
+digest, and a wrong digest is refused in the fetch's own words. And the model file of
+deploy/samples/from-url, served from a web server's http URL."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "object-storage"
 NAME = "iris-s3"
 PROVIDED = "iris-provided"
+FROM_URL_SAMPLE = SAMPLE.parent / "from-url"
+FROM_URL = "iris-from-url"
 READY_TIMEOUT = 600
 SETOSA = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -166,3 +169,28 @@ def test_the_model_file_in_the_bucket_serves_as_a_provided_model(
     answer = json.loads(run_python(cluster, namespace, predict_script(url, [[5.1, 3.5, 1.4, 0.2]])))
     assert answer["predictions"] == ["setosa"]
     assert answer["model_version"] == served["version"]
+
+
+def test_the_from_url_sample_serves_a_model_file_from_a_web_server(cluster: KindCluster) -> None:
+    """deploy/samples/from-url as its comment says: the file its web server publishes, fetched
+    over http by the serving pod and checked against the sample's digest."""
+    namespace = sample_namespace(cluster, "url", kind.MODELOPS_IMAGES[1], FROM_URL_SAMPLE)
+    model = yaml.safe_load((FROM_URL_SAMPLE / f"{FROM_URL}.yaml").read_text())
+
+    def ready() -> bool:
+        observed = get_json(cluster, "-n", namespace, "mdep", FROM_URL).get("status") or {}
+        return observed.get("phase") == "Ready"
+
+    # Applied together, the model's fetch may try before the web server listens: its pod
+    # restarts (status says so meanwhile) until the file is there.
+    wait_until(ready, timeout=READY_TIMEOUT, what=f"{FROM_URL} Ready")
+    served = get_json(cluster, "-n", namespace, "mdep", FROM_URL)["status"]["model"]
+    assert served["origin"] == "Provided"
+    assert served["sha256"] == model["spec"]["model"]["sha256"]
+    [pod] = server_pods(cluster, namespace, FROM_URL)
+    logs = cluster.kubectl("-n", namespace, "logs", pod["metadata"]["name"], "-c", "fetch-model")
+    assert f"fetched {model['spec']['model']['uri']}" in logs.stdout
+    url = f"http://{FROM_URL}.{namespace}.svc.cluster.local:8080/predict"
+    answer = json.loads(run_python(cluster, namespace, predict_script(url, SETOSA)))
+    assert answer["predictions"] == ["setosa"]
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")

@@ -529,3 +529,62 @@ def test_a_model_in_mlflow_without_a_server_named_fails_in_words(models: Models)
     manifest["spec"]["mlflow"] = {"trackingUri": "http://mlflow.mlflow:5000"}
     models.apply(manifest)
     models.wait_for_phase("registered", "Deploying")
+
+
+def test_a_serving_pod_whose_volume_cannot_attach_says_so_in_status(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    """A ReadWriteOnce claim's volume attached to another node: the pod is scheduled and its
+    container is never made, and only an Event says why."""
+    manifest = sample("iris")
+    models.apply(manifest)
+    summary = trained(manifest["spec"]["training"], "iris")
+    kubelet.finish_training(models.namespace, models.training_job("iris"), summary)
+    selector = "app.kubernetes.io/component=server,modelops.dev/model=iris"
+    pod = wait_until(lambda: next(iter(kubelet.pods(models.namespace, selector)), None))
+    multi_attach = (
+        'Multi-Attach error for volume "pvc-7c1e" Volume is already used by pod(s) '
+        "iris-server-5d9c-x2x9z"
+    )
+    kubelet.cannot_attach(pod, "2026-12-06T08:00:00Z", "FailedAttachVolume", multi_attach)
+
+    failed = models.wait_for_phase("iris", "Failed", timeout=30)
+    assert f"pod {pod.metadata.name}: FailedAttachVolume: {multi_attach}" in failed["message"]
+
+
+def test_a_pod_its_job_did_not_make_cannot_forge_the_training_result(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    """Anyone who may create a pod in the namespace copies the training pod's labels onto a pod
+    of their own that succeeds with a summary past the gate (their version, digest and
+    metrics). The Job controller adopts it (its selector is those labels) and counts its
+    success as the Job's. The operator reads only a pod that ran the Job's own template: the
+    run fails, saying so, and nothing of the forged summary is served."""
+    manifest = sample("iris")
+    models.apply(manifest)
+    job = models.training_job("iris")
+    [real] = wait_until(lambda: kubelet.pods(models.namespace, f"job-name={job}"))
+    summary = trained(manifest["spec"]["training"], "iris")
+    forged_summary = summary | {
+        "version": "v0000000f0rged",
+        "sha256": "f" * 64,
+        "metrics": {"accuracy": 1.0},
+    }
+    forged_pod = {
+        "metadata": {"name": f"{job}-forged", "labels": real.metadata.labels},
+        "spec": {"containers": [{"name": "trainer", "image": "attacker/any:1"}]},
+    }
+    created = kubelet.core.create_namespaced_pod(models.namespace, forged_pod)
+    wait_until(
+        lambda: (
+            kubelet.core.read_namespaced_pod(
+                created.metadata.name, models.namespace
+            ).metadata.owner_references
+        ),
+        what="the Job controller to adopt the pod",
+    )
+    kubelet.terminate(created, 0, json.dumps(forged_summary))
+
+    failed = models.wait_for_phase("iris", "Failed")
+    assert "no pod that ran its template succeeded" in failed["message"], failed["message"]
+    assert "model" not in failed and "v0000000f0rged" not in json.dumps(failed)

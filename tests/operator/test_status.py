@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -15,6 +16,18 @@ SUMMARY = {
     "metrics": {"accuracy": 0.95, "f1_macro": 0.94},
     "artifactPath": "/models/ns/iris/v0123456789ab",
     "trainedAt": "2026-11-23T08:00:00Z",
+}
+JOB_UID = "3f1c0e52-job"
+TRAINER_POD: dict[str, Any] = {
+    "containers": [
+        {
+            "name": "trainer",
+            "image": "modelops/trainer:0.1.0",
+            "args": ["--output-root", "/models", "--name", "iris"],
+            "volumeMounts": [{"mountPath": "/models", "name": "models"}],
+        }
+    ],
+    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "iris-models"}}],
 }
 
 
@@ -30,12 +43,28 @@ def job(condition: str | None) -> dict[str, Any]:
         if condition
         else []
     )
-    return {"metadata": {"name": "iris-train-abc"}, "status": {"conditions": conditions}}
-
-
-def pod(phase: str, message: str, created: str = "2026-11-23T08:00:00Z") -> dict[str, Any]:
     return {
-        "metadata": {"creationTimestamp": created},
+        "metadata": {"name": "iris-train-abc", "uid": JOB_UID},
+        "spec": {"template": {"spec": TRAINER_POD}},
+        "status": {"conditions": conditions},
+    }
+
+
+def pod(
+    phase: str, message: str, created: str = "2026-11-23T08:00:00Z", owner: str = "JOB"
+) -> dict[str, Any]:
+    """A pod of the Job's (`owner` its uid), or of whatever uid is named."""
+    uid = JOB_UID if owner == "JOB" else owner
+    return {
+        "metadata": {
+            "name": f"iris-train-abc-{created[-3:-1]}",
+            "creationTimestamp": created,
+            "ownerReferences": [
+                {"kind": "Job", "name": "iris-train-abc", "uid": uid, "controller": True}
+            ],
+        },
+        # What the Job's pods get: the template, and what admission adds (the API token).
+        "spec": TRAINER_POD | {"volumes": [*TRAINER_POD["volumes"], {"name": "kube-api-access"}]},
         "status": {
             "phase": phase,
             "containerStatuses": [{"state": {"terminated": {"message": message}}}],
@@ -58,6 +87,41 @@ def test_completed_job_yields_the_trainers_summary() -> None:
     assert training.state == "Succeeded" and training.result is not None
     assert training.result.version == SUMMARY["version"]
     assert training.result.metrics == SUMMARY["metrics"]
+
+
+def test_the_trainers_success_ends_the_run_before_the_job_controller_says_so() -> None:
+    training = status.training_status(job(None), [pod("Succeeded", json.dumps(SUMMARY))], "h")
+    assert training.state == "Succeeded" and training.result is not None
+    assert training.result.version == SUMMARY["version"]
+    # Its summary not yet in the pod's status: the Job's own word is awaited.
+    assert status.training_status(job(None), [pod("Succeeded", "")], "h").state == "Running"
+    # The container exited 0, and the kubelet has not written the pod's phase yet.
+    exited = pod("Running", json.dumps(SUMMARY))
+    exited["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = 0
+    assert status.training_status(job(None), [exited], "h").state == "Succeeded"
+    exited["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = 1
+    assert status.training_status(job(None), [exited], "h").state == "Running"
+
+
+def test_a_pod_that_did_not_run_the_jobs_template_says_nothing_of_its_run() -> None:
+    """Anyone who may create a pod in the namespace can label one `job-name=<the Job>` and leave
+    a summary of their choosing (a version, a digest, metrics past the gate) in it."""
+    forged = {**SUMMARY, "version": "v000000forged", "metrics": {"accuracy": 1.0}}
+    planted = pod("Succeeded", json.dumps(forged), "2026-11-23T09:00:00Z", owner="someone-else")
+    unowned = planted | {"metadata": planted["metadata"] | {"ownerReferences": []}}
+    # With the Job's labels and no owner, the Job controller adopts it: its own code, though.
+    attackers_image = {**TRAINER_POD["containers"][0], "image": "attacker/any:1"}
+    other_claim = {"name": "models", "persistentVolumeClaim": {"claimName": "theirs"}}
+    adopted = [
+        pod("Succeeded", json.dumps(forged), "2026-11-23T09:00:00Z")
+        | {"spec": TRAINER_POD | change}
+        for change in ({"containers": [attackers_image]}, {"volumes": [other_claim]})
+    ]
+    for fake in (planted, unowned, *adopted):
+        assert status.training_status(job(None), [fake], "h").state == "Running"
+        real = pod("Succeeded", json.dumps(SUMMARY))
+        training = status.training_status(job("Complete"), [real, fake], "h")
+        assert training.result is not None and training.result.version == SUMMARY["version"]
 
 
 def test_unreadable_summary_is_a_failure_that_says_so() -> None:
@@ -277,8 +341,9 @@ def test_the_newest_troubled_pod_speaks() -> None:
 
 
 def test_a_running_job_whose_pod_cannot_start_says_why() -> None:
-    pods = [stuck_pod("t-1", "2026-11-23T08:00:00Z", **waiting("ErrImageNeverPull", NEVER_PULL))]
-    training = status.training_status(job(None), pods, "h")
+    stuck = stuck_pod("t-1", "2026-11-23T08:00:00Z", **waiting("ErrImageNeverPull", NEVER_PULL))
+    stuck["metadata"]["ownerReferences"] = pod("Pending", "")["metadata"]["ownerReferences"]
+    training = status.training_status(job(None), [stuck], "h")
     assert training.state == "Running"
     assert training.message == f"pod t-1: ErrImageNeverPull: {NEVER_PULL}"
 
@@ -333,3 +398,62 @@ def test_the_trainers_mlflow_run_reaches_the_record() -> None:
     record = status.parse_summary(json.dumps(summary))
     assert record.mlflow is not None and record.mlflow.to_wire() == logged
     assert status.parse_summary(json.dumps(summary | {"mlflow": None})).mlflow is None
+
+
+MULTI_ATTACH = (
+    'Multi-Attach error for volume "pvc-1" Volume is already used by pod(s) iris-server-a'
+)
+
+
+def creating_pod(name: str, scheduled: str) -> dict[str, Any]:
+    pod = stuck_pod(name, scheduled, **waiting("ContainerCreating"))
+    pod["metadata"]["uid"] = f"uid-{name}"
+    pod["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled}
+    ]
+    return pod
+
+
+def test_a_pod_still_being_made_after_a_while_is_looked_into() -> None:
+    now = datetime.datetime(2026, 11, 23, 8, 1, tzinfo=datetime.UTC)
+    old, new = (
+        creating_pod("old", "2026-11-23T08:00:00Z"),
+        creating_pod("new", "2026-11-23T08:00:55Z"),
+    )
+    running = creating_pod("running", "2026-11-23T08:00:00Z")
+    running["status"]["containerStatuses"] = [{"state": {"running": {}}}]
+    assert status.pods_not_starting([old, new, running], now, 10) == [old]
+    # Nothing in the pod's status says why: the scheduler and kubelet's own reading is none.
+    assert status.pod_problem([old]) is None
+
+
+def test_the_pods_newest_warning_event_is_its_problem() -> None:
+    events = [
+        {
+            "type": "Normal",
+            "reason": "Scheduled",
+            "message": "assigned",
+            "lastTimestamp": "2026-11-23T08:00:59Z",
+            "metadata": {},
+        },
+        {
+            "type": "Warning",
+            "reason": "FailedMount",
+            "message": "timed out",
+            "lastTimestamp": "2026-11-23T08:00:10Z",
+            "metadata": {},
+        },
+        {
+            "type": "Warning",
+            "reason": "FailedAttachVolume",
+            "message": MULTI_ATTACH,
+            "lastTimestamp": "2026-11-23T08:00:30Z",
+            "metadata": {},
+        },
+    ]
+    pod = creating_pod("iris-server-b", "2026-11-23T08:00:00Z")
+    assert (
+        status.event_problem(pod, events)
+        == f"pod iris-server-b: FailedAttachVolume: {MULTI_ATTACH}"
+    )
+    assert status.event_problem(pod, events[:1]) is None

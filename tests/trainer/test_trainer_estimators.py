@@ -9,6 +9,7 @@ from typing import Any
 
 import joblib
 import pytest
+from modelops_operator import api
 from modelops_trainer import TrainingError, train
 from modelops_trainer.estimators import ESTIMATORS, TRAINER_DEFAULTS, task_of
 from sklearn.pipeline import Pipeline
@@ -48,7 +49,6 @@ def _metadata(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_allow_list_is_the_operators() -> None:
-    api = pytest.importorskip("modelops_operator.api")
     assert set(ESTIMATORS) == set(FAST) == set(api.CLASSIFIERS) | set(api.REGRESSORS)
     assert {name for name in ESTIMATORS if task_of(name) == "regression"} == set(api.REGRESSORS)
 

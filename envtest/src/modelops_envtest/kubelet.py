@@ -82,6 +82,46 @@ class Kubelet:
             pod.metadata.name, pod.metadata.namespace, {"status": status}
         )
 
+    def cannot_attach(self, pod: Any, scheduled: str, reason: str, message: str) -> None:
+        """Report the pod scheduled at `scheduled` with its container still being made, and
+        post the Warning Event that says why, as the attach/detach controller posts one for
+        a volume attached elsewhere (Multi-Attach)."""
+        status = {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled}
+            ],
+            "containerStatuses": [
+                _container_status(pod, False, {"waiting": {"reason": "ContainerCreating"}})
+            ],
+        }
+        self.core.patch_namespaced_pod_status(
+            pod.metadata.name, pod.metadata.namespace, {"status": status}
+        )
+        now = _now()
+        # A plain body, as for the status patches above; the client's stub wants its model.
+        event: Any = {
+            "metadata": {
+                "generateName": f"{pod.metadata.name}.",
+                "namespace": pod.metadata.namespace,
+            },
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "namespace": pod.metadata.namespace,
+                "name": pod.metadata.name,
+                "uid": pod.metadata.uid,
+            },
+            "type": "Warning",
+            "reason": reason,
+            "message": message,
+            "source": {"component": "attachdetach-controller"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(pod.metadata.namespace, event)
+
     def mark_ready(self, pod: Any) -> None:
         """Report the pod Running with its container started and Ready."""
         now = _now()

@@ -332,9 +332,10 @@ def build_server_deployment(
         ],
         "resources": _resources(serving.resources),
         "securityContext": _restricted_security_context(),
-        # Asked every 2 s, not 10: the first probe comes as the container starts, before the
-        # server listens (it is ready within a second), and a model was Ready up to 10 s late.
-        "readinessProbe": _probe(probe, "/v2/health/ready") | {"periodSeconds": 2},
+        # Asked every second, not every 10: the first probe comes as the container starts,
+        # before the server listens (it is ready within a second), and each period more is
+        # time a new model or a rollout waits for nothing.
+        "readinessProbe": _probe(probe, "/v2/health/ready") | {"periodSeconds": 1},
         "livenessProbe": _probe(probe, "/v2/health/live") | {"failureThreshold": 6},
         # The server answers the hook after that long, closing kept-alive connections as it
         # answers on them meanwhile; then SIGTERM: uvicorn stops accepting and finishes the

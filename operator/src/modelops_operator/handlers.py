@@ -73,7 +73,7 @@ API_CONNECTIONS = 32
 # Threads that reconcile: kopf's, for the handlers of the model itself, and as many again for
 # the children's events.
 RECONCILE_THREADS = 16
-CHILD_EVENTS_GATHER_SECONDS = 1.0
+DEPLOYMENT_EVENTS_GATHER_SECONDS = 0.5
 WORKER_IDLE_SECONDS = 1.0
 
 
@@ -169,6 +169,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     memo.turns = ModelTurns()
     # The reconciles that children's events started (child_changed), until each is done.
     memo.child_reconciles = set()
+    # Per model: set when the burst its waiting claim gathers has ended.
+    memo.gathering = {}
     memo.sweeps = registration.SweepSchedule(memo.settings.sweep_seconds)
     memo.peering = (
         None
@@ -310,35 +312,58 @@ def _sweep(memo: Any) -> None:
         logger.warning(f"sweeping the scrape config files failed: {error}")
 
 
-def _pod_stuck(body: kopf.Body, **_: Any) -> bool:
-    # Only a stuck pod tells what its Job or Deployment does not; every other pod event is
-    # followed by one of theirs, or is news to nobody.
-    return status.pod_problem([dict(body)]) is not None
+def _pod_news(body: kopf.Body, **_: Any) -> bool:
+    # A stuck pod tells what its Job or Deployment does not, and a trainer whose container
+    # exited 0 tells its success two seconds before its Job; every other pod event is followed
+    # by one of theirs, or is news to nobody.
+    trainer_done = "job-name" in body.metadata.labels and status.trainer_succeeded(body)
+    return trainer_done or status.pod_problem([dict(body)]) is not None
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 # Neither a Job's nor a Deployment's status changes while its pod cannot pull its image.
-@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_pod_stuck)
+@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_pod_news)
 async def child_changed(
-    labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+    labels: Mapping[str, str],
+    namespace: str | None,
+    resource: kopf.Resource,
+    body: kopf.Body,
+    memo: Any,
+    **_: Any,
 ) -> None:
     owner = labels.get(constants.LABEL_MODEL)
     if not (owner and namespace):
         return
+    # A rollout's status updates come in bursts, the last of which finds it complete; a Job's
+    # and a pod's news come one at a time.
+    rolling = resource.plural == "deployments" and not status.rolled_out(body)
     claim = memo.turns.claim(namespace, owner, coalesce=True)
     if claim is None:
+        # It joins a claim that waits for the rest of a burst: this is the end of it.
+        if not rolling and (gathering := memo.gathering.get((namespace, owner))):
+            gathering.set()
         return
     # Apart from this handler: kopf's worker for the child waits for its handlers, and meanwhile
     # keeps the child's next events queued, parsed. Those join this claim as they come.
-    reconciling = asyncio.create_task(_reconcile_after_burst(claim, memo))
+    gather = DEPLOYMENT_EVENTS_GATHER_SECONDS if rolling else 0.0
+    reconciling = asyncio.create_task(_reconcile_after_burst(claim, memo, gather))
     memo.child_reconciles.add(reconciling)
     reconciling.add_done_callback(memo.child_reconciles.discard)
 
 
-async def _reconcile_after_burst(claim: Claim, memo: Any) -> None:
-    # The rest of the burst (a rollout's status updates) arrives meanwhile and joins the claim.
-    await asyncio.sleep(CHILD_EVENTS_GATHER_SECONDS)
+async def _reconcile_after_burst(claim: Claim, memo: Any, gather_seconds: float) -> None:
+    # The rest of the burst arrives meanwhile and joins the claim, until the event that ends
+    # the burst (a rollout complete) or `gather_seconds`.
+    if gather_seconds:
+        key = (claim.namespace, claim.name)
+        ended = memo.gathering.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(ended.wait(), gather_seconds)
+        except TimeoutError:
+            pass
+        finally:
+            memo.gathering.pop(key, None)
     await _reconcile_in_pool(claim, memo, why="after its child changed", workload_only=True)
 
 

@@ -40,6 +40,8 @@ def refusal_message(error: kubernetes.client.ApiException) -> str:
 PLURALS = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    # Read for why a pod is stuck where its status does not say.
+    ("v1", "Event"): "events",
     ("v1", "Pod"): "pods",
     ("v1", "Service"): "services",
     ("apps/v1", "Deployment"): "deployments",

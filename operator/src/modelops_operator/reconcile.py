@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 # How soon a transient failure (a conflict, an apiserver briefly away) is tried again.
 RETRY_DELAY_SECONDS = 5
+# How long a scheduled pod's containers may take to be made before its Events are read for why
+# not: a volume attached and mounted, a sandbox made, an image pulled take seconds.
+POD_START_PATIENCE_SECONDS = 10
 
 
 class WriteRefused(Exception):
@@ -440,13 +443,18 @@ def _observe_training(
             _post(body, False, "TrainingStarted", f"training Job {job_name} {reason}")
             # Its pods come later, and with them an event of the Job's.
             return status.training_status(job, [], spec_hash, run.slot)
-    if status.job_finished(job):
-        # The outcome is read once and kept in status: from the apiserver, since the
-        # watches may not have delivered the pod's termination message yet.
+    pods = world.watched.list("v1", "Pod", namespace, name, {"job-name": job_name})
+    if status.outcome_due(job, pods):
+        # The outcome is read once and kept in status, from the apiserver: the watches keep
+        # neither specs (the pod read must have run the Job's template) nor Succeeded pods, and
+        # may not have delivered a failed pod's message yet.
+        job = world.kube.get("batch/v1", "Job", namespace, job_name) or job
         pods = world.kube.list("v1", "Pod", namespace, f"job-name={job_name}")
-    else:
-        pods = world.watched.list("v1", "Pod", namespace, name, {"job-name": job_name})
-    return status.training_status(job, pods, spec_hash, run.slot)
+    training = status.training_status(job, pods, spec_hash, run.slot)
+    if training.state == "Running" and not training.message:
+        problem = _events_problem(world, namespace, status.pods_of_job(job, pods))
+        return training.model_copy(update={"message": problem}) if problem else training
+    return training
 
 
 def _ensure_serving(
@@ -492,7 +500,23 @@ def _ensure_serving(
     if progress.complete:
         return progress
     pods = world.watched.list("v1", "Pod", namespace, name, builders.labels(name, "server"))
-    return dataclasses.replace(progress, problem=status.pod_problem(pods))
+    problem = status.pod_problem(pods) or _events_problem(world, namespace, pods)
+    return dataclasses.replace(progress, problem=problem)
+
+
+def _events_problem(world: World, namespace: str, pods: list[dict[str, Any]]) -> str | None:
+    """For a pod whose containers are still being made a while after it was scheduled, the
+    newest Warning Event: a volume that cannot attach or mount is told nowhere else."""
+    now = datetime.datetime.now(datetime.UTC)
+    for pod in status.pods_not_starting(pods, now, POD_START_PATIENCE_SECONDS):
+        uid = pod["metadata"]["uid"]
+        events = world.kube.list(
+            "v1", "Event", namespace, "", field_selector=f"involvedObject.uid={uid}"
+        )
+        problem = status.event_problem(pod, events)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _remove_stale_jobs(

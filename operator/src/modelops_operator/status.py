@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ def now() -> str:
     return schedule.timestamp(datetime.datetime.now(datetime.UTC))
 
 
-def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def _job_condition(job: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
     for condition in job.get("status", {}).get("conditions") or []:
         if condition.get("type") == kind and condition.get("status") == "True":
             return dict(condition)
@@ -49,6 +49,9 @@ def _newest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
     return max(matching, key=lambda pod: pod["metadata"].get("creationTimestamp", ""), default=None)
 
 
+# What a container waits with while the kubelet makes it: normal for a while, until its pod's
+# volumes or sandbox cannot be made.
+_STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 # Waiting reasons the kubelet keeps reporting until someone changes something (the image, the
 # configuration, the code): worth telling the user at once rather than waiting out a deadline.
 _STUCK_WAITING_REASONS = frozenset(
@@ -98,6 +101,64 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def pods_not_starting(
+    pods: list[dict[str, Any]], now: datetime.datetime, patience_seconds: float
+) -> list[dict[str, Any]]:
+    """Pods scheduled over `patience_seconds` ago whose containers are still being made: the
+    kubelet and the attach/detach controller say why (a volume that cannot attach or mount,
+    a sandbox that cannot be made) only in the pod's Events."""
+    stuck = []
+    for pod in _newest_first(pods):
+        pod_status = pod.get("status") or {}
+        if pod["metadata"].get("deletionTimestamp") or pod_status.get("phase") != "Pending":
+            continue
+        scheduled = next(
+            (
+                condition
+                for condition in pod_status.get("conditions") or []
+                if condition.get("type") == "PodScheduled" and condition.get("status") == "True"
+            ),
+            None,
+        )
+        containers = (pod_status.get("initContainerStatuses") or []) + (
+            pod_status.get("containerStatuses") or []
+        )
+        states = [container.get("state") or {} for container in containers]
+        being_made = all(
+            "terminated" in state or (state.get("waiting") or {}).get("reason") in _STARTING_REASONS
+            for state in states
+        )
+        if scheduled and being_made:
+            since = _parse_time(scheduled.get("lastTransitionTime"))
+            if since is not None and (now - since).total_seconds() >= patience_seconds:
+                stuck.append(pod)
+    return stuck
+
+
+def event_problem(pod: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+    """The newest Warning Event of `pod`, as the pod's problem; None when it has none."""
+    warnings = [event for event in events if event.get("type") == "Warning"]
+    if not warnings:
+        return None
+    newest = max(
+        warnings,
+        key=lambda event: (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or event["metadata"].get("creationTimestamp")
+            or ""
+        ),
+    )
+    name = pod["metadata"]["name"]
+    return f"pod {name}: {newest.get('reason', 'Warning')}: {newest.get('message', '').strip()}"
+
+
+def _parse_time(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _waiting_detail(container: dict[str, Any], waiting: dict[str, Any]) -> str:
     # A crash loop's own words are the last run's termination message (the model fetch's
     # error, say); the kubelet's ("back-off restarting failed container") say only that.
@@ -121,15 +182,15 @@ def parse_summary(message: str) -> api.ModelRecord:
         ) from None
 
 
-def _job_succeeded(job: dict[str, Any]) -> dict[str, Any] | None:
+def _job_succeeded(job: Mapping[str, Any]) -> dict[str, Any] | None:
     return _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet")
 
 
-def _job_failed(job: dict[str, Any]) -> dict[str, Any] | None:
+def _job_failed(job: Mapping[str, Any]) -> dict[str, Any] | None:
     return _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
 
 
-def job_finished(job: dict[str, Any]) -> bool:
+def job_finished(job: Mapping[str, Any]) -> bool:
     return bool(_job_succeeded(job) or _job_failed(job))
 
 
@@ -143,13 +204,87 @@ def training_status(
     return run.model_copy(update={"scheduled_for": scheduled_for}) if scheduled_for else run
 
 
+def _controlled_by(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    uid = job["metadata"].get("uid")
+    return [
+        pod
+        for pod in pods
+        if any(
+            owner.get("controller") and owner.get("uid") == uid
+            for owner in pod["metadata"].get("ownerReferences") or []
+        )
+    ]
+
+
+def pods_of_job(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods that ran the Job's own template: what a run's outcome is read from. Anyone
+    who may create a pod in the namespace can copy the Job's labels onto one, and the Job
+    controller then adopts it (its selector is those labels): a pod counts only if the Job
+    controls it and it runs the template's containers (images, commands, arguments,
+    environment, mounts) with its volumes. Both specs are needed (the watches keep neither)."""
+    template = (job.get("spec") or {}).get("template", {}).get("spec") or {}
+    return [
+        pod
+        for pod in _controlled_by(job, pods)
+        if template.get("containers") and _runs_template(pod.get("spec") or {}, template)
+    ]
+
+
+def outcome_due(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """The run is over, by the Job's word or by the exit codes of a pod it controls: two
+    seconds before the Job controller writes it down."""
+    return job_finished(job) or any(trainer_succeeded(pod) for pod in _controlled_by(job, pods))
+
+
+_CONTAINER_ESSENTIALS = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts")
+
+
+def _runs_template(pod_spec: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
+    def essentials(spec: Mapping[str, Any]) -> list[list[Any]]:
+        return [
+            [container.get(field) for field in _CONTAINER_ESSENTIALS]
+            for container in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        ]
+
+    volumes = {volume["name"]: volume for volume in pod_spec.get("volumes") or []}
+    return essentials(pod_spec) == essentials(template) and all(
+        volumes.get(volume["name"]) == volume for volume in template.get("volumes") or []
+    )
+
+
+def trainer_succeeded(pod: Mapping[str, Any]) -> bool:
+    """The pod Succeeded, or every container of it exited 0: the kubelet writes the phase
+    a second after the exit codes."""
+    pod_status = pod.get("status") or {}
+    exits = [
+        ((container.get("state") or {}).get("terminated") or {}).get("exitCode")
+        for container in pod_status.get("containerStatuses") or []
+    ]
+    return pod_status.get("phase") == "Succeeded" or (bool(exits) and set(exits) == {0})
+
+
 def _training_status(
     job: dict[str, Any], pods: list[dict[str, Any]], spec_hash: str
 ) -> api.TrainingStatus:
     name = job["metadata"]["name"]
-    if _job_succeeded(job):
-        succeeded = _newest(pods, "Succeeded")
-        message = _termination_message(succeeded) if succeeded else ""
+    ran = pods_of_job(job, pods)
+    succeeded = max(
+        (pod for pod in ran if trainer_succeeded(pod)),
+        key=lambda pod: pod["metadata"].get("creationTimestamp", ""),
+        default=None,
+    )
+    # The Job runs one pod to one completion: that pod's success, its summary written, is the
+    # Job's, known two seconds before the Job controller writes it down.
+    if _job_succeeded(job) or (succeeded and _termination_message(succeeded)):
+        if succeeded is None:
+            return api.TrainingStatus(
+                spec_hash=spec_hash,
+                job_name=name,
+                state="Failed",
+                message=f"Job {name} completed, but no pod that ran its template succeeded: a "
+                "pod with its labels that something else made is never read",
+            )
+        message = _termination_message(succeeded)
         try:
             result = parse_summary(message)
         except ValueError as error:
@@ -161,14 +296,17 @@ def _training_status(
         )
     failed = _job_failed(job)
     if failed:
-        pod = _newest(pods, "Failed")
+        pod = _newest(ran, "Failed")
         trainer_said = _termination_message(pod) if pod else ""
         reason = trainer_said or failed.get("message") or failed.get("reason") or "unknown"
         return api.TrainingStatus(
             spec_hash=spec_hash, job_name=name, state="Failed", message=reason
         )
     return api.TrainingStatus(
-        spec_hash=spec_hash, job_name=name, state="Running", message=pod_problem(pods) or ""
+        spec_hash=spec_hash,
+        job_name=name,
+        state="Running",
+        message=pod_problem(_controlled_by(job, pods)) or "",
     )
 
 
@@ -252,22 +390,26 @@ class Rollout:
     problem: str | None = None
 
 
-def rollout(deployment: dict[str, Any], version: str) -> Rollout:
-    spec = deployment.get("spec", {})
-    status = deployment.get("status", {})
-    wanted = int(spec.get("replicas", 1))
-    ready = int(status.get("readyReplicas") or 0)
+def rollout(deployment: Mapping[str, Any], version: str) -> Rollout:
+    wanted = int(deployment.get("spec", {}).get("replicas", 1))
+    ready = int(deployment.get("status", {}).get("readyReplicas") or 0)
     serves_version = (
         deployment["metadata"].get("labels", {}).get(constants.LABEL_VERSION) == version
     )
-    complete = (
-        serves_version
-        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    complete = serves_version and rolled_out(deployment)
+    return Rollout(complete=complete, replicas=wanted, ready_replicas=ready)
+
+
+def rolled_out(deployment: Mapping[str, Any]) -> bool:
+    """Every pod the Deployment wants runs its current template and is available."""
+    wanted = int(deployment.get("spec", {}).get("replicas", 1))
+    status = deployment.get("status", {})
+    return bool(
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
         and int(status.get("updatedReplicas") or 0) >= wanted
         and int(status.get("availableReplicas") or 0) >= wanted
         and int(status.get("replicas") or 0) == int(status.get("updatedReplicas") or 0)
     )
-    return Rollout(complete=complete, replicas=wanted, ready_replicas=ready)
 
 
 def condition(
