@@ -327,7 +327,7 @@ def load(cluster: KindCluster, namespace: str) -> Iterator[Any]:
     """modelops-load against the iris Service, two users back to back, until `stop()`, which
     returns its report."""
     # Kept-alive connections, as most clients keep them: a leaving pod's drain closes each
-    # after its next answer (GET /drain, its preStop hook).
+    # after its next answer (modelops-drain, its preStop hook).
     url = service_url(namespace, "iris", "")
     with load_generator(cluster, namespace, url, "--users 2 --duration 900") as stop:
         yield stop
@@ -374,6 +374,33 @@ def test_retraining_rolls_out_under_load_without_a_failed_request(
     assert result["failures"] == 0, result["errors"]
     assert set(result["versions"]) == {before, after}, result["versions"]
     assert result["requests"] > 100
+
+
+@pytest.mark.usefixtures("samples")
+def test_a_pod_of_another_namespace_can_predict_but_not_drain_a_model(
+    cluster: KindCluster, namespace: str
+) -> None:
+    """The drain is the serving pod's own preStop hook's: asked over the network, from a pod
+    anywhere, it is refused (it would make the model close every connection)."""
+    outsider = f"outsider-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", outsider)
+    drain_url = service_url(namespace, "iris", "/drain?seconds=0")
+    script = f"""
+        import urllib.error, urllib.request
+        try:
+            urllib.request.urlopen({drain_url!r}, timeout=10)
+            print("drained")
+        except urllib.error.HTTPError as error:
+            print(error.code, error.read().decode())
+    """
+    try:
+        refused = run_python(cluster, outsider, script)
+        assert refused.startswith("403") and "preStop hook" in refused, refused
+        url = service_url(namespace, "iris", "/predict")
+        answer = json.loads(run_python(cluster, outsider, predict_script(url, IRIS_ROWS[:1])))
+        assert answer["predictions"] == ["setosa"]
+    finally:
+        cluster.kubectl("delete", "namespace", outsider, "--wait=false")
 
 
 @pytest.mark.usefixtures("samples")

@@ -131,7 +131,12 @@ def test_server_deployment_is_locked_down_and_verifies_the_artifact() -> None:
     # Ready within a probe period of the server's start (under a second), not ten.
     assert server["readinessProbe"]["periodSeconds"] <= 2
     assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    assert server["lifecycle"]["preStop"]["httpGet"]["path"] == "/drain?seconds=10"
+    # Run in the container: the server drains for its own loopback alone.
+    assert server["lifecycle"]["preStop"]["exec"]["command"] == [
+        "modelops-drain",
+        "--seconds",
+        "10",
+    ]
     mount = next(m for m in server["volumeMounts"] if m["name"] == "models")
     assert mount["readOnly"] is True
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -252,7 +257,7 @@ def test_service_offers_rest_and_grpc_while_probes_stay_on_http() -> None:
     served = {port["name"]: port["containerPort"] for port in server["ports"]}
     assert served == {"http": 8080, "grpc": 8081}
     assert {"name": "MODELOPS_GRPC_PORT", "value": "8081"} in server["env"]
-    probes = (server["readinessProbe"], server["livenessProbe"], server["lifecycle"]["preStop"])
+    probes = (server["readinessProbe"], server["livenessProbe"])
     assert all(probe["httpGet"]["port"] == "http" for probe in probes)
     assert builders.grpc_endpoint("iris", "ns", SETTINGS) == "iris.ns.svc.cluster.local:8081"
 

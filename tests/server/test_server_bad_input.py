@@ -207,6 +207,12 @@ def test_unknown_paths_and_methods_answer_json_errors(iris_server: Server) -> No
 
     assert (missing.status_code, missing.json()) == (404, {"error": "Not Found"})
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]
+    assert wrong_method.headers["allow"] == "POST"
+    # The routes FastAPI answers say what they allow too (RFC 9110: a 405 must).
+    for path, allowed in (("/card", "GET"), ("/drain", "GET"), ("/v2/health/ready", "GET")):
+        answer = iris_server.client.post(path)
+        assert answer.status_code == 405 and answer.json()["error"], path
+        assert answer.headers["allow"] == allowed, path
 
 
 # --- fuzzing: whatever arrives, a JSON answer below 500, and the server still serves.

@@ -36,6 +36,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 PAGE_FILES = ("index.html", "page.js", "page.css")
+# Who may drain the server: the pod itself (its preStop hook, run in the container).
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
 # The preStop hook's drain is seconds long; more is a mistake.
 MAX_DRAIN_SECONDS = 300
 # How long connections keep closing after the hook returned: through uvicorn's graceful
@@ -162,12 +164,22 @@ def create_app(
     async def model_version_ready(name: str, version: str) -> Response:
         return _readiness(dataplane.model_ready(name, version), dataplane)
 
-    @app.get("/drain", response_model=schemas.Drained, summary="Drain before shutting down")
+    @app.get(
+        "/drain",
+        response_model=schemas.Drained,
+        summary="Drain before shutting down (from inside the pod only)",
+        responses={403: {"model": schemas.Error, "description": "Not asked from the pod itself"}},
+    )
     async def start_draining(
+        request: Request,
         seconds: Annotated[float, Query(ge=0, le=MAX_DRAIN_SECONDS)] = 0,
     ) -> Response:
-        """The pod's preStop hook: answers after `seconds`, and from now on every response
-        closes its connection (see Drain)."""
+        """The pod's preStop hook (`modelops-drain`, run in the container): answers after
+        `seconds`, and from now on every response closes its connection (see Drain). Asked
+        from anywhere but the pod's own loopback it is refused: anyone who reaches the port
+        could otherwise make the model close every connection, again and again."""
+        if request.client is None or request.client.host not in LOOPBACK:
+            return _error(403, "the drain is the pod's own preStop hook's: ask it on 127.0.0.1")
         drain.start(seconds)
         await asyncio.sleep(seconds)
         return _json({"drained": seconds})
@@ -218,7 +230,10 @@ def _map_errors(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, str(exc.detail))
+        answer = _error(exc.status_code, str(exc.detail))
+        # A 405's Allow among them: what the client may do instead.
+        answer.headers.update(exc.headers or {})
+        return answer
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,21 @@ def serve(settings: Settings) -> None:
         # Per-request access lines would cost more than a prediction; /metrics counts requests.
         access_log=False,
     )
+
+
+def drain(argv: Sequence[str] | None = None) -> int:
+    """`modelops-drain`: the serving container's preStop hook. Asks the server in the same
+    container, on loopback (the only address it drains for), to drain for `--seconds`, and
+    returns when it has."""
+    parser = argparse.ArgumentParser(prog="modelops-drain", description=drain.__doc__)
+    parser.add_argument("--seconds", type=float, required=True, help="how long to drain")
+    parser.add_argument("--port", type=int, help="the server's HTTP port (default 8080)")
+    arguments = parser.parse_args(argv)
+    # The container's own setting, as the server read it.
+    port = arguments.port or int(
+        os.environ.get("MODELOPS_PORT", Settings.model_fields["port"].default)
+    )
+    url = f"http://127.0.0.1:{port}/drain?seconds={arguments.seconds:g}"
+    with urllib.request.urlopen(url, timeout=arguments.seconds + 10) as answer:
+        print(answer.read().decode())
+    return 0

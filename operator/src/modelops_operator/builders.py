@@ -339,13 +339,10 @@ def build_server_deployment(
         "livenessProbe": _probe(probe, "/v2/health/live") | {"failureThreshold": 6},
         # The server answers the hook after that long, closing kept-alive connections as it
         # answers on them meanwhile; then SIGTERM: uvicorn stops accepting and finishes the
-        # requests in flight.
+        # requests in flight. Run in the container: the server drains for its loopback alone.
         "lifecycle": {
             "preStop": {
-                "httpGet": {
-                    "path": f"/drain?seconds={SERVER_DRAIN_SECONDS}",
-                    "port": SERVER_PORT_NAME,
-                }
+                "exec": {"command": ["modelops-drain", "--seconds", str(SERVER_DRAIN_SECONDS)]}
             }
         },
         "volumeMounts": [
