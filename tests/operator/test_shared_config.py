@@ -169,6 +169,40 @@ def test_jobs_of_models_that_are_gone_are_swept(
     assert live_job in scrape_job_names(control_plane), "a live model's job stays"
 
 
+def test_an_unreadable_scrape_file_stops_the_sweep_of_no_other(
+    control_plane: ControlPlane, models: Models, monitoring_namespace: str
+) -> None:
+    """The sweep walks the files in order: the first one broken, a ghost's job in a later one
+    is swept all the same."""
+    models.apply(sample("iris"))  # the sweep follows each round of the models' resync
+    first = registration.scrape_config_maps(SETTINGS)[0][1]
+    ghost = next(
+        name
+        for name in (f"ghost-{i}" for i in range(100))
+        if file_of(name, models.namespace) not in (first, file_of("iris", models.namespace))
+    )
+    put_job(control_plane, models.namespace, ghost)
+    put_file(control_plane, first, "scrape_configs: [unclosed")
+    try:
+        wait_until(
+            lambda: (
+                f"modelops/{models.namespace}/{ghost}"
+                not in ghost_file_jobs(control_plane, file_of(ghost, models.namespace))
+            ),
+            timeout=60,
+            what="the ghost's scrape job to be swept past the broken file",
+        )
+    finally:
+        put_file(control_plane, first, "scrape_configs: []\n")
+
+
+def ghost_file_jobs(control_plane: ControlPlane, configmap: str) -> list[str]:
+    text = configmap_data(control_plane, MONITORING_NS, configmap)[
+        registration.scrape_file_key(configmap)
+    ]
+    return [job["job_name"] for job in (yaml.safe_load(text) or {}).get("scrape_configs") or []]
+
+
 def events_of(models: Models, reason: str) -> list[str]:
     """The messages of the namespace's Events for `reason`."""
     found = models.kubectl("get", "events", "--field-selector", f"reason={reason}", "-o", "json")

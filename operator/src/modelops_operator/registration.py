@@ -105,17 +105,28 @@ def sweep(kube: Kube, settings: Settings, models: Collection[tuple[str, str]]) -
             and kube.get_model(*model) is None
         )
 
+    # A file that cannot be read or written stops the sweep of none of the others.
+    failures = []
     for configmap in scrape_config_maps(settings):
-        _edit_file(
-            kube,
-            configmap,
-            _checked(
+        try:
+            _edit_file(
+                kube,
                 configmap,
-                lambda text: (
-                    prometheus.without_scrape_jobs(text, orphaned) if text is not None else None
+                _checked(
+                    configmap,
+                    lambda text: (
+                        prometheus.without_scrape_jobs(text, orphaned) if text is not None else None
+                    ),
                 ),
-            ),
-        )
+            )
+        except Exception as error:  # this file's; the next sweep tries it again
+            failures.append(str(error))
+    if failures:
+        raise SweepIncomplete("; ".join(failures))
+
+
+class SweepIncomplete(Exception):
+    """Some scrape files could not be swept (the others were): each one's error."""
 
 
 def _checked(configmap: tuple[str, str], change: FileChange) -> FileChange:
