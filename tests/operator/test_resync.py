@@ -126,6 +126,35 @@ def test_an_outranked_replica_reconciles_nothing_until_it_leads_again(
     assert reconciled, "resumed once it leads"
 
 
+def test_a_failed_listing_of_the_models_costs_one_period_not_the_loop() -> None:
+    """The models' listing may ask the apiserver (about a ghost) and fail: the loop goes on."""
+    failures = [ConnectionResetError("apiserver gone")]
+    reconciled: list[resync.Key] = []
+
+    def keys() -> list[resync.Key]:
+        if failures:
+            raise failures.pop()
+        return [("a", "iris")]
+
+    async def main() -> None:
+        async def leads(namespaces: list[str]) -> bool:
+            return True
+
+        async def reconcile(key: resync.Key) -> None:
+            reconciled.append(key)
+
+        async def after_round() -> None:
+            pass
+
+        loop = asyncio.create_task(resync.resync_forever(0.05, keys, leads, reconcile, after_round))
+        await asyncio.sleep(0.3)
+        assert not loop.done(), "the loop survived the failure"
+        loop.cancel()
+
+    asyncio.run(main())
+    assert reconciled and set(reconciled) == {("a", "iris")}
+
+
 @pytest.fixture
 def peering_objects(
     control_plane: ControlPlane, namespace: str, crds_installed: None

@@ -129,10 +129,17 @@ async def resync_forever(
     """Reconcile each of keys() once per `period`, the n models of a round `period / n` apart,
     and after_round() at its end, while this replica leads (`leads` is given the models'
     namespaces). A round that falls behind (slow writes) goes on without pausing, and the next
-    starts when it ends. `reconcile` and `after_round` handle their own errors."""
+    starts when it ends. `reconcile` and `after_round` handle their own errors; a `keys()`
+    that fails (it may ask the apiserver about a ghost, on a worker thread) costs one period,
+    never the loop."""
     while True:
         started = clock()
-        models = keys()
+        try:
+            models = await asyncio.to_thread(keys)
+        except Exception:
+            logger.exception("listing the models to resync failed; trying again in a period")
+            await _sleep_until(started + period, clock)
+            continue
         namespaces = sorted({namespace for namespace, _ in models})
         for position, key in enumerate(models):
             await _sleep_until(started + position * period / len(models), clock)
