@@ -85,6 +85,9 @@ def _api_client() -> kubernetes.client.ApiClient:
         kubernetes.config.load_kube_config(client_configuration=configuration)
     # Handlers run on many threads at once; the default pool of 4 would churn connections.
     configuration.connection_pool_maxsize = API_CONNECTIONS
+    # TCP keepalive as client-go's (30 s idle): a connection whose peer vanished (the apiserver
+    # moved, a NAT forgot it) is found dead in minutes, not hours.
+    configuration.keep_alive = True
     return kubernetes.client.ApiClient(configuration)
 
 

@@ -54,6 +54,9 @@ PLURALS = {
     ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
     ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
 }
+# (connect, read): a request the apiserver never answers would hold its reconcile's thread,
+# and the lock on a scrape file, for ever. No request of the operator's waits on anything.
+REQUEST_TIMEOUT_SECONDS = (5.0, 30.0)
 _JSON = "application/json"
 _MERGE_PATCH = "application/merge-patch+json"
 _APPLY_PATCH = "application/apply-patch+yaml"
@@ -97,7 +100,9 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.api_client.call_api(method, url, headers, serialized)
+        response = self.api_client.call_api(
+            method, url, headers, serialized, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
         response.read()
         if not 200 <= response.status < 300:
             raise kubernetes.client.ApiException(http_resp=response)
