@@ -197,6 +197,19 @@ def test_no_gate_promotes() -> None:
     assert status.judge(record("v1"), None).promoted
 
 
+def test_a_pinned_version_stays_in_history_however_old() -> None:
+    """What leaves history, the next run's prune deletes from storage: a pinned version serves."""
+    history: list[api.ModelRecord] = []
+    for index in range(api.HISTORY_LIMIT + 5):
+        history = status.promote(history, record(f"v{index}"), pinned="v0")
+        versions = [entry.version for entry in history]
+        assert "v0" in versions and len(versions) == min(index + 1, api.HISTORY_LIMIT)
+    assert versions[0] == f"v{api.HISTORY_LIMIT + 4}" and versions[-1] == "v0"
+    # Unpinned, it goes as any other.
+    history = status.promote(history, record("vnew"))
+    assert "v0" not in [entry.version for entry in history]
+
+
 def test_history_is_newest_first_unique_and_bounded() -> None:
     history: list[api.ModelRecord] = []
     for index in range(api.HISTORY_LIMIT + 3):

@@ -374,7 +374,9 @@ def _versions(
     servable versions with what they brought."""
     if spec.training is None:
         assert spec.model is not None, "the spec has exactly one of training and model"
-        history = status.promote(previous.history, status.provided_record(spec.model))
+        history = status.promote(
+            previous.history, status.provided_record(spec.model), spec.serving.model_version
+        )
         if previous.training is not None:
             # Training gave way to a provided model: its Jobs go, but for those in history.
             _remove_stale_jobs(world, body, "", history)
@@ -390,6 +392,7 @@ def _versions(
                 training.result.model_copy(
                     update={"score": verdict.score, "job_name": training.job_name}
                 ),
+                spec.serving.model_version,
             )
     if training.state != "Running" and training != previous.training:
         _remove_stale_jobs(world, body, training.job_name, history)

@@ -342,10 +342,16 @@ def provided_record(source: api.ModelSource) -> api.ModelRecord:
     )
 
 
-def promote(history: list[api.ModelRecord], model: api.ModelRecord) -> list[api.ModelRecord]:
-    """Newest first, each version once, at most HISTORY_LIMIT entries."""
+def promote(
+    history: list[api.ModelRecord], model: api.ModelRecord, pinned: str | None = None
+) -> list[api.ModelRecord]:
+    """Newest first, each version once, at most HISTORY_LIMIT entries, the `pinned` one
+    (serving.modelVersion) among them however old: what leaves history, the next training run
+    deletes from storage, and a pinned version still serves."""
     rest = [entry for entry in history if entry.version != model.version]
-    return [model, *rest][: api.HISTORY_LIMIT]
+    kept = [model, *rest][: api.HISTORY_LIMIT]
+    old_pin = [entry for entry in rest[api.HISTORY_LIMIT - 1 :] if entry.version == pinned]
+    return kept[: api.HISTORY_LIMIT - len(old_pin)] + old_pin
 
 
 def stale_jobs(job_names: Iterable[str], current: str, history: list[api.ModelRecord]) -> list[str]:
