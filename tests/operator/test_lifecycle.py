@@ -588,3 +588,17 @@ def test_a_pod_its_job_did_not_make_cannot_forge_the_training_result(
     failed = models.wait_for_phase("iris", "Failed")
     assert "no pod that ran its template succeeded" in failed["message"], failed["message"]
     assert "model" not in failed and "v0000000f0rged" not in json.dumps(failed)
+
+
+def test_a_training_pod_whose_volume_cannot_mount_says_so_in_status(
+    models: Models, kubelet: Kubelet
+) -> None:
+    """The Job's pod is scheduled and never starts; the kubelet says why in an Event alone."""
+    models.apply(sample("iris"))
+    job = models.training_job("iris")
+    [pod] = wait_until(lambda: kubelet.pods(models.namespace, f"job-name={job}"))
+    cannot_mount = 'MountVolume.SetUp failed for volume "pvc-2b7f" : mount failed: exit status 32'
+    kubelet.cannot_attach(pod, "2026-12-06T08:00:00Z", "FailedMount", cannot_mount)
+
+    failed = models.wait_for_phase("iris", "Failed", timeout=30)
+    assert f"pod {pod.metadata.name}: FailedMount: {cannot_mount}" in failed["message"]

@@ -455,7 +455,7 @@ def _observe_training(
         pods = world.kube.list("v1", "Pod", namespace, f"job-name={job_name}")
     training = status.training_status(job, pods, spec_hash, run.slot)
     if training.state == "Running" and not training.message:
-        problem = _events_problem(world, namespace, status.pods_of_job(job, pods))
+        problem = _events_problem(world, namespace, status.controlled_by(job, pods))
         return training.model_copy(update={"message": problem}) if problem else training
     return training
 

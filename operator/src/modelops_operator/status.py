@@ -204,7 +204,9 @@ def training_status(
     return run.model_copy(update={"scheduled_for": scheduled_for}) if scheduled_for else run
 
 
-def _controlled_by(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def controlled_by(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods the Job controls (made or adopted): whose problems its run has. What they
+    report as a result counts only if they ran its template (pods_of_job)."""
     uid = job["metadata"].get("uid")
     return [
         pod
@@ -225,7 +227,7 @@ def pods_of_job(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict
     template = (job.get("spec") or {}).get("template", {}).get("spec") or {}
     return [
         pod
-        for pod in _controlled_by(job, pods)
+        for pod in controlled_by(job, pods)
         if template.get("containers") and _runs_template(pod.get("spec") or {}, template)
     ]
 
@@ -233,7 +235,7 @@ def pods_of_job(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict
 def outcome_due(job: Mapping[str, Any], pods: list[dict[str, Any]]) -> bool:
     """The run is over, by the Job's word or by the exit codes of a pod it controls: two
     seconds before the Job controller writes it down."""
-    return job_finished(job) or any(trainer_succeeded(pod) for pod in _controlled_by(job, pods))
+    return job_finished(job) or any(trainer_succeeded(pod) for pod in controlled_by(job, pods))
 
 
 _CONTAINER_ESSENTIALS = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts")
@@ -306,7 +308,7 @@ def _training_status(
         spec_hash=spec_hash,
         job_name=name,
         state="Running",
-        message=pod_problem(_controlled_by(job, pods)) or "",
+        message=pod_problem(controlled_by(job, pods)) or "",
     )
 
 
