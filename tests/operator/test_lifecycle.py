@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -484,6 +486,9 @@ def test_a_scheduled_retrain_promotes_the_version_new_data_makes(
             "serving": {"replicas": 1},
         },
     }
+    # The first run is Ready within the minute it starts in: the schedule's next run would
+    # otherwise start before it is (the phase then says Training, rightly).
+    time.sleep((62 - datetime.datetime.now(datetime.UTC).second) % 60)
     models.apply(manifest)
     first_job = models.training_job("scheduled")
     first = train_as_the_job_would(models, first_job, tmp_path / "out")
