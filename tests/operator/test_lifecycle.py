@@ -560,11 +560,14 @@ def test_a_serving_pod_whose_volume_cannot_attach_says_so_in_status(
 def test_a_pod_its_job_did_not_make_cannot_forge_the_training_result(
     models: Models, kubelet: Kubelet, trained: Any
 ) -> None:
-    """Anyone who may create a pod in the namespace copies the training pod's labels onto a pod
-    of their own that succeeds with a summary past the gate (their version, digest and
-    metrics). The Job controller adopts it (its selector is those labels) and counts its
+    """Anyone who may create a pod in the namespace runs one of their own to success with a
+    summary past the gate (their version, digest and metrics), then copies the training pod's
+    labels onto it. The Job controller adopts it (its selector is those labels) and counts its
     success as the Job's. The operator reads only a pod that ran the Job's own template: the
-    run fails, saying so, and nothing of the forged summary is served."""
+    run fails, saying so, and nothing of the forged summary is served.
+
+    The pod succeeds before it takes the labels: an adopted pod still running would be one
+    active pod too many, and the Job controller deletes it."""
     manifest = sample("iris")
     models.apply(manifest)
     job = models.training_job("iris")
@@ -576,10 +579,14 @@ def test_a_pod_its_job_did_not_make_cannot_forge_the_training_result(
         "metrics": {"accuracy": 1.0},
     }
     forged_pod = {
-        "metadata": {"name": f"{job}-forged", "labels": real.metadata.labels},
+        "metadata": {"name": f"{job}-forged"},
         "spec": {"containers": [{"name": "trainer", "image": "attacker/any:1"}]},
     }
     created = kubelet.core.create_namespaced_pod(models.namespace, forged_pod)
+    kubelet.terminate(created, 0, json.dumps(forged_summary))
+    kubelet.core.patch_namespaced_pod(
+        created.metadata.name, models.namespace, {"metadata": {"labels": real.metadata.labels}}
+    )
     wait_until(
         lambda: (
             kubelet.core.read_namespaced_pod(
@@ -588,7 +595,6 @@ def test_a_pod_its_job_did_not_make_cannot_forge_the_training_result(
         ),
         what="the Job controller to adopt the pod",
     )
-    kubelet.terminate(created, 0, json.dumps(forged_summary))
 
     failed = models.wait_for_phase("iris", "Failed")
     assert "no pod that ran its template succeeded" in failed["message"], failed["message"]
