@@ -24,7 +24,23 @@ DOCKER_MARKERS = {
 }
 
 
+def _worker_group(item: pytest.Item) -> str:
+    """`make test` runs the suite on two workers (pytest-xdist, `--dist loadgroup`), a group at
+    a time: the tests on the shared kind cluster together (one cluster for the session), those
+    that make clusters of their own together (two clusters at most at once), and the rest a
+    module at a time (a module's fixtures are set up once)."""
+    if "own_clusters" in item.keywords:
+        return "own-kind-clusters"
+    if "kind" in item.keywords:
+        return "shared-kind-cluster"
+    return item.nodeid.split("::")[0]
+
+
+# First, so that xdist finds the groups.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_worker_group(item)))
     markexpr = config.getoption("markexpr", "") or ""
     for marker, (variable, runner) in DOCKER_MARKERS.items():
         asked = bool(re.search(rf"(?<!not )\b{marker}\b", markexpr)) or os.environ.get(

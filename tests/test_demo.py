@@ -16,7 +16,7 @@ import pytest
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("kind", marks=pytest.mark.kind),
+        pytest.param("kind", marks=[pytest.mark.kind, pytest.mark.own_clusters]),
         pytest.param("local", marks=pytest.mark.controlplane),
     ],
 )

@@ -22,7 +22,7 @@ from modelops_envtest import kind, release
 from modelops_envtest.kind import KindCluster, KindTools
 from modelops_envtest.waiting import wait_until
 
-pytestmark = [pytest.mark.kind, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.kind, pytest.mark.own_clusters, pytest.mark.timeout(1500)]
 
 IRIS = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "iris.yaml"
 PLATFORM = release.NAMESPACE
