@@ -56,7 +56,7 @@ argocd:
 # The image and kind tests are opt-in for a bare `pytest` (they need Docker); `make test` runs them,
 # on two workers (tests/conftest.py groups the tests).
 pytest: setup controlplane prometheus images cluster-image argocd
-	MODELOPS_IMAGE_TESTS=1 MODELOPS_KIND_TESTS=1 $(UV) run --locked pytest --numprocesses 2 --dist loadgroup --durations=25
+	MODELOPS_IMAGE_TESTS=1 MODELOPS_KIND_TESTS=1 $(UV) run --locked pytest --numprocesses 2 --dist loadgroup --no-loadscope-reorder --durations=25
 
 # kind mode where Docker and kind are usable, otherwise the local mode (see README.md).
 demo: setup controlplane

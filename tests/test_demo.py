@@ -16,7 +16,9 @@ import pytest
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("kind", marks=[pytest.mark.kind, pytest.mark.own_clusters]),
+        pytest.param(
+            "kind", marks=[pytest.mark.kind, pytest.mark.own_clusters, pytest.mark.timeout(1200)]
+        ),
         pytest.param("local", marks=pytest.mark.controlplane),
     ],
 )
