@@ -547,9 +547,10 @@ def test_a_claim_that_cannot_mount_shows_in_status_in_the_kubelets_words(
             message = str(status(cluster, namespace, "unmountable").get("message", ""))
             return message if "FailedMount" in message else None
 
-        # The resync looks again at least every minute; a pod is given 10 s to start.
+        # A pod is given 10 s to start, then its Events are read; the resync (every minute)
+        # is not waited for.
         message = wait_until(
-            told, timeout=120, what="status to tell that the training pod's volume cannot mount"
+            told, timeout=45, what="status to tell that the training pod's volume cannot mount"
         )
         stuck = next(
             condition

@@ -3,9 +3,10 @@ kubelet's part played through the API (see modelops_envtest.kubelet)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,27 @@ from modelops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "deploy" / "samples"
+
+
+@contextlib.contextmanager
+def taken_over(
+    control_plane: ControlPlane, operator: OperatorProcess, **env: str
+) -> Iterator[OperatorProcess]:
+    """A second operator, with `env`'s settings, acting alone (peering: the newest start
+    leads) while the block runs; then the session's operator resumes."""
+    newer = OperatorProcess(control_plane, **env).start()
+    try:
+        wait_until(
+            lambda: "Pausing operations in favour of" in operator.log(),
+            what="the session's operator to pause",
+        )
+        yield newer
+    finally:
+        newer.stop()
+        wait_until(
+            lambda: "Resuming operations after the pause" in operator.log(),
+            what="the session's operator to resume",
+        )
 
 
 @pytest.fixture(scope="session")

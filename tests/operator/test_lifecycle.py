@@ -16,9 +16,9 @@ from conftest import (  # type: ignore[import-not-found]
     registered,
     sample,
     serve_to_ready,
+    taken_over,
 )
 from modelops_envtest.kubelet import Kubelet
-from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
 from modelops_trainer import train
 from sklearn.datasets import load_iris
@@ -257,23 +257,12 @@ def test_operator_restart_mid_training_makes_no_second_job(
 def test_a_second_replica_takes_over_and_the_first_pauses(
     control_plane: Any, models: Models, kubelet: Kubelet, trained: Any, operator: Any
 ) -> None:
-    newer = OperatorProcess(control_plane).start()
-    try:
-        wait_until(
-            lambda: "Pausing operations in favour of" in operator.log(),
-            what="the older replica to pause",
-        )
+    with taken_over(control_plane, operator) as newer:
         # Only the newer replica acts now, and it does act.
         paused_at = len(operator.log())
         deploy_to_ready(models, kubelet, trained, sample("diabetes"))
         assert "diabetes" not in operator.log()[paused_at:]
         assert "diabetes" in newer.log()
-    finally:
-        newer.stop()
-    wait_until(
-        lambda: "Resuming operations after the pause" in operator.log(),
-        what="the older replica to resume",
-    )
 
 
 def test_a_write_the_apiserver_refuses_reaches_status(
@@ -362,6 +351,46 @@ def test_the_retrain_annotation_retries_a_failed_run_and_trains_again(
         fresh_job,
         retry_job,
     ]
+
+    # The first token again: its run's version was promoted once, and a newer one since, which
+    # stays. Nothing trains.
+    models.kubectl("annotate", "--overwrite", "mdep", "iris", "modelops.dev/retrain=1")
+    again = wait_until(
+        lambda: (
+            (now := models.status("iris")).get("training", {}).get("jobName") == retry_job and now
+        ),
+        what="the first token's run seen again",
+    )
+    assert again["phase"] == "Ready" and again["model"]["version"] == new_data["version"]
+    trained_condition = models.condition("iris", "Trained")
+    assert f"and {new_data['version']} since, which stays" in trained_condition["message"]
+    assert sorted(models.jobs("iris")) == sorted(
+        f"job.batch/{job}" for job in (retry_job, fresh_job)
+    )
+
+
+def test_a_spec_change_stops_the_run_it_supersedes(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    """Left running, the older run could end after the newer one and prune by the history it
+    started with: the newer run's version among what it deletes."""
+    manifest = sample("iris")
+    models.apply(manifest)
+    first_job = models.training_job("iris")
+    wait_until(lambda: kubelet.pods(models.namespace, f"job-name={first_job}"))
+    changed = copy.deepcopy(manifest)
+    changed["spec"]["training"]["hyperparameters"] = {"n_estimators": 1, "max_depth": 1}
+    changed["spec"]["training"]["qualityGate"]["threshold"] = 0.5
+    models.apply(changed)
+    second_job = models.training_job("iris")
+    assert second_job != first_job
+    wait_until(
+        lambda: f"job.batch/{first_job}" not in models.jobs("iris"),
+        what="the superseded Job to be stopped",
+    )
+    summary = trained(changed["spec"]["training"], "iris")
+    kubelet.finish_training(models.namespace, second_job, summary)
+    assert serve_to_ready(models, kubelet, "iris")["model"]["version"] == summary["version"]
 
 
 def test_a_storage_size_change_the_claim_cannot_take_is_reported(
@@ -599,6 +628,23 @@ def test_a_pod_its_job_did_not_make_cannot_forge_the_training_result(
     failed = models.wait_for_phase("iris", "Failed")
     assert "no pod that ran its template succeeded" in failed["message"], failed["message"]
     assert "model" not in failed and "v0000000f0rged" not in json.dumps(failed)
+
+
+def test_a_pod_stuck_being_made_is_looked_into_when_its_patience_ends_not_at_the_resync(
+    control_plane: Any, operator: Any, models: Models, kubelet: Kubelet
+) -> None:
+    """No watch brings a pod's Events, nor the moment it has waited too long: the operator
+    looks again then. Its resync here is ten minutes away."""
+    with taken_over(control_plane, operator, MODELOPS_RESYNC_SECONDS="600"):
+        models.apply(sample("iris"))
+        job = models.training_job("iris")
+        [pod] = wait_until(lambda: kubelet.pods(models.namespace, f"job-name={job}"))
+        cannot_mount = 'MountVolume.SetUp failed for volume "models" : mount failed: exit status 32'
+        scheduled_now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        kubelet.cannot_attach(pod, scheduled_now, "FailedMount", cannot_mount)
+
+        failed = models.wait_for_phase("iris", "Failed", timeout=30)
+        assert f"pod {pod.metadata.name}: FailedMount: {cannot_mount}" in failed["message"]
 
 
 def test_a_training_pod_whose_volume_cannot_mount_says_so_in_status(

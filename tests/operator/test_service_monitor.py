@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Models, sample, scrape_job_names  # type: ignore[import-not-found]
+from conftest import (  # type: ignore[import-not-found]
+    Models,
+    sample,
+    scrape_job_names,
+    taken_over,
+)
 from modelops_envtest import upstream_crds
 from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
@@ -27,19 +32,8 @@ def operator_with_service_monitors(
     control_plane: ControlPlane, operator: OperatorProcess
 ) -> Iterator[OperatorProcess]:
     """A second operator with the setting on; it takes over (peering) while these tests run."""
-    newer = OperatorProcess(control_plane, MODELOPS_SERVICE_MONITORS="true").start()
-    try:
-        wait_until(
-            lambda: "Pausing operations in favour of" in operator.log(),
-            what="the session's operator to pause",
-        )
+    with taken_over(control_plane, operator, MODELOPS_SERVICE_MONITORS="true") as newer:
         yield newer
-    finally:
-        newer.stop()
-        wait_until(
-            lambda: "Resuming operations after the pause" in operator.log(),
-            what="the session's operator to resume",
-        )
 
 
 def service_monitor(models: Models, name: str) -> dict[str, Any] | None:

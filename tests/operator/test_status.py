@@ -427,15 +427,20 @@ def creating_pod(name: str, scheduled: str) -> dict[str, Any]:
     return pod
 
 
-def test_a_pod_still_being_made_after_a_while_is_looked_into() -> None:
-    now = datetime.datetime(2026, 11, 23, 8, 1, tzinfo=datetime.UTC)
+def test_scheduled_pods_whose_containers_are_being_made_are_found_with_when_they_were_scheduled() -> (
+    None
+):
     old, new = (
         creating_pod("old", "2026-11-23T08:00:00Z"),
         creating_pod("new", "2026-11-23T08:00:55Z"),
     )
     running = creating_pod("running", "2026-11-23T08:00:00Z")
     running["status"]["containerStatuses"] = [{"state": {"running": {}}}]
-    assert status.pods_not_starting([old, new, running], now, 10) == [old]
+    scheduled_at = datetime.datetime(2026, 11, 23, 8, 0, tzinfo=datetime.UTC)
+    assert status.pods_being_made([old, new, running]) == [
+        (new, scheduled_at + datetime.timedelta(seconds=55)),
+        (old, scheduled_at),
+    ]
     # Nothing in the pod's status says why: the scheduler and kubelet's own reading is none.
     assert status.pod_problem([old]) is None
 

@@ -108,6 +108,7 @@ def test_a_settled_models_resync_asks_nothing_of_the_apiserver(
         kube,
         _models_as_watched(kube, models.namespace),
         _as_watched(kube, [models.namespace, monitoring_namespace]),
+        recheck=lambda *_: None,
     )
     requests = _counting(api_client, monkeypatch)
     reconcile(world, SETTINGS, ModelTurns(), models.namespace, "iris")

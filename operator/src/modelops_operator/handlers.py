@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import datetime
 import functools
 import logging
 import random
@@ -27,7 +28,9 @@ from modelops_operator import (
 )
 from modelops_operator.ghosts import Ghosts, Watch
 from modelops_operator.kube import PLURALS, Kube, is_transient
+from modelops_operator.rechecks import Rechecks
 from modelops_operator.reconcile import (
+    POD_START_PATIENCE_SECONDS,
     RETRY_DELAY_SECONDS,
     Claim,
     ModelTurns,
@@ -127,7 +130,7 @@ async def index_model(
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
     # kopf's own bookkeeping lives under our API group, not kopf's.
     settings.persistence.finalizer = f"{constants.GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
@@ -162,12 +165,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
     # handler until each kind's first listing is in.
     kube = Kube(_api_client())
     memo.ghosts = Ghosts()
+    memo.rechecks = Rechecks(asyncio.get_running_loop(), functools.partial(_recheck, memo))
     memo.world = World(
         kube,
         watched_models.WatchedModels(indexes[MODELS_INDEX], kube, ghosts=memo.ghosts),
         children.WatchedChildren(
             {kind: indexes[_index_id(*kind)] for kind in children.WATCHED}, ghosts=memo.ghosts
         ),
+        memo.rechecks.after,
     )
     memo.turns = ModelTurns()
     # The reconciles that children's events started (child_changed), until each is done.
@@ -192,12 +197,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) 
         for peering in builders.build_peerings(
             settings.peering.name, memo.settings.watched_namespaces
         ):
-            kube.create_if_absent(peering)
+            await asyncio.to_thread(kube.create_if_absent, peering)
 
 
 @kopf.on.cleanup()
 async def stop_reconciling(memo: kopf.Memo, **_: Any) -> None:
     memo.resyncing.cancel()
+    memo.rechecks.cancel()
     for reconciling in memo.child_reconciles:
         reconciling.cancel()
     memo.executor.shutdown(wait=False, cancel_futures=True)
@@ -276,6 +282,7 @@ def model_deleted(
     in a file shared with other models, needs removing. The deletion never waits on it for long:
     what cannot be removed is reported, and the sweep takes it later."""
     assert namespace, "ModelDeployments are namespaced"
+    memo.world.failures.ended(namespace, name)
     try:
         registration.forget(memo.world.kube, memo.settings, namespace, name)
     except Exception as error:
@@ -355,6 +362,24 @@ async def child_changed(
     reconciling.add_done_callback(memo.child_reconciles.discard)
 
 
+def _being_made(body: kopf.Body, **_: Any) -> bool:
+    return bool(status.pods_being_made([dict(body)]))
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_being_made)
+async def pod_being_made(
+    labels: Mapping[str, str], namespace: str | None, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    # Nothing a watch brings says that it has waited too long: its model is looked at again
+    # then, and reads its Events (reconcile._events_problem).
+    owner = labels.get(constants.LABEL_MODEL)
+    if not (owner and namespace):
+        return
+    [(_, scheduled)] = status.pods_being_made([dict(body)])
+    waited = (datetime.datetime.now(datetime.UTC) - scheduled).total_seconds()
+    memo.rechecks.after(namespace, owner, max(0.0, POD_START_PATIENCE_SECONDS - waited))
+
+
 async def _reconcile_after_burst(claim: Claim, memo: Any, gather_seconds: float) -> None:
     # The rest of the burst arrives meanwhile and joins the claim, until the event that ends
     # the burst (a rollout complete) or `gather_seconds`.
@@ -368,6 +393,12 @@ async def _reconcile_after_burst(claim: Claim, memo: Any, gather_seconds: float)
         finally:
             memo.gathering.pop(key, None)
     await _reconcile_in_pool(claim, memo, why="after its child changed", workload_only=True)
+
+
+async def _recheck(memo: Any, namespace: str, name: str) -> None:
+    claim = memo.turns.claim(namespace, name, coalesce=True)
+    if claim is not None:  # else a claim still waits, and reads the world after this anyway
+        await _reconcile_in_pool(claim, memo, why="looked at again", workload_only=True)
 
 
 async def _reconcile_in_pool(

@@ -29,12 +29,37 @@ RETRY_DELAY_SECONDS = 5
 # How long a scheduled pod's containers may take to be made before its Events are read for why
 # not: a volume attached and mounted, a sandbox made, an image pulled take seconds.
 POD_START_PATIENCE_SECONDS = 10
+# How often a pod past its patience whose Events say nothing yet is looked at again.
+STUCK_POD_RECHECK_SECONDS = 30
+# How long a reconcile may keep failing for a reason that passes by itself (the apiserver or a
+# webhook answering 5xx, throttling, children of an earlier model still going) before status
+# says so: an apiserver's restart takes seconds, and should not fail every model.
+LASTING_FAILURE_SECONDS = 30
 
 
 class WriteRefused(Exception):
     """The apiserver refused one of the model's writes for good (403, 422, ...), or an object
     not the model's holds a child's name; its status says so. Worth retrying only slowly: a
     person has to change the spec, RBAC, a quota or that object first."""
+
+
+class EarlierChildrenGoing(kopf.TemporaryError):
+    """A child's name is held by a child of an earlier model of this name (deleted and made
+    again), which the garbage collector is removing."""
+
+
+class LastingFailures:
+    """Since when each model's reconciles have failed for a reason that passes by itself."""
+
+    def __init__(self) -> None:
+        self._since: dict[tuple[str, str], datetime.datetime] = {}
+
+    def since(self, namespace: str, name: str) -> datetime.datetime:
+        """When the failures began: now, for the first."""
+        return self._since.setdefault((namespace, name), datetime.datetime.now(datetime.UTC))
+
+    def ended(self, namespace: str, name: str) -> None:
+        self._since.pop((namespace, name), None)
 
 
 class ObjectInTheWay(Exception):
@@ -45,11 +70,14 @@ class ObjectInTheWay(Exception):
 @dataclasses.dataclass(frozen=True)
 class World:
     """What a reconcile reads and writes: the apiserver, and the models and their children as
-    the watches last saw them."""
+    the watches last saw them; `recheck(namespace, name, seconds)` reconciles the model again
+    that much later, for news that no watch brings."""
 
     kube: Kube
     models: WatchedModels
     watched: WatchedChildren
+    recheck: Callable[[str, str, float], None]
+    failures: LastingFailures = dataclasses.field(default_factory=LastingFailures)
 
     def child(
         self, body: dict[str, Any], api_version: str, kind: str, name: str
@@ -167,17 +195,43 @@ def _reconcile_and_report(
         new_status = _reconcile(world, settings, body, workload_only=workload_only)
     except kubernetes.client.ApiException as error:
         if is_transient(error):
+            _failing_for_now(world, body, f"the apiserver failed a write: {refusal_message(error)}")
             raise
         refusal = error
         new_status = _blocked(
             body, "WriteRefused", f"the apiserver refused a write: {refusal_message(error)}"
         )
+    except EarlierChildrenGoing as error:
+        _failing_for_now(world, body, str(error))
+        raise
     except ObjectInTheWay as error:
         refusal = error
         new_status = _blocked(body, "ObjectInTheWay", str(error))
+    world.failures.ended(namespace, name)
     _report(world.models, body, new_status)
     if refusal is not None:
         raise WriteRefused(new_status.message) from refusal
+
+
+def _failing_for_now(world: World, body: dict[str, Any], what: str) -> None:
+    """A reconcile failed for a reason that passes by itself: it is tried again soon, whatever
+    started it, and once the failures have lasted LASTING_FAILURE_SECONDS status says so."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    world.recheck(namespace, name, RETRY_DELAY_SECONDS)
+    since = world.failures.since(namespace, name)
+    if (datetime.datetime.now(datetime.UTC) - since).total_seconds() < LASTING_FAILURE_SECONDS:
+        return
+    message = (
+        f"{what} (failing since {since:%Y-%m-%dT%H:%M:%SZ}; "
+        f"tried again every {RETRY_DELAY_SECONDS} s)"
+    )
+    try:
+        _report(world.models, body, _blocked(body, "Retrying", message))
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        # The status write fails too: the apiserver itself is away, and the caller's error
+        # says so in the log.
 
 
 def _report(
@@ -241,7 +295,7 @@ def _ours(observed: dict[str, Any] | None, owner: dict[str, Any]) -> dict[str, A
         for ref in metadata.get("ownerReferences") or []
     ):
         # A model deleted and made again under its name: the old one's children are going.
-        raise kopf.TemporaryError(
+        raise EarlierChildrenGoing(
             f"{observed['kind']} {metadata['name']} of an earlier {constants.KIND} of this "
             "name is still being garbage-collected",
             delay=RETRY_DELAY_SECONDS,
@@ -386,7 +440,17 @@ def _versions(
     verdict = None
     if training.state == "Succeeded" and training.result is not None:
         verdict = status.judge(training.result, spec.training.quality_gate)
-        if verdict.promoted:
+        newer = status.promoted_since(history, training.job_name)
+        if verdict.promoted and newer is not None:
+            # A run seen again (a retrain token used before, or removed): what it made was
+            # promoted once, and is not again over what came since.
+            verdict = dataclasses.replace(
+                verdict,
+                explanation=f"{training.result.version} was promoted from {training.job_name} "
+                f"before, and {newer.version} since, which stays; a new retrain token trains "
+                "again",
+            )
+        elif verdict.promoted:
             history = status.promote(
                 history,
                 training.result.model_copy(
@@ -444,6 +508,7 @@ def _observe_training(
         if created:
             reason = f"for the schedule's {run.slot}" if run.slot else "created"
             _post(body, False, "TrainingStarted", f"training Job {job_name} {reason}")
+            _stop_superseded_runs(world, body, job_name)
             # Its pods come later, and with them an event of the Job's.
             return status.training_status(job, [], spec_hash, run.slot)
     pods = world.watched.list("v1", "Pod", namespace, name, {"job-name": job_name})
@@ -455,7 +520,7 @@ def _observe_training(
         pods = world.kube.list("v1", "Pod", namespace, f"job-name={job_name}")
     training = status.training_status(job, pods, spec_hash, run.slot)
     if training.state == "Running" and not training.message:
-        problem = _events_problem(world, namespace, status.controlled_by(job, pods))
+        problem = _events_problem(world, namespace, name, status.controlled_by(job, pods))
         return training.model_copy(update={"message": problem}) if problem else training
     return training
 
@@ -503,15 +568,24 @@ def _ensure_serving(
     if progress.complete:
         return progress
     pods = world.watched.list("v1", "Pod", namespace, name, builders.labels(name, "server"))
-    problem = status.pod_problem(pods) or _events_problem(world, namespace, pods)
+    problem = status.pod_problem(pods) or _events_problem(world, namespace, name, pods)
     return dataclasses.replace(progress, problem=problem)
 
 
-def _events_problem(world: World, namespace: str, pods: list[dict[str, Any]]) -> str | None:
+def _events_problem(
+    world: World, namespace: str, name: str, pods: list[dict[str, Any]]
+) -> str | None:
     """For a pod whose containers are still being made a while after it was scheduled, the
-    newest Warning Event: a volume that cannot attach or mount is told nowhere else."""
+    newest Warning Event: a volume that cannot attach or mount is told nowhere else. Neither
+    the end of a pod's patience nor its Events come from a watch: until one tells, the model
+    is looked at again then."""
     now = datetime.datetime.now(datetime.UTC)
-    for pod in status.pods_not_starting(pods, now, POD_START_PATIENCE_SECONDS):
+    look_again: list[float] = []
+    for pod, scheduled in status.pods_being_made(pods):
+        waited = (now - scheduled).total_seconds()
+        if waited < POD_START_PATIENCE_SECONDS:
+            look_again.append(POD_START_PATIENCE_SECONDS - waited)
+            continue
         uid = pod["metadata"]["uid"]
         events = world.kube.list(
             "v1", "Event", namespace, "", field_selector=f"involvedObject.uid={uid}"
@@ -519,7 +593,27 @@ def _events_problem(world: World, namespace: str, pods: list[dict[str, Any]]) ->
         problem = status.event_problem(pod, events)
         if problem is not None:
             return problem
+        look_again.append(STUCK_POD_RECHECK_SECONDS)
+    if look_again:
+        world.recheck(namespace, name, min(look_again))
     return None
+
+
+def _stop_superseded_runs(world: World, body: dict[str, Any], current_job: str) -> None:
+    """A new run supersedes the model's runs still going: left running, one that ended after
+    it would prune versions by the history it started with, the new run's among them."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    jobs = world.watched.list("batch/v1", "Job", namespace, name, builders.labels(name, "training"))
+    for job in jobs:
+        job_name = job["metadata"]["name"]
+        if job_name != current_job and _owned_by(job, body) and not status.job_finished(job):
+            world.kube.delete("batch/v1", "Job", namespace, job_name)
+            _post(
+                body,
+                False,
+                "TrainingStopped",
+                f"training Job {job_name} stopped: {current_job} supersedes it",
+            )
 
 
 def _remove_stale_jobs(

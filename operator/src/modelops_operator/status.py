@@ -101,13 +101,12 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def pods_not_starting(
-    pods: list[dict[str, Any]], now: datetime.datetime, patience_seconds: float
-) -> list[dict[str, Any]]:
-    """Pods scheduled over `patience_seconds` ago whose containers are still being made: the
-    kubelet and the attach/detach controller say why (a volume that cannot attach or mount,
-    a sandbox that cannot be made) only in the pod's Events."""
-    stuck = []
+def pods_being_made(pods: list[dict[str, Any]]) -> list[tuple[dict[str, Any], datetime.datetime]]:
+    """Scheduled pods whose containers are still being made, newest first, each with when it
+    was scheduled. Past a while such a pod is stuck, and the kubelet and the attach/detach
+    controller say why (a volume that cannot attach or mount, a sandbox that cannot be made)
+    only in its Events."""
+    made = []
     for pod in _newest_first(pods):
         pod_status = pod.get("status") or {}
         if pod["metadata"].get("deletionTimestamp") or pod_status.get("phase") != "Pending":
@@ -128,11 +127,10 @@ def pods_not_starting(
             "terminated" in state or (state.get("waiting") or {}).get("reason") in _STARTING_REASONS
             for state in states
         )
-        if scheduled and being_made:
-            since = _parse_time(scheduled.get("lastTransitionTime"))
-            if since is not None and (now - since).total_seconds() >= patience_seconds:
-                stuck.append(pod)
-    return stuck
+        since = _parse_time((scheduled or {}).get("lastTransitionTime"))
+        if being_made and since is not None:
+            made.append((pod, since))
+    return made
 
 
 def event_problem(pod: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
@@ -354,6 +352,14 @@ def promote(
     kept = [model, *rest][: api.HISTORY_LIMIT]
     old_pin = [entry for entry in rest[api.HISTORY_LIMIT - 1 :] if entry.version == pinned]
     return kept[: api.HISTORY_LIMIT - len(old_pin)] + old_pin
+
+
+def promoted_since(history: list[api.ModelRecord], job_name: str) -> api.ModelRecord | None:
+    """The newest version, when the one that `job_name` made is in history behind it."""
+    made = [entry for entry in history if entry.job_name == job_name]
+    if made and history[0] is not made[0]:
+        return history[0]
+    return None
 
 
 def stale_jobs(job_names: Iterable[str], current: str, history: list[api.ModelRecord]) -> list[str]:
