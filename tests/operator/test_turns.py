@@ -4,8 +4,11 @@ event joins a claim that has not started reading, and never one that has."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
-from modelops_operator.reconcile import ModelTurns
+import pytest
+from modelops_operator import handlers, registration
+from modelops_operator.reconcile import LastingFailures, ModelTurns
 
 
 def test_a_childs_event_joins_a_claim_that_has_not_started() -> None:
@@ -67,3 +70,40 @@ def test_one_reconcile_at_a_time_and_no_model_is_remembered_after() -> None:
 
     assert (most, len(threads)) == (1, 8)
     assert len(turns) == 0
+
+
+def test_a_deletion_waits_for_the_reconcile_going(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconcile writes the model's scrape job as the model is deleted: removed first, the
+    job would come back after. The deletion takes its turn behind the reconcile."""
+    turns = ModelTurns()
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def reconcile_writing_the_scrape_job() -> None:
+        started.set()
+        release.wait(10)
+        order.append("the reconcile wrote the scrape job")
+
+    reconciling = threading.Thread(
+        target=turns.queue("ml", "iris").run, args=(reconcile_writing_the_scrape_job,)
+    )
+    reconciling.start()
+    assert started.wait(10)
+    monkeypatch.setattr(
+        registration, "forget", lambda *_: order.append("the deletion removed the scrape job")
+    )
+    memo = SimpleNamespace(
+        turns=turns, world=SimpleNamespace(kube=None, failures=LastingFailures()), settings=None
+    )
+    deleting = threading.Thread(
+        target=handlers.model_deleted,
+        kwargs={"name": "iris", "namespace": "ml", "body": {}, "retry": 0, "memo": memo,
+                "logger": None},
+    )  # fmt: skip
+    deleting.start()
+    deleting.join(0.5)
+    assert deleting.is_alive(), "the deletion waits for the reconcile going"
+    release.set()
+    reconciling.join(10)
+    deleting.join(10)
+    assert order == ["the reconcile wrote the scrape job", "the deletion removed the scrape job"]

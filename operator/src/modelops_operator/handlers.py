@@ -257,7 +257,7 @@ async def _resync_forever(memo: Any) -> None:
         return leading
 
     async def reconcile_model(key: resync.Key) -> None:
-        await _reconcile_in_pool(memo.turns.claim(*key), memo, why="at its resync")
+        await _reconcile_in_pool(memo.turns.queue(*key), memo, why="at its resync")
 
     await resync.resync_forever(
         memo.settings.resync_seconds,
@@ -284,7 +284,11 @@ def model_deleted(
     assert namespace, "ModelDeployments are namespaced"
     memo.world.failures.ended(namespace, name)
     try:
-        registration.forget(memo.world.kube, memo.settings, namespace, name)
+        # In the model's turn: a reconcile still going would write the scrape job back after
+        # it was removed. The ones after it see the deletion and do nothing.
+        memo.turns.queue(namespace, name).run(
+            functools.partial(registration.forget, memo.world.kube, memo.settings, namespace, name)
+        )
     except Exception as error:
         if is_transient(error) and retry < DELETE_RETRIES:
             raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error

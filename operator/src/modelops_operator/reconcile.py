@@ -135,6 +135,12 @@ class ModelTurns:
             turn.claims += 1
         return Claim(self, namespace, name, turn)
 
+    def queue(self, namespace: str, name: str) -> Claim:
+        """A place in the model's queue, behind the claims before it."""
+        claim = self.claim(namespace, name)
+        assert claim is not None, "a claim without coalescing always gets its turn"
+        return claim
+
     def __len__(self) -> int:
         """How many models have a claim."""
         with self._guard:
@@ -179,9 +185,7 @@ class Claim:
 def reconcile(
     world: World, settings: Settings, turns: ModelTurns, namespace: str, name: str
 ) -> None:
-    claim = turns.claim(namespace, name)
-    assert claim is not None, "a claim without coalescing always gets its turn"
-    claim.reconcile(world, settings)
+    turns.queue(namespace, name).reconcile(world, settings)
 
 
 def _reconcile_and_report(
