@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import (  # type: ignore[import-not-found]
     Models,
+    deploy_to_ready,
     sample,
     scrape_job_names,
     taken_over,
@@ -121,3 +122,36 @@ def test_each_model_gets_its_own_service_monitor_and_no_shared_job(
         lambda: service_monitor(models, "iris") is None,
         what="the ServiceMonitor to be garbage-collected",
     )
+
+
+def test_a_service_monitor_of_someone_elses_is_reported_and_the_model_still_serves(
+    control_plane: ControlPlane,
+    models: Models,
+    kubelet: Kubelet,
+    trained: Any,
+    monitoring_namespace: str,
+    operator_with_service_monitors: OperatorProcess,
+) -> None:
+    """Monitoring is the platform's, not the model's: an object in the way there is told in
+    Monitored, as for a dashboard, and never taken over."""
+    for path in upstream_crds.PROMETHEUS_OPERATOR.paths():
+        control_plane.kubectl("apply", "--server-side", "-f", str(path))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    theirs = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "iris", "namespace": models.namespace},
+        "spec": {"selector": {"matchLabels": {"app": "website"}}, "endpoints": [{"port": "web"}]},
+    }
+    models.apply(theirs)
+    deploy_to_ready(models, kubelet, trained, sample("iris"))
+
+    monitored = models.condition("iris", "Monitored")
+    assert monitored["status"] == "False", monitored
+    assert (
+        f"ServiceMonitor {models.namespace}/iris already exists and is not managed by "
+        "ModelDeployment iris" in monitored["message"]
+    )
+    kept = service_monitor(models, "iris")
+    assert kept is not None and kept["spec"] == theirs["spec"]
+    assert not kept["metadata"].get("ownerReferences")

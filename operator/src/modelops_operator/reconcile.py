@@ -648,9 +648,24 @@ def _sync_monitoring(
     """The scrape job (or ServiceMonitor) and dashboard the spec asks for. Monitoring is the
     platform's, not this model's: a failure there is reported, and the model keeps serving."""
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    monitored_by_operator = _sync_service_monitor(world, settings, body, monitoring)
+    # Scraped through its own ServiceMonitor, or through the shared scrape config files.
+    monitored_by_operator = settings.service_monitors and world.kube.serves(
+        prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"
+    )
     problems: list[str] = []
     for sync in (
+        lambda: (
+            _apply_or_remove(
+                world,
+                body,
+                prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
+                if monitoring.prometheus.enabled
+                else None,
+                (prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", name),
+            )
+            if monitored_by_operator
+            else None
+        ),
         lambda: registration.sync(
             world.kube,
             world.watched,
@@ -728,23 +743,3 @@ def _apply_or_remove(
     observed = world.own_child(body, api_version, kind, child_name)
     if observed is not None and _owned_by(observed, body):
         world.kube.delete(api_version, kind, namespace, child_name)
-
-
-def _sync_service_monitor(
-    world: World, settings: Settings, body: dict[str, Any], monitoring: api.MonitoringSpec
-) -> bool:
-    """Whether the model is scraped through its own ServiceMonitor (made or removed here)."""
-    if not settings.service_monitors:
-        return False
-    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    if not world.kube.serves(prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"):
-        return False
-    _apply_or_remove(
-        world,
-        body,
-        prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
-        if monitoring.prometheus.enabled
-        else None,
-        (prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", name),
-    )
-    return True
