@@ -468,6 +468,14 @@ def test_the_pods_newest_warning_event_is_its_problem() -> None:
             "lastTimestamp": "2026-11-23T08:00:30Z",
             "metadata": {},
         },
+        # About a container already made, which the watch's copy of the pod may not show yet.
+        {
+            "type": "Warning",
+            "reason": "Unhealthy",
+            "message": "Readiness probe failed: connect: connection refused",
+            "lastTimestamp": "2026-11-23T08:00:40Z",
+            "metadata": {},
+        },
     ]
     pod = creating_pod("iris-server-b", "2026-11-23T08:00:00Z")
     assert (

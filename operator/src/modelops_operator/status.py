@@ -133,9 +133,30 @@ def pods_being_made(pods: list[dict[str, Any]]) -> list[tuple[dict[str, Any], da
     return made
 
 
+# The kubelet's and the attach/detach controller's Warning Events that say why a pod's containers
+# are not being made. Others are about containers already made (a readiness probe failing while
+# the server starts, a crash loop's back-off): the pod's status says those, and may be newer
+# than a watch's copy of it.
+_NOT_MADE_REASONS = frozenset(
+    {
+        "FailedAttachVolume",
+        "FailedMount",
+        "FailedMapVolume",
+        "FailedCreatePodSandBox",
+        "FailedCreatePodContainer",
+        "NetworkNotReady",
+    }
+)
+
+
 def event_problem(pod: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
-    """The newest Warning Event of `pod`, as the pod's problem; None when it has none."""
-    warnings = [event for event in events if event.get("type") == "Warning"]
+    """The newest Warning Event of `pod` that says why its containers are not being made, as
+    the pod's problem; None when it has none."""
+    warnings = [
+        event
+        for event in events
+        if event.get("type") == "Warning" and event.get("reason") in _NOT_MADE_REASONS
+    ]
     if not warnings:
         return None
     newest = max(
