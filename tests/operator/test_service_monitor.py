@@ -37,6 +37,12 @@ def operator_with_service_monitors(
         yield newer
 
 
+def install_service_monitor_crd(control_plane: ControlPlane) -> None:
+    for path in upstream_crds.PROMETHEUS_OPERATOR.paths():
+        control_plane.kubectl("apply", "--server-side", "-f", str(path))
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+
+
 def service_monitor(models: Models, name: str) -> dict[str, Any] | None:
     found = models.kubectl("get", "servicemonitor", name, "-o", "json", check=False)
     return json.loads(found.stdout) if found.returncode == 0 else None
@@ -76,9 +82,7 @@ def test_each_model_gets_its_own_service_monitor_and_no_shared_job(
     monitoring_namespace: str,
     operator_with_service_monitors: OperatorProcess,
 ) -> None:
-    for path in upstream_crds.PROMETHEUS_OPERATOR.paths():
-        control_plane.kubectl("apply", "--server-side", "-f", str(path))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    install_service_monitor_crd(control_plane)
     manifest = sample("iris")
     manifest["spec"]["monitoring"] = {"prometheus": {"interval": "20s"}}
     models.apply(manifest)
@@ -134,9 +138,7 @@ def test_a_service_monitor_of_someone_elses_is_reported_and_the_model_still_serv
 ) -> None:
     """Monitoring is the platform's, not the model's: an object in the way there is told in
     Monitored, as for a dashboard, and never taken over."""
-    for path in upstream_crds.PROMETHEUS_OPERATOR.paths():
-        control_plane.kubectl("apply", "--server-side", "-f", str(path))
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    install_service_monitor_crd(control_plane)
     theirs = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
