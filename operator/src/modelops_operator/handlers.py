@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import datetime
 import functools
 import logging
 import random
@@ -30,12 +29,12 @@ from modelops_operator.ghosts import Ghosts, Watch
 from modelops_operator.kube import PLURALS, Kube, is_transient
 from modelops_operator.rechecks import Rechecks
 from modelops_operator.reconcile import (
-    POD_START_PATIENCE_SECONDS,
     RETRY_DELAY_SECONDS,
     Claim,
     ModelTurns,
     World,
     WriteRefused,
+    patience_left,
     reconcile,
 )
 
@@ -380,8 +379,7 @@ async def pod_being_made(
     if not (owner and namespace):
         return
     [(_, scheduled)] = status.pods_being_made([dict(body)])
-    waited = (datetime.datetime.now(datetime.UTC) - scheduled).total_seconds()
-    memo.rechecks.after(namespace, owner, max(0.0, POD_START_PATIENCE_SECONDS - waited))
+    memo.rechecks.after(namespace, owner, max(0.0, patience_left(scheduled)))
 
 
 async def _reconcile_after_burst(claim: Claim, memo: Any, gather_seconds: float) -> None:

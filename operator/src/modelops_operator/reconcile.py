@@ -37,6 +37,12 @@ STUCK_POD_RECHECK_SECONDS = 30
 LASTING_FAILURE_SECONDS = 30
 
 
+def patience_left(scheduled: datetime.datetime) -> float:
+    """Seconds until a pod scheduled at `scheduled` has waited too long for its containers."""
+    waited = (datetime.datetime.now(datetime.UTC) - scheduled).total_seconds()
+    return POD_START_PATIENCE_SECONDS - waited
+
+
 class WriteRefused(Exception):
     """The apiserver refused one of the model's writes for good (403, 422, ...), or an object
     not the model's holds a child's name; its status says so. Worth retrying only slowly: a
@@ -583,12 +589,10 @@ def _events_problem(
     newest Warning Event: a volume that cannot attach or mount is told nowhere else. Neither
     the end of a pod's patience nor its Events come from a watch: until one tells, the model
     is looked at again then."""
-    now = datetime.datetime.now(datetime.UTC)
     look_again: list[float] = []
     for pod, scheduled in status.pods_being_made(pods):
-        waited = (now - scheduled).total_seconds()
-        if waited < POD_START_PATIENCE_SECONDS:
-            look_again.append(POD_START_PATIENCE_SECONDS - waited)
+        if (left := patience_left(scheduled)) > 0:
+            look_again.append(left)
             continue
         uid = pod["metadata"]["uid"]
         events = world.kube.list(
