@@ -59,17 +59,29 @@ def test_a_retrain_token_names_a_new_job_and_no_token_keeps_the_old_name() -> No
     assert job["metadata"]["labels"][constants.LABEL_TRAINING_HASH] == first.rsplit("-", 1)[1]
 
 
-def test_the_trainer_is_told_which_versions_to_keep() -> None:
-    def keep(job: dict[str, Any]) -> str:
-        return next(
-            e["value"] for e in container(job)["env"] if e["name"] == "MODELOPS_KEEP_VERSIONS"
-        )
+def test_the_trainer_is_told_which_versions_to_keep_and_which_it_may_adopt() -> None:
+    def env(job: dict[str, Any]) -> dict[str, Any]:
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(job)["env"]}
 
     spec = spec_of("iris")
-    assert keep(builders.build_training_job("iris", "ns", spec, SETTINGS)) == ""
-    history = ["v000000000001", "v000000000002"]
-    job = builders.build_training_job("iris", "ns", spec, SETTINGS, keep_versions=history)
-    assert keep(job) == "v000000000001,v000000000002"
+    empty = env(builders.build_training_job("iris", "ns", spec, SETTINGS))
+    assert empty["MODELOPS_KEEP_VERSIONS"] == ""
+    assert json.loads(empty["MODELOPS_RECORDED_VERSIONS"]) == {}
+    older = MODEL.model_copy(update={"version": "v000000000001", "sha256": "a" * 64})
+    newer = MODEL.model_copy(update={"metadata_sha256": "b" * 64})
+    provided = status.provided_record(api.ModelSource(uri="https://x/m.joblib", sha256="c" * 64))
+    job = env(
+        builders.build_training_job("iris", "ns", spec, SETTINGS, history=[newer, older, provided])
+    )
+    assert job["MODELOPS_KEEP_VERSIONS"] == f"{newer.version},v000000000001,{provided.version}"
+    # Only what status recorded of versions a Job trained vouches for a version in place.
+    assert json.loads(job["MODELOPS_RECORDED_VERSIONS"]) == {
+        newer.version: {"sha256": "f" * 64, "metadataSha256": "b" * 64},
+        "v000000000001": {"sha256": "a" * 64},
+    }
+    assert job["MODELOPS_RUN_ID"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}
+    }
 
 
 def test_an_evicted_training_pod_is_not_counted_as_a_failure() -> None:
@@ -97,7 +109,7 @@ def test_training_job_passes_the_spec_and_collects_the_termination_message() -> 
     spec = spec_of("iris")
     job = builders.build_training_job("iris", "ns", spec, SETTINGS)
     trainer = container(job)
-    env = {item["name"]: item["value"] for item in trainer["env"]}
+    env = {item["name"]: item.get("value") for item in trainer["env"]}
     assert json.loads(env["MODELOPS_TRAINING_SPEC"]) == spec.training.to_wire()
     assert env["MODELOPS_NAMESPACE"] == "ns"
     assert trainer["terminationMessagePath"] == "/dev/termination-log"
@@ -297,6 +309,21 @@ def test_the_compiled_forms_digest_goes_to_the_server_and_the_fetch() -> None:
     assert fetch["args"][-2:] == ["--compiled-sha256", "c" * 64]
     unset = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
     assert "MODELOPS_COMPILED_SHA256" not in {e["name"] for e in container(unset)["env"]}
+
+
+def test_the_metadata_digest_goes_to_the_server_and_the_fetch() -> None:
+    pinned = MODEL.model_copy(update={"metadata_sha256": "d" * 64})
+    s3_pinned = S3_MODEL.model_copy(update={"metadata_sha256": "d" * 64})
+
+    on_volume = builders.build_server_deployment("iris", "ns", spec_of("iris"), pinned, SETTINGS)
+    spec = spec_of("iris", storage={"s3": S3})
+    fetched = builders.build_server_deployment("iris", "ns", spec, s3_pinned, SETTINGS)
+
+    assert {"name": "MODELOPS_METADATA_SHA256", "value": "d" * 64} in container(on_volume)["env"]
+    (fetch,) = fetched["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["args"][-2:] == ["--metadata-sha256", "d" * 64]
+    unset = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    assert "MODELOPS_METADATA_SHA256" not in {e["name"] for e in container(unset)["env"]}
 
 
 def test_a_version_in_object_storage_is_fetched_and_checked_by_an_init_container() -> None:

@@ -225,6 +225,38 @@ def test_a_compiled_file_that_is_not_the_trained_one_is_not_served(
     assert "model.npz has sha256" in log and f"expected {'0' * 64}" in log
 
 
+def test_metadata_changed_since_training_is_not_served(
+    iris_forest: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Swapped class names flip every answer while the model files' digests still check out.
+    artifact = iris_forest.copy_to(tmp_path / "artifact")
+    recorded = hashlib.sha256((artifact.directory / "metadata.json").read_bytes()).hexdigest()
+    metadata = json.loads((artifact.directory / "metadata.json").read_text())
+    metadata["target"]["classes"].reverse()
+    (artifact.directory / "metadata.json").write_text(json.dumps(metadata))
+    settings = Settings(
+        model_dir=artifact.directory,
+        model_sha256=iris_forest.metadata["sha256"],
+        compiled_sha256=iris_forest.metadata["compiled"]["sha256"],
+        metadata_sha256=recorded,
+    )
+
+    _, log = _not_ready(settings, caplog)
+
+    assert f"not the {recorded} recorded when the version was trained" in log
+
+
+def test_metadata_as_trained_is_served(iris_forest: Artifact) -> None:
+    recorded = hashlib.sha256((iris_forest.directory / "metadata.json").read_bytes()).hexdigest()
+    settings = Settings(
+        model_dir=iris_forest.directory,
+        model_sha256=iris_forest.metadata["sha256"],
+        metadata_sha256=recorded,
+    )
+    app, _ = build_app(settings)
+    assert TestClient(app).post("/predict", json={"instances": [SETOSA]}).status_code == 200
+
+
 def test_without_a_trusted_digest_of_the_compiled_file_the_verified_model_is_unpickled(
     iris_forest: Artifact, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ SUMMARY_KEYS = {
     "version",
     "sha256",
     "compiledSha256",
+    "metadataSha256",
     "metrics",
     "artifactPath",
     "trainedAt",
@@ -120,6 +122,8 @@ def test_the_summary_is_the_metadata_in_brief(
     for key in ("name", "namespace", "version", "sha256", "metrics"):
         assert summary[key] == metadata[key]
     assert summary["compiledSha256"] == metadata["compiled"]["sha256"]
+    content = (directory / "metadata.json").read_bytes()
+    assert summary["metadataSha256"] == hashlib.sha256(content).hexdigest()
     # A Kubernetes termination message holds at most 4 KiB.
     assert len(json.dumps(summary).encode()) < 4096
 
@@ -202,36 +206,75 @@ def test_the_version_appears_whole_in_one_rename(
     assert contents == ["metadata.json", "model.joblib", "model.npz"]
 
 
-def test_an_existing_version_is_kept_and_reported(
+def recorded(summary: dict[str, Any]) -> artifact.Provenance:
+    """What the operator passes the next run once status recorded `summary`."""
+    return artifact.Provenance({summary["version"]: summary})
+
+
+def test_an_existing_version_status_recorded_is_kept_and_reported(
     iris_spec: Callable[..., Spec], output_root: Path
 ) -> None:
     first = train(iris_spec(), output_root, "iris")
     model = Path(first["artifactPath"]) / "model.joblib"
     written = model.stat()
-    again = train(iris_spec(), output_root, "iris")
+    again = train(iris_spec(), output_root, "iris", provenance=recorded(first))
     assert again == first
     assert (model.stat().st_ino, model.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
 
 
-def test_a_tampered_existing_version_is_refused(
+def test_a_retried_pod_adopts_what_its_own_run_wrote(
+    iris_spec: Callable[..., Spec], output_root: Path
+) -> None:
+    run = artifact.Provenance(run="8d3c5e0e-job-uid")
+    first = train(iris_spec(), output_root, "iris", provenance=run)
+    assert train(iris_spec(), output_root, "iris", provenance=run) == first
+
+
+def test_a_version_planted_where_the_next_one_goes_is_replaced_not_adopted(
+    iris_spec: Callable[..., Spec], output_root: Path, tmp_path: Path
+) -> None:
+    # Another tenant of a shared volume trains a model of their own and puts it, metadata and
+    # all, where this model's next version goes (the path follows from spec and data), with
+    # the class names swapped so that every answer is wrong while every digest checks out.
+    honest = train(iris_spec(), tmp_path / "elsewhere", "iris")
+    theirs = train(iris_spec(randomSeed=8), tmp_path / "attacker", "iris")
+    planted = output_root / "default" / "iris" / honest["version"]
+    shutil.copytree(theirs["artifactPath"], planted)
+    metadata = json.loads((planted / "metadata.json").read_text())
+    metadata["target"]["classes"].reverse()
+    (planted / "metadata.json").write_text(json.dumps(metadata))
+
+    summary = train(iris_spec(), output_root, "iris")
+
+    assert summary["sha256"] != theirs["sha256"]
+    assert summary["sha256"] == hashlib.sha256((planted / "model.joblib").read_bytes()).hexdigest()
+    written = (planted / "metadata.json").read_bytes()
+    assert summary["metadataSha256"] == hashlib.sha256(written).hexdigest()
+    assert json.loads(written)["target"]["classes"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_a_damaged_version_is_written_again(
     iris_spec: Callable[..., Spec], output_root: Path
 ) -> None:
     first = train(iris_spec(), output_root, "iris")
-    (Path(first["artifactPath"]) / "model.joblib").write_bytes(b"not the model")
-    with pytest.raises(TrainingError, match=r"is not an intact artifact .* delete that directory"):
-        train(iris_spec(), output_root, "iris")
+    model = Path(first["artifactPath"]) / "model.joblib"
+    model.write_bytes(b"not the model")
+    again = train(iris_spec(), output_root, "iris", provenance=recorded(first))
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == again["sha256"]
+    assert joblib.load(model).predict(load_iris().data[:1]).shape == (1,)
 
 
-def test_a_version_written_concurrently_wins(
+def test_a_version_written_by_something_else_meanwhile_fails_the_run(
     iris_spec: Callable[..., Spec], output_root: Path
 ) -> None:
     first = train(iris_spec(), output_root, "iris")
     directory = Path(first["artifactPath"])
     metadata = json.loads((directory / "metadata.json").read_text())
-    # As if a second run of the same inputs reached the rename after the first.
-    result = artifact.write(directory, object(), metadata | {"createdAt": "later"})
-    assert result == metadata
+    # As if another writer reached the rename after this run looked.
+    with pytest.raises(TrainingError, match="written by something else while this run wrote it"):
+        artifact.write(directory, object(), metadata | {"createdAt": "later"})
     assert sorted(p.name for p in directory.parent.iterdir()) == [directory.name]
+    assert json.loads((directory / "metadata.json").read_text()) == metadata
 
 
 @pytest.mark.parametrize(("name", "namespace"), [("../up", "default"), ("iris", "a/b"), ("", "x")])

@@ -11,7 +11,7 @@ from typing import Any
 import joblib
 import mlflow
 import pytest
-from modelops_trainer import cli
+from modelops_trainer import artifact, cli
 from modelops_trainer.errors import TrainingError
 from modelops_trainer.tracking import Tracking
 from modelops_trainer.training import train
@@ -52,9 +52,12 @@ def test_a_trained_version_is_a_run_and_a_registered_model(
     rows = load_wine().data[::7]
     assert registered.predict(rows).tolist() == ours.predict(rows).tolist()
 
-    # The same inputs again: the version is reported, with the run that made it, and no run
-    # or model version is added.
-    again = train(SPEC, tmp_path, "wine", "team-a", tracking=Tracking(mlflow_tracking))
+    # The same inputs again, the version recorded in status: it is reported, with the run that
+    # made it, and no run or model version is added.
+    recorded = artifact.Provenance({summary["version"]: summary})
+    again = train(
+        SPEC, tmp_path, "wine", "team-a", tracking=Tracking(mlflow_tracking), provenance=recorded
+    )
     assert again["mlflow"] == logged
     assert len(client.search_runs([run.info.experiment_id])) == 1
     assert len(client.search_model_versions("name='team-a.wine'")) == 1

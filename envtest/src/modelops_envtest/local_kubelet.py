@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -146,7 +147,7 @@ class LocalKubelet:
     def _launch(self, pod: Any) -> _Running:
         container = pod.spec.containers[0]
         env = {**os.environ}
-        env.update({item.name: self._local(item.value or "") for item in container.env or []})
+        env.update({item.name: self._local(_value(item, pod)) for item in container.env or []})
         args = [self._local(arg) for arg in container.args or []]
         port: int | None = None
         termination_log: Path | None = None
@@ -202,3 +203,19 @@ def wait_for_port(kubelet: LocalKubelet, namespace: str, model: str, timeout: fl
             raise TimeoutError(f"no ready serving pod for {namespace}/{model}")
         time.sleep(POLL_SECONDS)
     return port
+
+
+def _value(item: Any, pod: Any) -> str:
+    """An env entry's value: its own, or the pod label a downward-API fieldRef names, as the
+    kubelet resolves it."""
+    field = (
+        item.value_from.field_ref.field_path
+        if item.value_from and item.value_from.field_ref
+        else None
+    )
+    if field is None:
+        return str(item.value or "")
+    label = re.fullmatch(r"metadata\.labels\['(.+)'\]", field)
+    if label is None:
+        raise ValueError(f"the local kubelet resolves only pod labels, not {field}")
+    return str((pod.metadata.labels or {}).get(label.group(1), ""))

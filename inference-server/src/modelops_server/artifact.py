@@ -58,15 +58,30 @@ class Metadata:
     compiled: CompiledFile | None = None
 
 
-def read_metadata(directory: Path) -> Metadata:
+def read_metadata(directory: Path, expected_sha256: str | None = None) -> Metadata:
+    """The version's metadata; with `expected_sha256` (the digest recorded when the version
+    was trained) only if metadata.json still has it: its feature order and class names decide
+    every answer, as the model file does."""
     path = directory / METADATA_FILE
     try:
-        raw = json.loads(path.read_text())
+        content = path.read_bytes()
     except FileNotFoundError:
         raise ArtifactError(
             f"{path} does not exist: is {directory} an artifact directory?"
         ) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(content).hexdigest()
+        if actual != expected_sha256.lower():
+            raise ArtifactError(
+                f"{path} has sha256 {actual}, not the {expected_sha256} recorded when the "
+                "version was trained: it was changed since, and its features and classes are "
+                "not trusted; restore it or train the model again"
+            )
+    try:
+        raw = json.loads(content)
+    except ValueError as exc:
         raise ArtifactError(f"{path} cannot be read as JSON: {exc}") from None
     try:
         if raw["formatVersion"] != SUPPORTED_FORMAT:

@@ -19,12 +19,9 @@ import os
 import shutil
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -32,15 +29,18 @@ import botocore.exceptions
 import yaml
 from botocore.config import Config
 
+from . import downloads
 from .artifact import METADATA_FILE, read_metadata
 from .errors import ArtifactError
 
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
-HTTP_TIMEOUT_SECONDS = 60
-CHUNK_BYTES = 1 << 20
+# The limits of a download from an http(s) URL (modelops_server.downloads), each overridable
+# through its environment variable.
 MAX_BYTES_ENV = "MODELOPS_FETCH_MAX_BYTES"
 DEFAULT_MAX_BYTES = 4 << 30
+DEADLINE_ENV = "MODELOPS_FETCH_DEADLINE_SECONDS"
+DEFAULT_DEADLINE_SECONDS = 1800
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,14 @@ def fetch(
     expected_sha256: str,
     model_file: str | None = None,
     compiled_sha256: str | None = None,
+    metadata_sha256: str | None = None,
 ) -> None:
     """Into `directory`: the version at `source` (s3://bucket/key-prefix) whose model file has
     `expected_sha256`; or, with `model_file`, the one model file at `source` (s3://bucket/key,
     an http(s) URL or an MLflow models:/name/version: a model trained elsewhere), kept under
     that name. A version's compiled form (model.npz) comes too, checked against
-    `compiled_sha256` when given. The directory appears whole or not at all."""
+    `compiled_sha256` when given, and its metadata.json against `metadata_sha256`. The
+    directory appears whole or not at all."""
     parts = urlsplit(source)
     if model_file is None and (
         parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/")
@@ -96,6 +98,7 @@ def fetch(
                 source,
                 expected_sha256,
                 compiled_sha256,
+                metadata_sha256,
             )
         else:
             _fetch_file(source, staging / model_file)
@@ -118,11 +121,13 @@ def _fetch_version(
     source: str,
     model_sha256: str,
     compiled_sha256: str | None,
+    metadata_sha256: str | None,
 ) -> None:
-    """The metadata, the model file and its compiled form (checked where its digest is known)."""
+    """The metadata, the model file and its compiled form (each checked where its digest is
+    known)."""
     client = _s3_client()
     _download(client, bucket, f"{prefix}/{METADATA_FILE}", staging / METADATA_FILE, STORAGE_HINT)
-    metadata = read_metadata(staging)
+    metadata = read_metadata(staging, metadata_sha256)
     wanted: list[tuple[str, str | None]] = [(metadata.model_file, model_sha256)]
     if metadata.compiled is not None:
         wanted.append((metadata.compiled.file, compiled_sha256))
@@ -142,19 +147,38 @@ def _fetch_file(source: str, path: Path) -> None:
     if parts.scheme == "s3":
         _download(_s3_client(), parts.netloc, parts.path.lstrip("/"), path, MODEL_HINT)
         return
+    _fetch_url(source, path)
+
+
+def _fetch_url(source: str, path: Path) -> None:
+    """The file at an http(s) URL, within the fetch's limits and redirect rules."""
     try:
-        with urllib.request.urlopen(source, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            _copy_bounded(response, path, source)
-    except urllib.error.HTTPError as exc:
+        limits = downloads.Limits.from_environment(
+            MAX_BYTES_ENV, DEFAULT_MAX_BYTES, DEADLINE_ENV, DEFAULT_DEADLINE_SECONDS
+        )
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
+    shown = _shown(source)
+    try:
+        with path.open("wb") as file:
+            downloads.download(source, file, limits)
+    except downloads.TooLarge:
         raise ArtifactError(
-            f"cannot read {_shown(source)}: HTTP {exc.code} {exc.reason}; check spec.model.uri"
+            f"{shown} is larger than {limits.max_bytes} bytes, the fetch's limit ({MAX_BYTES_ENV})"
         ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except downloads.TooSlow as exc:
         raise ArtifactError(
-            f"cannot read {_shown(source)}: {reason}; check spec.model.uri and that the server "
-            "is reachable from the pod"
+            f"downloading {shown} took longer than {limits.deadline_seconds:g} s, the fetch's "
+            f"limit ({DEADLINE_ENV}), with {exc.received} bytes received; check spec.model.uri"
         ) from None
+    except downloads.DownloadError as exc:
+        # The server answered (a status, a redirect refused), or could not be reached at all.
+        unreachable = " and that the server is reachable from the pod" if exc.status is None else ""
+        raise ArtifactError(
+            f"cannot read {shown}: {exc.reason}; check spec.model.uri{unreachable}"
+        ) from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _fetch_registered(source: str, path: Path) -> None:
@@ -206,27 +230,9 @@ def _pickled_model(source: str, model: Path) -> Path:
     return pickled
 
 
-def _copy_bounded(response: Any, path: Path, source: str) -> None:
-    limit = int(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_BYTES))
-    too_large = ArtifactError(
-        f"{_shown(source)} is larger than {limit} bytes, the fetch's limit ({MAX_BYTES_ENV})"
-    )
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    received = 0
-    with path.open("wb") as file:
-        while chunk := response.read(CHUNK_BYTES):
-            received += len(chunk)
-            if received > limit:
-                raise too_large
-            file.write(chunk)
-
-
 def _shown(source: str) -> str:
-    """A URL as it may be logged: without its query, which may carry a signature."""
-    parts = urlsplit(source)
-    return parts._replace(query="", fragment="").geturl()
+    """A URL as it may be logged: without credentials or query, which may carry a signature."""
+    return downloads.shown(source)
 
 
 def _check_digest(model: Path, where: str, expected_sha256: str, expected_model: str) -> None:
@@ -287,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compiled-sha256", help="the compiled form's (model.npz) expected digest, if it has one"
     )
     parser.add_argument(
+        "--metadata-sha256", help="the version's metadata.json's expected digest, where recorded"
+    )
+    parser.add_argument(
         "--file",
         dest="model_file",
         help="the source is this one model file (s3://bucket/key or an http(s) URL), not a "
@@ -301,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.sha256,
             arguments.model_file,
             arguments.compiled_sha256,
+            arguments.metadata_sha256,
         )
     except ArtifactError as exc:
         line = "error: " + " ".join(str(exc).split())

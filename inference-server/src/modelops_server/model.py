@@ -141,7 +141,7 @@ class Model:
     def _read_metadata(self) -> Metadata:
         settings = self._settings
         directory = settings.model_dir
-        metadata = artifact.read_metadata(directory)
+        metadata = artifact.read_metadata(directory, settings.metadata_sha256)
         self.name = settings.model_name or metadata.name
         if settings.model_version and settings.model_version != metadata.version:
             raise ArtifactError(

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Unset while model_sha256 is set: the model file is unpickled (verified) instead, as no
     # one trusted vouches for the compiled one. Both unset (a local run): metadata.json's.
     compiled_sha256: str | None = None
+    # The digest metadata.json must have (its features and classes decide every answer);
+    # unchecked when unset (a local run, or a version recorded before the digest was kept).
+    metadata_sha256: str | None = None
     # A model file in model_dir that came without a metadata.json (trained elsewhere): its
     # features and classes are read off the estimator, and model_sha256 is required.
     model_file: str | None = None

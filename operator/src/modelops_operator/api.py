@@ -639,6 +639,13 @@ class TrainingStatus(StatusModel):
         description="The trainer's own words on failure, or why its pod cannot run.",
     )
     result: ModelRecord | None = Field(default=None, description="The trained model.")
+    metadata_sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="Digest of the version's metadata.json (its features and classes), "
+        "verified by the fetch and the server; unset for a model file spec.model provides and "
+        "for versions recorded before it was kept.",
+    )
     scheduled_for: Timestamp | None = Field(
         default=None,
         description="The time of training.schedule this run is for; unset for a run the spec "

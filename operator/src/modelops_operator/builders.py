@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from modelops_operator import api, constants
@@ -19,6 +20,8 @@ SERVER_GRPC_PORT_NAME = "grpc"
 # connections only once the EndpointSlice change reaches it, which took over 5 s on a loaded
 # 2-core kind node (one connection refused in 5,490 during a rollout under load).
 SERVER_DRAIN_SECONDS = 10
+# The Job controller labels each pod it makes with its Job's uid.
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 
 def digest(value: Any, length: int = 10) -> str:
@@ -222,10 +225,11 @@ def build_training_job(
     spec: api.ModelDeploymentSpec,
     settings: Settings,
     retrain_token: str = "",
-    keep_versions: list[str] | None = None,
+    history: Sequence[api.ModelRecord] = (),
 ) -> dict[str, Any]:
     """The training Job. The trainer removes the model's other versions from the volume,
-    keeping `keep_versions` (the history when the run starts) and what it trains."""
+    keeping those of `history` (when the run starts) and what it trains; a version already in
+    place it adopts only when `history` recorded its digests, or its own Job wrote it."""
     training = spec.training
     assert training is not None, "a model that spec.model provides has no training Job"
     job_labels = labels(name, "training") | {
@@ -244,7 +248,14 @@ def build_training_job(
         "env": [
             {"name": "MODELOPS_TRAINING_SPEC", "value": json.dumps(trainer_spec(training))},
             {"name": "MODELOPS_NAMESPACE", "value": namespace},
-            {"name": "MODELOPS_KEEP_VERSIONS", "value": ",".join(keep_versions or [])},
+            {"name": "MODELOPS_KEEP_VERSIONS", "value": ",".join(e.version for e in history)},
+            {"name": "MODELOPS_RECORDED_VERSIONS", "value": _recorded_versions(history)},
+            # A retried pod of the same run may adopt what an earlier one wrote; no one else
+            # can know this id before the Job exists.
+            {
+                "name": "MODELOPS_RUN_ID",
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}},
+            },
             *s3_env,
             *mlflow_env,
         ],
@@ -282,6 +293,20 @@ def build_training_job(
                 },
             },
         }
+    )
+
+
+def _recorded_versions(history: Sequence[api.ModelRecord]) -> str:
+    """The digests status recorded for the model's versions: what lets the trainer adopt a
+    version already in place (docs/artifact-contract.md)."""
+    return json.dumps(
+        {
+            entry.version: {"sha256": entry.sha256}
+            | ({"metadataSha256": entry.metadata_sha256} if entry.metadata_sha256 else {})
+            for entry in history
+            if entry.origin == "Trained"
+        },
+        sort_keys=True,
     )
 
 
@@ -324,6 +349,11 @@ def build_server_deployment(
             *(
                 [{"name": "MODELOPS_COMPILED_SHA256", "value": model.compiled_sha256}]
                 if model.compiled_sha256
+                else []
+            ),
+            *(
+                [{"name": "MODELOPS_METADATA_SHA256", "value": model.metadata_sha256}]
+                if model.metadata_sha256
                 else []
             ),
             {"name": "MODELOPS_PORT", "value": str(constants.SERVER_PORT)},
@@ -422,6 +452,7 @@ def _fetching_pod_spec(
         "command": ["modelops-fetch"],
         "args": ["--from", model.artifact_path, "--to", model_dir, "--sha256", model.sha256]
         + (["--compiled-sha256", model.compiled_sha256] if model.compiled_sha256 else [])
+        + (["--metadata-sha256", model.metadata_sha256] if model.metadata_sha256 else [])
         + (["--file", constants.PROVIDED_MODEL_FILE] if provided else []),
         "env": s3_env + mlflow_env,
         "resources": server["resources"],

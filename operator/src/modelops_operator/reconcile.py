@@ -509,7 +509,7 @@ def _observe_training(
                     spec,
                     settings,
                     retrain_token,
-                    keep_versions=[entry.version for entry in previous_status.history],
+                    history=previous_status.history,
                 ),
                 body,
             )

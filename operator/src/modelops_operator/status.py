@@ -18,6 +18,7 @@ _SUMMARY_KEYS = (
     "version",
     "sha256",
     "compiledSha256",
+    "metadataSha256",
     "artifactPath",
     "metrics",
     "trainedAt",

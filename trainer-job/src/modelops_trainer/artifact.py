@@ -12,7 +12,8 @@ import platform
 import re
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,36 +63,80 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def existing(directory: Path) -> dict[str, Any] | None:
-    """The metadata of a version already written, or None when the version is not there."""
-    return verified(directory) if directory.exists() else None
+@dataclass(frozen=True)
+class Provenance:
+    """What may vouch for a version found already in place, so that it is adopted rather
+    than written again: the digests the model's status recorded for its versions
+    (MODELOPS_RECORDED_VERSIONS), or this run's own id (its Job's uid: a retried pod finding
+    what an earlier pod of the run wrote). Anything else in place (another tenant's files at
+    a predictable path of a shared bucket or volume, a run whose result was never recorded)
+    is replaced, never reported as this model's."""
+
+    recorded: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    run: str = ""
+
+    def vouches_for(self, metadata: Mapping[str, Any], metadata_sha256: str) -> bool:
+        if self.run and metadata.get("run") == self.run:
+            return True
+        record = self.recorded.get(str(metadata.get("version")))
+        return (
+            record is not None
+            and record.get("sha256") == metadata.get("sha256")
+            and record.get("metadataSha256", metadata_sha256) == metadata_sha256
+        )
 
 
-def verified(directory: Path) -> dict[str, Any]:
-    """The metadata of a written version, after checking its model against its digest."""
+# A run outside a pod (by hand, in tests): nothing in place is adopted.
+NOTHING_RECORDED = Provenance()
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A version in place: its metadata, and the digest of its metadata.json."""
+
+    metadata: dict[str, Any]
+    metadata_sha256: str
+
+
+def adoptable(directory: Path, provenance: Provenance) -> Kept | None:
+    """The version at `directory` when it is whole and `provenance` vouches for it; else
+    None, with whatever was there removed so that this run writes its own."""
+    if not directory.exists():
+        return None
+    kept = _intact(directory)
+    if kept is not None and provenance.vouches_for(kept.metadata, kept.metadata_sha256):
+        return kept
+    log.warning(
+        "%s is in place but %s: not adopted; this run writes its own",
+        directory,
+        "this model did not record writing it" if kept else "it is not whole",
+    )
+    shutil.rmtree(directory)
+    return None
+
+
+def _intact(directory: Path) -> Kept | None:
+    """The version at `directory` when its files match its metadata's digests."""
     try:
-        metadata: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
+        content = (directory / METADATA_FILE).read_bytes()
+        metadata: dict[str, Any] = json.loads(content)
         files = [(metadata["modelFile"], metadata["sha256"])]
         if "compiled" in metadata:
             files.append((metadata["compiled"]["file"], metadata["compiled"]["sha256"]))
-        intact = all(sha256_file(directory / name) == digest for name, digest in files)
+        if all(sha256_file(directory / name) == digest for name, digest in files):
+            return Kept(metadata, hashlib.sha256(content).hexdigest())
     except (OSError, ValueError, KeyError, TypeError):
-        intact = False
-    if not intact:
-        raise TrainingError(
-            f"{directory} already exists but is not an intact artifact (its {METADATA_FILE} or "
-            f"model digest does not check out): delete that directory and run again"
-        )
-    return metadata
+        pass
+    return None
 
 
-def write(directory: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+def write(directory: Path, model: Any, metadata: dict[str, Any]) -> Kept:
     """Writes the model and its metadata (completed with the file name and digest) as the
-    version `directory`, and returns the metadata written.
+    version `directory`, and returns what was written.
 
     Everything goes into a hidden temporary sibling that is renamed into place at the end, so
-    a reader sees a whole version or none, and a failure leaves nothing behind. Should another
-    run of the same inputs get there first, its artifact stands and its metadata is returned.
+    a reader sees a whole version or none, and a failure leaves nothing behind. Should
+    something else get there first, the run fails: what it wrote is never adopted.
     """
     parent = directory.parent
     created = [path for path in (parent, *parent.parents) if not path.exists()]
@@ -106,8 +151,11 @@ def write(directory: Path, model: Any, metadata: dict[str, Any]) -> dict[str, An
         if not isinstance(exc, OSError):
             raise
         if directory.is_dir():
-            log.info("another run wrote %s first; keeping its artifact", directory)
-            return verified(directory)
+            raise TrainingError(
+                f"{directory} was written by something else while this run wrote it: it is "
+                "not adopted; make sure one run at a time writes this model's versions, and "
+                "run again"
+            ) from None
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise TrainingError(
                 f"the artifact volume is full: writing {directory} failed with "
@@ -119,7 +167,7 @@ def write(directory: Path, model: Any, metadata: dict[str, Any]) -> dict[str, An
             "artifact volume is mounted and writable"
         ) from None
     _fsync(parent)
-    return complete
+    return Kept(complete, sha256_file(directory / METADATA_FILE))
 
 
 def _free(path: Path) -> str:
@@ -177,15 +225,17 @@ def _stage(staging: Path, model: Any, metadata: dict[str, Any]) -> dict[str, Any
     return complete
 
 
-def summary(metadata: dict[str, Any], location: str) -> dict[str, Any]:
+def summary(kept: Kept, location: str) -> dict[str, Any]:
     """The termination message and stdout line the operator reads; `location` is the version's
     directory or its s3:// prefix."""
+    metadata = kept.metadata
     return {
         "name": metadata["name"],
         "namespace": metadata["namespace"],
         "version": metadata["version"],
         "sha256": metadata["sha256"],
         **({"compiledSha256": metadata["compiled"]["sha256"]} if "compiled" in metadata else {}),
+        "metadataSha256": kept.metadata_sha256,
         "metrics": metadata["metrics"],
         "artifactPath": location,
         "trainedAt": metadata["createdAt"],

@@ -31,6 +31,8 @@ EXIT_INTERNAL_ERROR = 3
 SPEC_ENV = "MODELOPS_TRAINING_SPEC"
 NAMESPACE_ENV = "MODELOPS_NAMESPACE"
 KEEP_VERSIONS_ENV = "MODELOPS_KEEP_VERSIONS"
+RECORDED_VERSIONS_ENV = "MODELOPS_RECORDED_VERSIONS"
+RUN_ID_ENV = "MODELOPS_RUN_ID"
 TERMINATION_LOG_ENV = "MODELOPS_TERMINATION_LOG"
 # Kubernetes mounts this file into every container; outside a pod it does not exist.
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
@@ -56,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = ObjectStore(args.upload_root) if args.upload_root else None
         with _stdout_to_stderr():
             summary = train(
-                spec, Path(args.output_root), name, namespace, store, Tracking.from_environment()
+                spec,
+                Path(args.output_root),
+                name,
+                namespace,
+                store,
+                Tracking.from_environment(),
+                _provenance(),
             )
         keep = _keep_versions(args.keep_versions)
         if keep is not None:
@@ -118,6 +126,22 @@ def _keep_versions(given: str | None) -> set[str] | None:
     if value is None:
         return None
     return {version.strip() for version in value.split(",") if version.strip()}
+
+
+def _provenance() -> artifact.Provenance:
+    """What the operator says may vouch for a version already in place."""
+    text = os.environ.get(RECORDED_VERSIONS_ENV) or "{}"
+    try:
+        recorded = json.loads(text)
+        if not isinstance(recorded, dict) or not all(
+            isinstance(record, dict) for record in recorded.values()
+        ):
+            raise ValueError("not an object of objects")
+    except ValueError as exc:
+        raise TrainingError(
+            f"${RECORDED_VERSIONS_ENV} is not a JSON object of version records ({exc})"
+        ) from None
+    return artifact.Provenance(recorded, os.environ.get(RUN_ID_ENV, ""))
 
 
 def _read_spec(source: str | None) -> tuple[Any, dict[str, str]]:

@@ -6,15 +6,13 @@ import hashlib
 import io
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from modelops_server import downloads
 from sklearn import datasets as sk_datasets
 
 from .errors import TrainingError, did_you_mean
@@ -28,10 +26,8 @@ BUILTIN: dict[str, tuple[Callable[..., Any], Task]] = {
     "digits": (sk_datasets.load_digits, "classification"),
     "diabetes": (sk_datasets.load_diabetes, "regression"),
 }
-# A socket that sends nothing for this long fails the download.
-DOWNLOAD_TIMEOUT_SECONDS = 60
-MAX_REDIRECTS = 5
-# The trainer's limits, each overridable through its environment variable.
+# The trainer's limits of a download (modelops_server.downloads, which also bounds redirects),
+# each overridable through its environment variable.
 MAX_BYTES_ENV, DEFAULT_MAX_BYTES = "MODELOPS_CSV_MAX_BYTES", 512 * 2**20
 DEADLINE_ENV, DEFAULT_DEADLINE_SECONDS = "MODELOPS_CSV_DEADLINE_SECONDS", 600
 # A column name that is safe to repeat in a message (and so in the resource's status): text a
@@ -79,27 +75,18 @@ def _load_builtin(name: str) -> Table:
     return Table(features=bunch.data, target=target, task=task, origin=f"builtin dataset {name}")
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int
-    deadline_seconds: float
-
-    @classmethod
-    def from_environment(cls) -> Limits:
-        try:
-            return cls(
-                int(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)),
-                float(os.environ.get(DEADLINE_ENV, DEFAULT_DEADLINE_SECONDS)),
-            )
-        except ValueError as exc:
-            raise TrainingError(
-                f"{MAX_BYTES_ENV} or {DEADLINE_ENV} is not a number: {exc}"
-            ) from None
+def _limits() -> downloads.Limits:
+    try:
+        return downloads.Limits.from_environment(
+            MAX_BYTES_ENV, DEFAULT_MAX_BYTES, DEADLINE_ENV, DEFAULT_DEADLINE_SECONDS
+        )
+    except ValueError as exc:
+        raise TrainingError(f"{exc}; set the trainer's limit there, or unset it") from None
 
 
 def _load_csv(source: CsvSource) -> Table:
     origin = f"CSV {source.url or source.path}"
-    frame = _parse_csv(_read_bytes(source, Limits.from_environment()), origin)
+    frame = _parse_csv(_read_bytes(source, _limits()), origin)
     _check_header(frame, origin)
     column = source.target_column
     if column not in frame.columns:
@@ -129,28 +116,7 @@ def _check_header(frame: pd.DataFrame, origin: str) -> None:
         )
 
 
-class _SafeRedirects(urllib.request.HTTPRedirectHandler):
-    """At most MAX_REDIRECTS, and never from https down to http."""
-
-    max_redirections = MAX_REDIRECTS
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if req.full_url.startswith("https://") and not newurl.startswith("https://"):
-            raise urllib.error.HTTPError(
-                req.full_url, code, f"redirect from https to {newurl} refused", headers, fp
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _read_bytes(source: CsvSource, limits: Limits) -> bytes:
+def _read_bytes(source: CsvSource, limits: downloads.Limits) -> bytes:
     too_large = (
         f"is larger than {limits.max_bytes} bytes, the trainer's limit ({MAX_BYTES_ENV}); "
         "train on a sample, or raise the limit"
@@ -167,38 +133,24 @@ def _read_bytes(source: CsvSource, limits: Limits) -> bytes:
                 "that its volume is mounted in the training container"
             ) from None
     assert source.url is not None  # the spec guarantees exactly one location
-    deadline = time.monotonic() + limits.deadline_seconds
-    opener = urllib.request.build_opener(_SafeRedirects)
+    url = downloads.shown(source.url)
+    data = io.BytesIO()
     try:
-        with opener.open(source.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
-                raise TrainingError(f"the CSV at {source.url} {too_large}")
-            chunks: list[bytes] = []
-            received = 0
-            # read1: whatever has arrived, so a trickle cannot hold a read past the deadline.
-            while chunk := response.read1(1 << 16):
-                received += len(chunk)
-                if received > limits.max_bytes:
-                    raise TrainingError(f"the CSV at {source.url} {too_large}")
-                if time.monotonic() > deadline:
-                    raise TrainingError(
-                        f"downloading the CSV at {source.url} took longer than "
-                        f"{limits.deadline_seconds:g} s, the trainer's limit ({DEADLINE_ENV}), "
-                        f"with {received} bytes received; serve it faster, or raise the limit"
-                    )
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except urllib.error.HTTPError as exc:
-        reason = f"HTTP {exc.code} {exc.reason}"
-    except urllib.error.URLError as exc:
-        reason = str(exc.reason)
-    except (OSError, ValueError) as exc:  # timeouts and resets mid-body; malformed URLs
-        reason = str(exc) or type(exc).__name__
-    raise TrainingError(
-        f"cannot download CSV from {source.url}: {reason}; check the URL and that the training "
-        "pod can reach it"
-    )
+        downloads.download(source.url, data, limits)
+    except downloads.TooLarge:
+        raise TrainingError(f"the CSV at {url} {too_large}") from None
+    except downloads.TooSlow as exc:
+        raise TrainingError(
+            f"downloading the CSV at {url} took longer than {limits.deadline_seconds:g} s, the "
+            f"trainer's limit ({DEADLINE_ENV}), with {exc.received} bytes received; serve it "
+            "faster, or raise the limit"
+        ) from None
+    except downloads.DownloadError as exc:
+        raise TrainingError(
+            f"cannot download CSV from {url}: {exc.reason}; check the URL and that the training "
+            "pod can reach it"
+        ) from None
+    return data.getvalue()
 
 
 def _parse_csv(data: bytes, origin: str) -> pd.DataFrame:

@@ -2,13 +2,15 @@
 the volume, under s3://<bucket>/<prefix>/<namespace>/<name>/<version>/.
 
 The client is boto3's, configured the standard way (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION, ...). A version is never overwritten once there (serving pods
-may be downloading it), and its metadata.json goes up last: a reader that finds the metadata
-finds the whole version.
+AWS_SECRET_ACCESS_KEY, AWS_REGION, ...). A version's files are written only where nothing is
+(conditional writes: a version is never overwritten while serving pods may be downloading it,
+nor is someone else's write taken for this run's), and its metadata.json goes up last: a reader
+that finds the metadata finds the whole version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Collection, Iterator
@@ -20,7 +22,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from .artifact import METADATA_FILE, VERSION_NAME
+from .artifact import METADATA_FILE, VERSION_NAME, Kept
 from .errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -45,36 +47,47 @@ class ObjectStore:
     def uri(self, relative: str) -> str:
         return f"s3://{self.bucket}/{self._key(relative)}"
 
-    def metadata(self, relative: str) -> dict[str, Any] | None:
-        """The metadata of the version at `relative` (namespace/name/version), or None when that
-        version is not there."""
+    def kept(self, relative: str) -> Kept | None:
+        """The version at `relative` (namespace/name/version), or None when its metadata is
+        not there or not readable."""
         key = f"{self._key(relative)}/{METADATA_FILE}"
         try:
             body = self._call("read", key, "get_object", Bucket=self.bucket, Key=key)
         except _NotThere:
             return None
+        content = body["Body"].read()
         try:
-            metadata: dict[str, Any] = json.loads(body["Body"].read())
-        except ValueError as exc:
-            raise TrainingError(
-                f"{self.uri(relative)}/{METADATA_FILE} is not valid JSON ({exc}): delete that "
-                "version from the bucket and run again"
-            ) from None
-        return metadata
+            metadata: dict[str, Any] = json.loads(content)
+        except ValueError:
+            return None
+        return Kept(metadata, hashlib.sha256(content).hexdigest())
 
     def upload(self, directory: Path, relative: str) -> str:
-        """Uploads the version in `directory` to `relative`, unless it is there already; its
-        location."""
-        if self.metadata(relative) is not None:
-            log.info("%s is already in object storage; keeping it", self.uri(relative))
-            return self.uri(relative)
+        """Uploads the version in `directory` to `relative`, each file only where no object
+        is; its location."""
         metadata_file = directory / METADATA_FILE
         files = [path for path in sorted(directory.iterdir()) if path != metadata_file]
         for path in [*files, metadata_file]:
             key = f"{self._key(relative)}/{path.name}"
-            self._call("write", key, "upload_file", Filename=str(path), Bucket=self.bucket, Key=key)
+            with path.open("rb") as body:
+                try:
+                    self._call(
+                        "write", key, "put_object", Bucket=self.bucket, Key=key, Body=body,
+                        IfNoneMatch="*",
+                    )  # fmt: skip
+                except _AlreadyThere:
+                    raise TrainingError(
+                        f"s3://{self.bucket}/{key} was written by someone else while this run "
+                        "uploaded the version: it is not adopted, and not overwritten; make "
+                        "sure no one else writes under this model's prefix (give each "
+                        "namespace a prefix and credentials of its own), and run again"
+                    ) from None
         log.info("uploaded %s", self.uri(relative))
         return self.uri(relative)
+
+    def remove(self, relative: str) -> None:
+        """Removes what is under the version `relative`."""
+        self._delete_under(f"{self._key(relative)}/")
 
     def prune(self, model_relative: str, keep: Collection[str]) -> list[str]:
         """Removes the model's versions that are not in `keep`; the versions removed. Like the
@@ -130,6 +143,8 @@ class ObjectStore:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             if _code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise _NotThere from None
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise _AlreadyThere from None
             raise TrainingError(
                 f"cannot {action} s3://{self.bucket}/{key}: {_problem(exc)}"
             ) from None
@@ -160,6 +175,10 @@ def _problem(exc: Exception) -> str:
 
 
 class _NotThere(Exception):
+    pass
+
+
+class _AlreadyThere(Exception):
     pass
 
 

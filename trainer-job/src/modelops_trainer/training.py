@@ -34,12 +34,14 @@ def train(
     namespace: str = "default",
     store: ObjectStore | None = None,
     tracking: Tracking | None = None,
+    provenance: artifact.Provenance = artifact.NOTHING_RECORDED,
 ) -> dict[str, Any]:
     """Trains the model `spec` describes and writes it as `<output_root>/<namespace>/<name>/
     <version>/`, then uploads it to the same place under `store` when given; returns the
     summary (the termination message). A version trained here is logged to MLflow with
-    `tracking`. When that version is already there it is reported, not trained (nor logged)
-    again (on the volume, after checking its digest). Raises TrainingError on bad input."""
+    `tracking`. When that version is already there and `provenance` vouches for it, it is
+    reported, not trained (nor logged) again (on the volume, after checking its digests);
+    anything else there is replaced. Raises TrainingError on bad input."""
     for label, value in (("name", name), ("namespace", namespace)):
         if not _PATH_COMPONENT.fullmatch(value):
             raise TrainingError(
@@ -61,13 +63,20 @@ def train(
     relative = f"{namespace}/{name}/{version}"
     directory = Path(output_root) / relative
     if store is not None:
-        kept = store.metadata(relative)
-        if kept is not None:
+        kept = store.kept(relative)
+        if kept is not None and provenance.vouches_for(kept.metadata, kept.metadata_sha256):
             log.info(
                 "version %s of %s is already at %s; keeping it", version, name, store.uri(relative)
             )
             return artifact.summary(kept, store.uri(relative))
-    previous = artifact.existing(directory)
+        if kept is not None:
+            log.warning(
+                "%s holds a version this model did not record writing: not adopted; this run "
+                "writes its own",
+                store.uri(relative),
+            )
+            store.remove(relative)
+    previous = artifact.adoptable(directory, provenance)
     if previous is not None:
         log.info("version %s of %s is already at %s; keeping it", version, name, directory)
         return _summary(previous, directory, relative, store)
@@ -122,16 +131,17 @@ def train(
         "libraryVersions": artifact.library_versions(),
         "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trainingSpec": spec,
+        **({"run": provenance.run} if provenance.run else {}),
         **({"mlflow": logged} if logged else {}),
     }
     return _summary(artifact.write(directory, model, metadata), directory, relative, store)
 
 
 def _summary(
-    metadata: dict[str, Any], directory: Path, relative: str, store: ObjectStore | None
+    kept: artifact.Kept, directory: Path, relative: str, store: ObjectStore | None
 ) -> dict[str, Any]:
     location = store.upload(directory, relative) if store else str(directory.absolute())
-    return artifact.summary(metadata, location)
+    return artifact.summary(kept, location)
 
 
 def _fit_and_score(
