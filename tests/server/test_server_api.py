@@ -167,6 +167,13 @@ def test_the_whole_iris_dataset_in_one_batch(iris_server: Server, iris_forest: A
     assert body["predictions"] == list(model.predict(iris.data))
 
 
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+def test_fastapis_pages_that_load_scripts_from_a_cdn_are_off(
+    iris_server: Server, path: str
+) -> None:
+    assert iris_server.client.get(path).status_code == 404
+
+
 def test_the_openapi_schema_documents_every_endpoint_and_body(iris_server: Server) -> None:
     schema = iris_server.client.get("/openapi.json").json()
 

@@ -138,6 +138,21 @@ def test_a_csv_file_gives_a_table_and_a_download(page: WebDriver, tmp_path: Path
     assert page.find_element(By.ID, "download").get_attribute("href").startswith("blob:")
 
 
+def test_the_download_keeps_formulas_as_text_and_numbers_as_numbers(page: WebDriver) -> None:
+    cells = {
+        '=HYPERLINK("http://x")': '"\'=HYPERLINK(""http://x"")"',
+        "+1+1": "'+1+1",
+        "-2+3": "'-2+3",
+        "@SUM(A1)": "'@SUM(A1)",
+        "\t=1": "'\t=1",
+        "-1.5": "-1.5",
+        "+2": "+2",
+        "setosa": "setosa",
+    }
+    text = page.execute_script("return csvText([arguments[0]]);", list(cells))
+    assert text == ",".join(cells.values()) + "\n"
+
+
 def test_a_csv_file_the_server_refuses_shows_why(page: WebDriver, tmp_path: Path) -> None:
     csv = tmp_path / "short.csv"
     csv.write_text("5.1,3.5,1.4\n")

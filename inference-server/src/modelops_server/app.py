@@ -96,6 +96,10 @@ def create_app(
         '`{"error": "..."}` body.',
         lifespan=lifespan,
         responses=_ERRORS,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: off, so that nothing
+        # on the model's port runs code from elsewhere. /openapi.json stays.
+        docs_url=None,
+        redoc_url=None,
         # OpenTelemetry stays off: /metrics is the server's telemetry, and the check whether
         # it is configured alone costs several environment lookups per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},

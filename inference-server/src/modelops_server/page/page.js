@@ -201,8 +201,12 @@ function parseCsv(text) {
   return rows.filter((r) => r.some((c) => c.trim() !== ""));
 }
 
+// A spreadsheet runs a cell that starts with = + - @ (or a tab or CR before one) as a formula:
+// such a cell from a class name or an uploaded row is kept as text with a leading quote
+// (OWASP's CSV injection advice). Numbers stay numbers: -1.5 is not a formula.
 function csvCell(text) {
-  const s = String(text);
+  let s = String(text);
+  if (/^[=+\-@\t\r]/.test(s) && !Number.isFinite(Number(s))) s = "'" + s;
   return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
