@@ -440,7 +440,8 @@ def test_a_serving_pod_that_cannot_start_shows_in_status_within_a_minute(
 ) -> None:
     manifest = yaml.safe_load((REPOSITORY / "deploy" / "samples" / "iris.yaml").read_text())
     manifest["metadata"] = {"name": "broken", "namespace": namespace}
-    manifest["spec"]["serving"] = {"replicas": 1, "image": "modelops/no-such-server:0.0.0"}
+    # An allowed repository (the operator's own), a tag no node has.
+    manifest["spec"]["serving"] = {"replicas": 1, "image": "modelops/inference-server:no-such-tag"}
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
 
     wait_until(
@@ -458,7 +459,9 @@ def test_a_serving_pod_that_cannot_start_shows_in_status_within_a_minute(
     )
     seconds = time.monotonic() - created
     message = status(cluster, namespace, "broken")["message"]
-    assert "ErrImageNeverPull" in message and "modelops/no-such-server:0.0.0" in message, message
+    assert "ErrImageNeverPull" in message and "modelops/inference-server:no-such-tag" in message, (
+        message
+    )
     print(f"a serving pod that cannot start shows in status after {seconds:.0f}s: {message}")
     cluster.kubectl("-n", namespace, "delete", "mdep", "broken")
 

@@ -195,10 +195,11 @@ def _operator_deployment(deployment: dict[str, Any], holes: Holes) -> dict[str, 
     assert not settings, f"the base's operator has no {sorted(settings)} to fill"
     optional = "".join(
         f"{{{{- with .Values.{value} }}}}\n{{pad}}- name: {variable}\n"
-        "{pad}  value: {{ toJson . | quote }}\n{{- end }}"
-        for value, variable in (
-            ("artifactS3", "MODELOPS_ARTIFACT_S3"),
-            ("mlflow", "MODELOPS_MLFLOW"),
+        f"{{pad}}  value: {{{{ {rendered} . | quote }}}}\n{{{{- end }}}}"
+        for value, variable, rendered in (
+            ("images.allowedServer", "MODELOPS_ALLOWED_SERVER_IMAGES", 'join ","'),
+            ("artifactS3", "MODELOPS_ARTIFACT_S3", "toJson"),
+            ("mlflow", "MODELOPS_MLFLOW", "toJson"),
         )
     )
     container["env"].append(holes(Hole(optional, block=True)))
@@ -277,6 +278,9 @@ operator:
 images:
   pullPolicy: {container["imagePullPolicy"]}
 {image_lines}
+  # The image repositories spec.serving.image may name, each exact or a prefix ending in /*.
+  # Empty: images.server's repository alone (the fetch container runs it with credentials).
+  allowedServer: []
 
 monitoring:
   # How the models are scraped:
@@ -332,6 +336,11 @@ def values_schema() -> dict[str, Any]:
                     "operator": image,
                     "trainer": image,
                     "server": image,
+                    "allowedServer": {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                        "uniqueItems": True,
+                    },
                 },
             },
             "monitoring": {

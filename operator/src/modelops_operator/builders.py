@@ -310,6 +310,35 @@ def _recorded_versions(history: Sequence[api.ModelRecord]) -> str:
     )
 
 
+def image_repository(image: str) -> str:
+    """An image reference without its digest and tag: registry.example:5000/team/server."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def server_image_refusal(serving: api.ServingSpec, settings: Settings) -> str | None:
+    """Why spec.serving.image may not run, or None when it may (docs/security.md)."""
+    if serving.image is None:
+        return None
+    allowed = [
+        entry.strip() for entry in settings.allowed_server_images.split(",") if entry.strip()
+    ] or [image_repository(settings.server_image)]
+    repository = image_repository(serving.image)
+    if any(
+        repository.startswith(entry[:-1]) if entry.endswith("/*") else repository == entry
+        for entry in allowed
+    ):
+        return None
+    return (
+        f"spec.serving.image {serving.image} is not an image this operator runs: its server "
+        f"images are {', '.join(allowed)} (MODELOPS_ALLOWED_SERVER_IMAGES), because the "
+        "serving pod's fetch container runs it with the model's storage credentials; name one "
+        "of those, or ask the cluster's admin to allow it"
+    )
+
+
 def build_server_deployment(
     name: str,
     namespace: str,

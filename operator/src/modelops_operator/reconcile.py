@@ -350,6 +350,9 @@ def _reconcile(
             f"spec.model.uri {spec.model.uri} is in an MLflow registry, but no MLflow server is "
             "named: set spec.mlflow.trackingUri (or the operator's MODELOPS_MLFLOW)",
         )
+    refusal = builders.server_image_refusal(spec.serving, settings)
+    if refusal is not None:
+        return _blocked(body, "ImageNotAllowed", refusal)
     previous = _previous_status(body)
     try:
         run = _scheduled_run(spec, body, previous.training)

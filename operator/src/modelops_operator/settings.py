@@ -21,6 +21,14 @@ class Settings(BaseSettings):
         default="modelops/inference-server:0.1.0",
         description="Default image of the serving pods (spec.serving.image overrides it).",
     )
+    allowed_server_images: str = Field(
+        default="",
+        description="Comma-separated image repositories spec.serving.image may name, each exact "
+        "(registry.example/team/server) or a prefix ending in '/*' (registry.example/team/*); "
+        "empty: the repository of server_image alone. The serving pod's fetch container runs "
+        "that image with the model's storage credentials, so a model naming any other image "
+        "is refused (Failed, ImageNotAllowed) and its serving is left as it was.",
+    )
     image_pull_policy: str = Field(
         default="IfNotPresent", description="imagePullPolicy of both images."
     )
