@@ -1,13 +1,17 @@
-"""Ghosts (modelops_operator.ghosts): what the watches still show after a pause though the
-apiserver deleted it is found by one listing, and the readers skip it. The path through a real
-apiserver and operator: test_resync.py's drift test, whose Service is deleted during a pause."""
+"""Ghosts (modelops_operator.ghosts): what the watches still show after a pause, or after a
+watch listed again on its own, though the apiserver deleted it is found by one listing, the
+readers skip it, and the models whose children it was are reconciled at once. The path through a
+real apiserver and operator: test_resync.py's drift test, whose Service is deleted during a
+pause."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from modelops_operator import children, watched_models
+from modelops_operator import children, handlers, reconcile, watched_models
 from modelops_operator.ghosts import Ghosts, Watch
+from modelops_operator.settings import Settings
 
 MODEL_WATCH = Watch("modelops.dev/v1alpha1", "ModelDeployment")
 SERVICE_WATCH = Watch("v1", "Service", "app.kubernetes.io/managed-by=modelops")
@@ -69,7 +73,7 @@ def test_what_the_listing_lacks_is_a_ghost_and_the_readers_skip_it() -> None:
         clusterwide=False,
     )
 
-    assert found == 2
+    assert found == {"m2", "s1"}
     assert models.keys() == [("ml", "iris")]
     assert models.get("ml", "wine") is None
     assert watched.get("v1", "Service", "ml", "iris", "iris") is None
@@ -96,3 +100,47 @@ def test_an_object_made_again_under_its_name_is_no_ghost() -> None:
     again = _object("Service", "ml", "iris", "s2")
     index[("ml", "iris")] = [children.stored("v1", "Service", again)]
     assert watched.get("v1", "Service", "ml", "iris", "iris") == again
+
+
+def test_each_round_finds_new_ghosts_and_reconciles_their_models_once() -> None:
+    ghosts = Ghosts()
+    iris, wine = _object("M", "ml", "iris", "m1"), _object("M", "ml", "wine", "m2")
+    service = _object("Service", "ml", "iris", "s1")
+    deployment = _object("Deployment", "ml", "iris-server", "d1")
+    listing = _Listing({"ModelDeployment": [iris, wine], "Service": [service]})
+    rechecked: list[tuple[str, str, float]] = []
+    world = reconcile.World(
+        listing,  # type: ignore[arg-type]
+        watched_models.WatchedModels(
+            {
+                ("ml", "iris"): [watched_models.stored(iris)],
+                ("ml", "wine"): [watched_models.stored(wine)],
+            },
+            listing,  # type: ignore[arg-type]
+            ghosts=ghosts,
+        ),
+        children.WatchedChildren(
+            {
+                ("v1", "Service"): {("ml", "iris"): [children.stored("v1", "Service", service)]},
+                ("apps/v1", "Deployment"): {
+                    ("ml", "iris"): [children.stored("apps/v1", "Deployment", deployment)]
+                },
+            },
+            ghosts=ghosts,
+        ),
+        lambda namespace, name, seconds: rechecked.append((namespace, name, seconds)),
+    )
+    memo = SimpleNamespace(world=world, ghosts=ghosts, settings=Settings(), sweeps=_NeverDue())
+
+    # The Deployment was deleted while its watch was listing again: no event ever told.
+    handlers._after_round(memo)
+
+    assert world.watched.get("apps/v1", "Deployment", "ml", "iris", "iris-server") is None
+    assert rechecked == [("ml", "iris", 0)]
+    handlers._after_round(memo)
+    assert rechecked == [("ml", "iris", 0)], "a ghost already found is not reconciled again"
+
+
+class _NeverDue:
+    def due(self) -> bool:
+        return False

@@ -9,7 +9,7 @@ ours under a child's name never reaches these watches), callers ask the apiserve
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from modelops_operator import constants
@@ -115,6 +115,15 @@ class WatchedChildren:
             for index in self._indexes.values()
             for (namespace, _), stored in list(index.items())
             for _, child in list(stored)
+        }
+
+    def owners(self, uids: Collection[str]) -> set[tuple[str, str]]:
+        """The models (namespace, name) with a child among `uids`."""
+        return {
+            (namespace, model)
+            for index in self._indexes.values()
+            for (namespace, model), stored in list(index.items())
+            if model and any(json.loads(child)["metadata"]["uid"] in uids for _, child in stored)
         }
 
     def _stored(

@@ -251,7 +251,7 @@ async def _resync_forever(memo: Any) -> None:
             return True
         leading = await asyncio.to_thread(memo.peering.leads, namespaces)
         if leading and paused:
-            leading = await asyncio.to_thread(_find_ghosts, memo)
+            leading = await asyncio.to_thread(_find_ghosts, memo, "leading again after a pause")
         paused = not leading
         return leading
 
@@ -263,7 +263,7 @@ async def _resync_forever(memo: Any) -> None:
         memo.world.models.keys,
         leads,
         reconcile_model,
-        functools.partial(asyncio.to_thread, _sweep, memo),
+        functools.partial(asyncio.to_thread, _after_round, memo),
     )
 
 
@@ -300,24 +300,34 @@ def model_deleted(
         kopf.warn(body, reason="CleanupIncomplete", message=message)
 
 
-def _find_ghosts(memo: Any) -> bool:
-    """After a pause: what the watches show that is gone (ghosts.py). False if that cannot be
-    told yet."""
+def _find_ghosts(memo: Any, when: str) -> bool:
+    """What the watches show that is gone (ghosts.py); the models whose children are among
+    the new ghosts are reconciled at once. False if that cannot be told yet."""
     world = memo.world
     shown = world.models.shown() | world.watched.shown()
     try:
-        count = memo.ghosts.find(
+        new = memo.ghosts.find(
             world.kube, WATCHES, shown, clusterwide=not memo.settings.watched_namespaces
         )
     except Exception as error:
-        logger.warning(f"listing what the watches show, after a pause, failed: {error}")
+        logger.warning(f"{when}: listing what the watches show failed: {error}")
         return False
-    logger.info(f"leading again after a pause; of what the watches show, {count} are gone")
+    if new:
+        logger.info(f"{when}: of what the watches show, {len(new)} more are gone")
+    for namespace, name in world.watched.owners(new):
+        world.recheck(namespace, name, 0)
     return True
 
 
 def _sweep(memo: Any) -> None:
     if not memo.sweeps.due():
+def _after_round(memo: Any) -> None:
+    """Blocking. A watch that lists again on its own never drops what was deleted meanwhile
+    (ghosts.py): looked for at the end of each round, so within a period of the deletion."""
+    _find_ghosts(memo, "after a resync round")
+    _sweep(memo)
+
+
         return
     try:
         registration.sweep(memo.world.kube, memo.settings, memo.world.models.keys())
