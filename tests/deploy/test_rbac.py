@@ -325,16 +325,23 @@ def test_operator_runs_under_its_service_account(
     operator = OperatorProcess(control_plane, KUBECONFIG=str(kubeconfig), **settings)
     kubelet = Kubelet(api_client)
     scrape_job = prometheus.scrape_job_name(namespace, name)
-    scrape_file = registration.scrape_config_map(
-        Settings(scrape_configs=settings["MODELOPS_SCRAPE_CONFIGS"]), namespace, name
-    )
+    unkeyed = Settings(scrape_configs=settings["MODELOPS_SCRAPE_CONFIGS"])
+
+    def scrape_file() -> tuple[str, str]:
+        """The model's scrape config file, by the placement key that the operator keeps (and
+        made, under its own account) beside the files."""
+        kept = configmap(*registration.placement_config_map(unkeyed)) or {}
+        key = (kept.get("data") or {}).get(registration.PLACEMENT_KEY, "")
+        keyed = unkeyed.model_copy(update={"scrape_placement_key": key})
+        return registration.scrape_config_map(keyed, namespace, name)
+
     dashboard = (namespace, constants.DASHBOARD_NAME.format(name=name))
     dashboard_key = grafana.dashboard_key(namespace, name)
 
     def scrape_jobs() -> list[str]:
         """The jobs in the model's scrape config file."""
-        data = (configmap(*scrape_file) or {}).get("data") or {}
-        text = data.get(registration.scrape_file_key(scrape_file[1]))
+        data = (configmap(*scrape_file()) or {}).get("data") or {}
+        text = data.get(registration.scrape_file_key(scrape_file()[1]))
         config = yaml.safe_load(text or "") or {}
         return [job["job_name"] for job in config.get("scrape_configs") or []]
 
@@ -373,7 +380,7 @@ def test_operator_runs_under_its_service_account(
         assert core.read_namespaced_service(name, namespace)
         assert core.read_namespaced_persistent_volume_claim(f"{name}-models", namespace)
         assert scrape_jobs().count(scrape_job) == 1
-        made = configmap(*scrape_file)
+        made = configmap(*scrape_file())
         assert made is not None
         assert made["metadata"]["labels"][constants.LABEL_MANAGED_BY] == constants.MANAGED_BY
         shown = configmap(*dashboard)

@@ -81,6 +81,16 @@ def scrape_jobs(cluster: KindCluster, namespace: str, name: str) -> list[str]:
     ]
     configured = {item["name"]: item.get("value", "") for item in operator.get("env", [])}
     settings = Settings(scrape_configs=configured["MODELOPS_SCRAPE_CONFIGS"])
+    # The placement key the operator keeps beside the files (made on its first need of it).
+    key_namespace, key_name = registration.placement_config_map(settings)
+    kept = cluster.kubectl(
+        "-n", key_namespace, "get", "configmap", key_name, "-o", "json", check=False
+    )
+    if kept.returncode != 0:
+        assert "NotFound" in kept.stderr, kept.stderr
+        return []
+    key = json.loads(kept.stdout)["data"][registration.PLACEMENT_KEY]
+    settings = settings.model_copy(update={"scrape_placement_key": key})
     cm_namespace, cm_name = registration.scrape_config_map(settings, namespace, name)
     found = cluster.kubectl(
         "-n", cm_namespace, "get", "configmap", cm_name, "-o", "json", check=False

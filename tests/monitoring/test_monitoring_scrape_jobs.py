@@ -12,10 +12,13 @@ from local_prometheus import local_scrape_job
 from modelops_operator import registration
 from modelops_operator.monitoring.prometheus import (
     SCRAPE_FILES,
+    FileBudget,
+    ScrapeFileFull,
     build_scrape_job,
     build_service_monitor,
     scrape_file_index,
     scrape_job_name,
+    unkeyed_scrape_file_index,
     with_scrape_job,
     without_scrape_job,
 )
@@ -38,6 +41,7 @@ scrape_configs:
     kubernetes_sd_configs: [{role: endpoints}]
 """
 
+KEY = "0123456789abcdef" * 4
 IRIS = build_scrape_job("ml", "iris", "15s")
 WINE = build_scrape_job("ml", "wine", "30s")
 
@@ -206,11 +210,49 @@ def test_a_service_monitor_labels_its_targets_as_the_scrape_job_does() -> None:
 
 
 def test_models_spread_evenly_over_the_files_and_always_to_the_same_one() -> None:
-    per_file = Counter(scrape_file_index("ml", f"model-{index}") for index in range(5000))
+    per_file = Counter(scrape_file_index("ml", f"model-{index}", KEY) for index in range(5000))
 
     assert set(per_file) == set(range(SCRAPE_FILES))
     assert max(per_file.values()) < 1.3 * 5000 / SCRAPE_FILES
-    assert scrape_file_index("ml", "iris") == scrape_file_index("ml", "iris")
+    assert scrape_file_index("ml", "iris", KEY) == scrape_file_index("ml", "iris", KEY)
+
+
+def test_without_the_operators_key_no_one_can_tell_which_names_share_a_file() -> None:
+    """The hash that anyone could compute (the names alone) put a tenant's models where it
+    chose; under another key the same names scatter over the files."""
+    aimed = [
+        name
+        for name in (f"a{index}" for index in range(20_000))
+        if unkeyed_scrape_file_index("tenant", name) == unkeyed_scrape_file_index("ml", "iris")
+    ][:200]
+    for key in (KEY, "another key"):
+        landed = Counter(scrape_file_index("tenant", name, key) for name in aimed)
+        assert max(landed.values()) < 20, landed
+        assert landed[scrape_file_index("ml", "iris", key)] < 20
+
+
+def _jobs_of(namespace: str, count: int) -> list[dict[str, Any]]:
+    return [build_scrape_job(namespace, f"m{index:02d}", "15s") for index in range(count)]
+
+
+def test_a_namespace_takes_at_most_its_share_of_a_file_and_a_full_file_says_so() -> None:
+    size = len(json.dumps(IRIS))
+    budget = FileBudget(file_bytes=6 * size + 200, namespace_bytes=int(2.5 * size))
+    text = ""
+    for job in _jobs_of("tenant", 2):
+        text = with_scrape_job(text, job, budget)
+    with pytest.raises(ScrapeFileFull, match="namespace tenant's jobs would take"):
+        with_scrape_job(text, build_scrape_job("tenant", "m99", "15s"), budget)
+    # The jobs already there are kept as they are, and may change within their share.
+    assert with_scrape_job(text, _jobs_of("tenant", 1)[0], budget) == text
+    text = with_scrape_job(text, build_scrape_job("tenant", "m00", "1m"), budget)
+    # Other namespaces still have room, until the file is full.
+    for namespace in ("ml", "dev"):
+        for job in _jobs_of(namespace, 2):
+            text = with_scrape_job(text, job, budget)
+    with pytest.raises(ScrapeFileFull, match="the file is full"):
+        with_scrape_job(text, build_scrape_job("prod", "m00", "15s"), budget)
+    assert len(_job_names(text)) == 6
 
 
 def test_each_file_is_a_configmap_of_its_own_with_a_key_named_after_it() -> None:
@@ -223,5 +265,5 @@ def test_each_file_is_a_configmap_of_its_own_with_a_key_named_after_it() -> None
     assert registration.scrape_file_key("scrape-07") == "scrape-07.yml"
     assert (
         registration.scrape_config_map(settings, "ml", "iris")
-        == (configmaps[scrape_file_index("ml", "iris")])
+        == (configmaps[scrape_file_index("ml", "iris", "")])
     )

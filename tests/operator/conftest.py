@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,6 +166,21 @@ def configmap_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str
         return {}
     data: dict[str, str] = json.loads(found.stdout).get("data") or {}
     return data
+
+
+def placed(cp: ControlPlane) -> Settings:
+    """SETTINGS with the operator's placement key (kept beside the scrape config files), made
+    here as the operator would make it if the operator has not needed it yet."""
+    namespace, name = registration.placement_config_map(SETTINGS)
+    made = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {registration.PLACEMENT_KEY: secrets.token_hex(32)},
+    }
+    cp.kubectl("create", "-f", "-", stdin=json.dumps(made), check=False)
+    key = configmap_data(cp, namespace, name)[registration.PLACEMENT_KEY]
+    return SETTINGS.model_copy(update={"scrape_placement_key": key})
 
 
 def scrape_files(cp: ControlPlane) -> dict[str, str]:

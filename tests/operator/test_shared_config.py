@@ -21,6 +21,7 @@ from conftest import (  # type: ignore[import-not-found]
     apply_copies,
     configmap_data,
     dashboards,
+    placed,
     registered,
     sample,
     scrape_files,
@@ -55,16 +56,17 @@ def test_a_fleet_gets_one_job_and_dashboard_each_and_no_file_nears_the_limit(
         timeout=300,
         what=f"{COUNT} scrape jobs and {COUNT} dashboards",
     )
-    placed = scrape_jobs(control_plane)
-    assert len(placed) == len({job for _, job in placed}), "no job twice"
-    for configmap, job in placed:
+    jobs = scrape_jobs(control_plane)
+    assert len(jobs) == len({job for _, job in jobs}), "no job twice"
+    settings = placed(control_plane)
+    for configmap, job in jobs:
         model = prometheus.model_of_job(job)
         assert model is not None
-        assert registration.scrape_config_map(SETTINGS, *model)[1] == configmap
+        assert registration.scrape_config_map(settings, *model)[1] == configmap
 
     # The most bytes a job takes in a file, times the most jobs a file gets at FLEET models.
     files = scrape_files(control_plane)
-    jobs_per_file = Counter(configmap for configmap, _ in placed)
+    jobs_per_file = Counter(configmap for configmap, _ in jobs)
     bytes_per_job = max(
         (len(registration.scrape_file_key(name)) + len(text.encode())) / jobs_per_file[name]
         for name, text in files.items()
@@ -72,7 +74,10 @@ def test_a_fleet_gets_one_job_and_dashboard_each_and_no_file_nears_the_limit(
     )
     most_jobs_at_fleet = max(
         Counter(
-            prometheus.scrape_file_index(models.namespace, f"m{index}") for index in range(FLEET)
+            prometheus.scrape_file_index(
+                models.namespace, f"m{index}", settings.scrape_placement_key
+            )
+            for index in range(FLEET)
         ).values()
     )
     assert bytes_per_job * most_jobs_at_fleet < CONFIGMAP_LIMIT / 4, (
@@ -120,8 +125,8 @@ def test_turning_monitoring_off_removes_the_job_and_dashboard(
     )
 
 
-def file_of(model: str, namespace: str) -> str:
-    return registration.scrape_config_map(SETTINGS, namespace, model)[1]
+def file_of(control_plane: ControlPlane, model: str, namespace: str) -> str:
+    return registration.scrape_config_map(placed(control_plane), namespace, model)[1]
 
 
 def put_file(control_plane: ControlPlane, configmap: str, text: str) -> str:
@@ -140,7 +145,7 @@ def put_file(control_plane: ControlPlane, configmap: str, text: str) -> str:
 def put_job(control_plane: ControlPlane, namespace: str, name: str) -> list[str]:
     """A scrape job for a model, where the operator would write it; returns the job names of
     its file as written (the operator may change the file right after)."""
-    configmap = file_of(name, namespace)
+    configmap = file_of(control_plane, name, namespace)
     text = configmap_data(control_plane, MONITORING_NS, configmap).get(
         registration.scrape_file_key(configmap), ""
     )
@@ -176,10 +181,12 @@ def test_an_unreadable_scrape_file_stops_the_sweep_of_no_other(
     is swept all the same."""
     models.apply(sample("iris"))  # the sweep follows each round of the models' resync
     first = registration.scrape_config_maps(SETTINGS)[0][1]
+    settings = placed(control_plane)
+    iris = registration.scrape_config_map(settings, models.namespace, "iris")[1]
     ghost = next(
         name
         for name in (f"ghost-{i}" for i in range(100))
-        if file_of(name, models.namespace) not in (first, file_of("iris", models.namespace))
+        if registration.scrape_config_map(settings, models.namespace, name)[1] not in (first, iris)
     )
     put_job(control_plane, models.namespace, ghost)
     put_file(control_plane, first, "scrape_configs: [unclosed")
@@ -187,7 +194,9 @@ def test_an_unreadable_scrape_file_stops_the_sweep_of_no_other(
         wait_until(
             lambda: (
                 f"modelops/{models.namespace}/{ghost}"
-                not in ghost_file_jobs(control_plane, file_of(ghost, models.namespace))
+                not in ghost_file_jobs(
+                    control_plane, file_of(control_plane, ghost, models.namespace)
+                )
             ),
             timeout=60,
             what="the ghost's scrape job to be swept past the broken file",
@@ -214,7 +223,7 @@ def iris_file(
     control_plane: ControlPlane, models: Models, monitoring_namespace: str
 ) -> Iterator[str]:
     """iris's scrape config file, emptied again after the test."""
-    configmap = file_of("iris", models.namespace)
+    configmap = file_of(control_plane, "iris", models.namespace)
     yield configmap
     put_file(control_plane, configmap, "scrape_configs: []\n")
 

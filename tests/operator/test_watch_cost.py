@@ -17,7 +17,7 @@ from conftest import (  # type: ignore[import-not-found]
 )
 from kopf._cogs.structs import references
 from modelops_envtest.kubelet import Kubelet
-from modelops_operator import children, constants, handlers, watched_models
+from modelops_operator import children, constants, handlers, registration, watched_models
 from modelops_operator.kube import Kube
 from modelops_operator.reconcile import ModelTurns, World, reconcile
 
@@ -110,6 +110,9 @@ def test_a_settled_models_resync_asks_nothing_of_the_apiserver(
         _as_watched(kube, [models.namespace, monitoring_namespace]),
         recheck=lambda *_: None,
     )
+    # The scrape files' placement key is read once per process, as the operator's first
+    # reconcile did.
+    registration.keyed(kube, SETTINGS)
     requests = _counting(api_client, monkeypatch)
     reconcile(world, SETTINGS, ModelTurns(), models.namespace, "iris")
     assert requests == []

@@ -41,6 +41,12 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 BATCHED_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Predictions get a series per class for this many classes, in the order they are first
+# predicted; the rows of any class after them are counted under OTHER_CLASSES. A model with
+# thousands of classes then stays within the samples per scrape that Prometheus accepts from
+# one pod (the operator's default sample_limit, 5,000): Prometheus drops a scrape past it whole.
+MAX_CLASS_SERIES = 1000
+OTHER_CLASSES = "(other classes)"
 
 
 class _Histogram:
@@ -114,8 +120,11 @@ class Metrics:
         self._batched.observe(bisect_left(BATCHED_BUCKETS, requests), requests)
 
     def predicted(self, counts: Iterable[tuple[str, int]]) -> None:
+        predictions = self._predictions
         for label, count in counts:
-            self._predictions[label] = self._predictions.get(label, 0) + count
+            if label not in predictions and len(predictions) >= MAX_CLASS_SERIES:
+                label = OTHER_CLASSES
+            predictions[label] = predictions.get(label, 0) + count
 
     def model_loaded(
         self, name: str, version: str, sha256: str, runtime: str, training: Mapping[str, float]

@@ -66,6 +66,8 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
+# Prometheus' body_size_limit: a unit is required; KB, MB and GB are powers of 1024.
+BODY_SIZE_PATTERN = r"^[0-9]+(B|KB|MB|GB)$"
 VERSION_PATTERN = r"^v[0-9a-f]{12}$"
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # S3's bucket naming rules (3 to 63 lowercase letters, digits, '.' and '-'); keys without a
@@ -508,7 +510,34 @@ class StorageSpec(ApiModel):
     )
 
 
-class PrometheusMonitoring(ApiModel):
+class ScrapeLimits(ApiModel):
+    """Prometheus' per-scrape limits (docs/observability.md). Unset: the operator's default
+    (MODELOPS_SCRAPE_LIMITS); a model may ask for less, and for more only up to the operator's
+    MODELOPS_SCRAPE_MAX_LIMITS."""
+
+    sample_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most samples one scrape of a pod may return: a scrape with more is "
+        "dropped whole, and the pod shows as down (up == 0) until it returns fewer.",
+    )
+    label_limit: int | None = Field(
+        default=None, ge=1, description="Most labels a sample may have, target labels included."
+    )
+    label_name_length_limit: int | None = Field(
+        default=None, ge=1, description="Longest label name a sample may have."
+    )
+    label_value_length_limit: int | None = Field(
+        default=None, ge=1, description="Longest label value a sample may have."
+    )
+    body_size_limit: Annotated[str, Field(pattern=BODY_SIZE_PATTERN)] | None = Field(
+        default=None,
+        description="Largest uncompressed /metrics response, in B, KB, MB or GB (powers of "
+        "1024, as Prometheus reads them), e.g. 8MB.",
+    )
+
+
+class PrometheusMonitoring(ScrapeLimits):
     enabled: bool = Field(
         default=True,
         description="Scrape the serving pods: a job in the operator's scrape config files, or a "
@@ -610,6 +639,13 @@ class ModelRecord(StatusModel):
         description="Digest of the compiled form (model.npz), which the server then serves "
         "without unpickling; unset for a model with none.",
     )
+    metadata_sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="Digest of the version's metadata.json (its features and classes), "
+        "verified by the fetch and the server; unset for a model file spec.model provides and "
+        "for versions recorded before it was kept.",
+    )
     artifact_path: str = Field(
         description="Where the version is: its directory on the artifact volume, its s3:// "
         "prefix in object storage, or the model file spec.model named."
@@ -639,13 +675,6 @@ class TrainingStatus(StatusModel):
         description="The trainer's own words on failure, or why its pod cannot run.",
     )
     result: ModelRecord | None = Field(default=None, description="The trained model.")
-    metadata_sha256: str | None = Field(
-        default=None,
-        pattern=SHA256_PATTERN,
-        description="Digest of the version's metadata.json (its features and classes), "
-        "verified by the fetch and the server; unset for a model file spec.model provides and "
-        "for versions recorded before it was kept.",
-    )
     scheduled_for: Timestamp | None = Field(
         default=None,
         description="The time of training.schedule this run is for; unset for a run the spec "

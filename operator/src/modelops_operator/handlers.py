@@ -291,7 +291,9 @@ def model_deleted(
     except Exception as error:
         if is_transient(error) and retry < DELETE_RETRIES:
             raise kopf.TemporaryError(f"will retry: {error}", delay=RETRY_DELAY_SECONDS) from error
-        configmap = "/".join(registration.scrape_config_map(memo.settings, namespace, name))
+        configmap = "/".join(
+            registration.scrape_config_map(registration.known_key(memo.settings), namespace, name)
+        )
         message = (
             f"deleted, but its scrape job could not be removed from the ConfigMap {configmap}: "
             f"{error}"
@@ -319,8 +321,6 @@ def _find_ghosts(memo: Any, when: str) -> bool:
     return True
 
 
-def _sweep(memo: Any) -> None:
-    if not memo.sweeps.due():
 def _after_round(memo: Any) -> None:
     """Blocking. A watch that lists again on its own never drops what was deleted meanwhile
     (ghosts.py): looked for at the end of each round, so within a period of the deletion."""
@@ -328,6 +328,8 @@ def _after_round(memo: Any) -> None:
     _sweep(memo)
 
 
+def _sweep(memo: Any) -> None:
+    if not memo.sweeps.due():
         return
     try:
         registration.sweep(memo.world.kube, memo.settings, memo.world.models.keys())

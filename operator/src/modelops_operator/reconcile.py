@@ -659,13 +659,18 @@ def _sync_monitoring(
     monitored_by_operator = settings.service_monitors and world.kube.serves(
         prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor"
     )
+    limits, capped = prometheus.scrape_limits(
+        monitoring.prometheus, settings.scrape_limits, settings.scrape_max_limits
+    )
     problems: list[str] = []
     for sync in (
         lambda: (
             _apply_or_remove(
                 world,
                 body,
-                prometheus.build_service_monitor(namespace, name, monitoring.prometheus.interval)
+                prometheus.build_service_monitor(
+                    namespace, name, monitoring.prometheus.interval, limits
+                )
                 if monitoring.prometheus.enabled
                 else None,
                 (prometheus.SERVICE_MONITOR_API_VERSION, "ServiceMonitor", name),
@@ -680,6 +685,7 @@ def _sync_monitoring(
             namespace,
             name,
             monitoring.prometheus,
+            limits,
             scrape_job=not monitored_by_operator,
         ),
         lambda: _apply_or_remove(
@@ -709,6 +715,13 @@ def _sync_monitoring(
             "MODELOPS_SERVICE_MONITORS is on but the ServiceMonitor CRD "
             f"({prometheus.SERVICE_MONITOR_API_VERSION}) is not installed: scraping through "
             "the scrape config files instead",
+        )
+    if capped and monitoring.prometheus.enabled:
+        return status.Monitoring(
+            True,
+            "LimitsCapped",
+            "monitoring is in place, with limits lowered to the operator's most "
+            f"(MODELOPS_SCRAPE_MAX_LIMITS): {'; '.join(capped)}",
         )
     return status.Monitoring(True, "Configured", "monitoring is in place as the spec asks")
 

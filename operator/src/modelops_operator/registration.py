@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -14,6 +15,11 @@ from modelops_operator.children import WatchedChildren
 from modelops_operator.kube import Kube
 from modelops_operator.monitoring import prometheus
 from modelops_operator.settings import Settings
+from modelops_operator.shared_configmap import (
+    SharedConfigUnavailable,
+    namespace_must_exist,
+    shared_config_map,
+)
 
 # A scrape config file's new text from its old (None: absent, or to stay absent).
 FileChange = Callable[[str | None], str | None]
@@ -36,7 +42,64 @@ def scrape_file_key(configmap_name: str) -> str:
 
 def scrape_config_map(settings: Settings, namespace: str, name: str) -> tuple[str, str]:
     """(namespace, name) of the ConfigMap that holds the model's scrape job."""
-    return scrape_config_maps(settings)[prometheus.scrape_file_index(namespace, name)]
+    index = prometheus.scrape_file_index(namespace, name, settings.scrape_placement_key)
+    return scrape_config_maps(settings)[index]
+
+
+PLACEMENT_KEY = "key"
+
+
+def placement_config_map(settings: Settings) -> tuple[str, str]:
+    """(namespace, name) of the ConfigMap that keeps the key of the jobs' placement, beside the
+    files: whoever may read it may read the files, which show the placement anyway."""
+    namespace, prefix = settings.scrape_configs.split("/", 1)
+    return namespace, f"{prefix}-placement"
+
+
+# The placement key of each set of files (by MODELOPS_SCRAPE_CONFIGS), read once per process.
+_keys: dict[str, str] = {}
+_keys_lock = threading.Lock()
+
+
+def keyed(kube: Kube, settings: Settings) -> Settings:
+    """`settings` with the key of the jobs' placement: the one kept beside the files, made
+    (random) when first needed, so every replica and restart places alike. Read on first use,
+    not at start: the files' namespace may come later."""
+    if not settings.scrape_files or settings.scrape_placement_key:
+        return settings
+    with _keys_lock:
+        key = _keys.get(settings.scrape_configs)
+        if key is None:
+            key = _keys[settings.scrape_configs] = _kept_key(kube, settings)
+    return settings.model_copy(update={"scrape_placement_key": key})
+
+
+def known_key(settings: Settings) -> Settings:
+    """`settings` with the placement key if this process has read it (for messages)."""
+    key = _keys.get(settings.scrape_configs)
+    if settings.scrape_placement_key or key is None:
+        return settings
+    return settings.model_copy(update={"scrape_placement_key": key})
+
+
+def _kept_key(kube: Kube, settings: Settings) -> str:
+    namespace, name = placement_config_map(settings)
+    with namespace_must_exist(namespace, "the scrape config files (MODELOPS_SCRAPE_CONFIGS)"):
+        kept, _ = kube.create_if_absent(
+            shared_config_map(namespace, name, {PLACEMENT_KEY: secrets.token_hex(32)})
+        )
+    key = (kept.get("data") or {}).get(PLACEMENT_KEY)
+    if not isinstance(key, str) or not key:
+        raise SharedConfigUnavailable(
+            f"ConfigMap {namespace}/{name} holds no placement key ({PLACEMENT_KEY!r}): delete it, "
+            "and the operator makes a new one (the jobs then move to their new files)"
+        )
+    return key
+
+
+def _unkeyed_config_map(settings: Settings, namespace: str, name: str) -> tuple[str, str]:
+    """Where operators before the keyed placement put the model's job."""
+    return scrape_config_maps(settings)[prometheus.unkeyed_scrape_file_index(namespace, name)]
 
 
 def sync(
@@ -46,6 +109,7 @@ def sync(
     namespace: str,
     name: str,
     spec: api.PrometheusMonitoring,
+    limits: prometheus.Limits,
     *,
     scrape_job: bool,
 ) -> None:
@@ -54,27 +118,46 @@ def sync(
     its configuration by itself (auto-reload-config): nothing to call.
 
     Where the watched file already says so (every resync of a settled fleet), nothing is read
-    or written: a file changed since is seen by the watch in time for the next resync."""
+    or written: a file changed since is seen by the watch in time for the next resync.
+
+    A job that an operator before the keyed placement wrote elsewhere is removed there first,
+    then written here: the job is never in two files (Prometheus would refuse them both)."""
     if not settings.scrape_files:
         return
+    settings = keyed(kube, settings)
     configmap = scrape_config_map(settings, namespace, name)
+    unkeyed = _unkeyed_config_map(settings, namespace, name)
+    job_name = prometheus.scrape_job_name(namespace, name)
+    if unkeyed != configmap and prometheus.has_scrape_job(
+        _watched_text(watched, unkeyed), job_name
+    ):
+        _edit_file(kube, unkeyed, _checked(unkeyed, _without_job(namespace, name)))
     if spec.enabled and scrape_job:
-        job = prometheus.build_scrape_job(namespace, name, spec.interval)
-        change = _checked(configmap, lambda text: prometheus.with_scrape_job(text, job))
+        job = prometheus.build_scrape_job(namespace, name, spec.interval, limits)
+        budget = prometheus.FileBudget(settings.scrape_file_bytes, settings.scrape_namespace_bytes)
+        change = _checked(configmap, lambda text: prometheus.with_scrape_job(text, job, budget))
     else:
         change = _checked(configmap, _without_job(namespace, name))
-    seen = watched.get("v1", "ConfigMap", configmap[0], None, configmap[1])
-    if seen is not None:
-        text = (seen.get("data") or {}).get(scrape_file_key(configmap[1]))
-        if change(text) == text:
-            return
+    text = _watched_text(watched, configmap)
+    if text is not None:
+        try:
+            if change(text) == text:
+                return
+        except ValueError:
+            pass  # as the watch shows it: the file as stored decides
     _edit_file(kube, configmap, change)
+
+
+def _watched_text(watched: WatchedChildren, configmap: tuple[str, str]) -> str | None:
+    seen = watched.get("v1", "ConfigMap", configmap[0], None, configmap[1])
+    return None if seen is None else (seen.get("data") or {}).get(scrape_file_key(configmap[1]))
 
 
 def forget(kube: Kube, settings: Settings, namespace: str, name: str) -> None:
     """Remove the model's scrape job; nothing to do where it (or its ConfigMap) is gone."""
     if not settings.scrape_files:
         return
+    settings = keyed(kube, settings)
     configmap = scrape_config_map(settings, namespace, name)
     _edit_file(kube, configmap, _checked(configmap, _without_job(namespace, name)))
 
@@ -92,33 +175,37 @@ def sweep(kube: Kube, settings: Settings, models: Collection[tuple[str, str]]) -
     among them may belong to a model made since, so its model is looked up again after its file
     was read: nothing is judged against a view older than itself, and the look-ups are as many
     as the orphans. (Listing the models instead, a thousand of them, was the operator's largest
-    allocation of all.)"""
+    allocation of all.)
+
+    A job in a file other than its model's (an older operator's placement, or a new key) goes
+    too: its model's reconcile writes it into its own file, and a job in two files would make
+    Prometheus refuse them both."""
+    if not settings.scrape_files:
+        return
+    settings = keyed(kube, settings)
     listed = set(models)
     watched = settings.watched_namespaces
 
-    def orphaned(job_name: str) -> bool:
-        model = prometheus.model_of_job(job_name)
-        return (
-            model is not None
-            and model not in listed
-            and (not watched or any(fnmatch.fnmatch(model[0], glob) for glob in watched))
-            and kube.get_model(*model) is None
+    def sweeping(configmap: tuple[str, str]) -> FileChange:
+        def unwanted(job_name: str) -> bool:
+            model = prometheus.model_of_job(job_name)
+            if model is None or (
+                watched and not any(fnmatch.fnmatch(model[0], glob) for glob in watched)
+            ):
+                return False
+            return scrape_config_map(settings, *model) != configmap or (
+                model not in listed and kube.get_model(*model) is None
+            )
+
+        return lambda text: (
+            prometheus.without_scrape_jobs(text, unwanted) if text is not None else None
         )
 
     # A file that cannot be read or written stops the sweep of none of the others.
     failures = []
     for configmap in scrape_config_maps(settings):
         try:
-            _edit_file(
-                kube,
-                configmap,
-                _checked(
-                    configmap,
-                    lambda text: (
-                        prometheus.without_scrape_jobs(text, orphaned) if text is not None else None
-                    ),
-                ),
-            )
+            _edit_file(kube, configmap, _checked(configmap, sweeping(configmap)))
         except Exception as error:  # this file's; the next sweep tries it again
             failures.append(str(error))
     if failures:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from modelops_operator.api import MlflowSpec, S3Storage
+from modelops_operator.api import MlflowSpec, S3Storage, ScrapeLimits
 
 
 class Settings(BaseSettings):
@@ -41,6 +41,41 @@ class Settings(BaseSettings):
         "<prefix>-00 to <prefix>-31, each with one file <prefix>-NN.yml, which Prometheus "
         "loads through scrape_config_files. Empty: no scrape config files (a platform with no "
         "Prometheus, or one that scrapes only through ServiceMonitors).",
+    )
+    scrape_file_bytes: int = Field(
+        default=768 * 1024,
+        ge=1,
+        description="Most bytes the jobs of one scrape config file may take (a ConfigMap may "
+        "hold 1 MiB): a model whose job does not fit is not scraped, and its Monitored "
+        "condition says so.",
+    )
+    scrape_namespace_bytes: int = Field(
+        default=256 * 1024,
+        ge=1,
+        description="Most bytes the jobs of one namespace may take in one scrape config file "
+        "(about 230 jobs; the jobs are spread evenly over the 32 files, so about 7,000 models "
+        "per namespace): one tenant cannot fill a file that other namespaces' models need.",
+    )
+    scrape_placement_key: str = Field(
+        default="",
+        description="Key of the hash that spreads the jobs over the files. Normally unset: the "
+        "operator makes a random one on its first start and keeps it in the ConfigMap "
+        "<prefix>-placement beside the files.",
+    )
+    scrape_limits: ScrapeLimits = Field(
+        default_factory=ScrapeLimits,
+        description="Default per-scrape limits of every model's scrape job or ServiceMonitor, "
+        "as JSON in spec.monitoring.prometheus's form, e.g. "
+        '{"sampleLimit": 10000, "bodySizeLimit": "16MB"}; what it leaves out keeps the built-in '
+        "default (sampleLimit 5000, labelLimit 30, labelNameLengthLimit 128, "
+        "labelValueLengthLimit 1024, bodySizeLimit 8MB). A scrape past a limit is dropped whole.",
+    )
+    scrape_max_limits: ScrapeLimits | None = Field(
+        default=None,
+        description="The most a model may raise its own limits to "
+        "(spec.monitoring.prometheus.sampleLimit, ...), as JSON in the same form; a higher ask "
+        "is capped, and its Monitored condition says so. Unset, or a limit it leaves out: the "
+        "default is the most, so models can only lower their limits.",
     )
     service_monitors: bool = Field(
         default=False,

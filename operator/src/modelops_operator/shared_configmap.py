@@ -5,15 +5,17 @@ Edits are group-committed: whoever holds the write lock applies every edit queue
 read-modify-write, so fifty models starting together cost a few writes, not fifty conflicting
 ones. Each write carries the resourceVersion it read; a conflict (another operator replica, a
 human) means read again and redo. Every caller learns its own edit's outcome: an edit that
-another caller's write carried succeeds or fails with that write, never silently.
+another caller's write carried succeeds or fails with that write, never silently; an edit that
+refuses to apply (a ValueError: a full file, say) fails alone, and the others are written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,23 +80,29 @@ class SharedConfigMap:
 
     def _write_batch(self, batch: list[_Submitted]) -> None:
         try:
-            changed = self._write([submitted.edit for submitted in batch])
+            changed = self._write(batch)
         except BaseException as error:
             for submitted in batch:
                 submitted.error = error
                 submitted.written.set()
             return
         for submitted in batch:
-            submitted.changed = changed
+            submitted.changed = changed and submitted.error is None
             submitted.written.set()
 
-    def _write(self, edits: list[Edit]) -> bool:
+    def _write(self, batch: list[_Submitted]) -> bool:
         for attempt in range(CONFLICT_ATTEMPTS):
             current = self.store.get("v1", "ConfigMap", self.namespace, self.name)
             before = dict((current or {}).get("data") or {})
             data = dict(before)
-            for edit in edits:
-                edit(data)
+            for submitted in batch:
+                # An edit changes `data` only once it succeeds; one that refuses is this
+                # caller's alone, judged again on a new read after a conflict.
+                try:
+                    submitted.error = None
+                    submitted.edit(data)
+                except ValueError as error:
+                    submitted.error = error
             if data == before:
                 return False
             try:
@@ -114,19 +122,29 @@ class SharedConfigMap:
         )
 
     def _create(self, data: dict[str, str]) -> None:
-        try:
-            self.store.create(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": self.name, "namespace": self.namespace, "labels": LABELS},
-                    "data": data,
-                }
-            )
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                raise SharedConfigUnavailable(
-                    f"namespace {self.namespace} of the shared ConfigMap {self.name} does not "
-                    "exist: create it, or point the operator's setting at another one"
-                ) from error
-            raise
+        with namespace_must_exist(self.namespace, f"the shared ConfigMap {self.name}"):
+            self.store.create(shared_config_map(self.namespace, self.name, data))
+
+
+def shared_config_map(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    """A ConfigMap the operator keeps for every model, labelled as its own."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": LABELS},
+        "data": data,
+    }
+
+
+@contextlib.contextmanager
+def namespace_must_exist(namespace: str, what: str) -> Iterator[None]:
+    """Creating `what` in `namespace`: a 404 means the namespace is missing, said in words."""
+    try:
+        yield
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            raise SharedConfigUnavailable(
+                f"namespace {namespace} of {what} does not exist: create it, or point the "
+                "operator's setting at another one"
+            ) from error
+        raise
