@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Argo CD this project runs (docs/gitops.md), offline, and caches it:
-#   - the application controller, repo server and git askpass helper of one pinned release, as
-#     one binary from the Go module proxy (images/argocd/main.go trims upstream's entrypoint);
+#   - the application controller, repo server, git askpass helper and `argocd admin
+#     redis-initial-password` of one pinned release, as one binary from the Go module proxy
+#     (images/argocd/*.go: main.go trims upstream's entrypoint);
 #   - kustomize, which the repo server runs, at the version that release's go.mod names (or the
 #     closest the proxy serves, see KUSTOMIZE_VERSION);
 #   - unless --no-image: the image for the kind cluster, with those binaries, git, and Debian's
@@ -27,9 +28,9 @@ with_image=1
 [ "${1:-}" = "--no-image" ] && with_image=0
 
 # The binaries are keyed by what makes them, the image by the whole recipe.
-binary_key=$(printf '%s %s\n' "$ARGOCD_VERSION" "$ARGOCD_GO_TOOLCHAIN" | cat - "$HERE/main.go" |
+binary_key=$(printf '%s %s\n' "$ARGOCD_VERSION" "$ARGOCD_GO_TOOLCHAIN" | cat - "$HERE"/*.go |
     sha256sum | cut -c1-12)
-key=$(cat "$HERE/build.sh" "$HERE/main.go" "$REPO_ROOT/images/lib.sh" | sha256sum | cut -c1-12)
+key=$(cat "$HERE/build.sh" "$HERE"/*.go "$REPO_ROOT/images/lib.sh" | sha256sum | cut -c1-12)
 ARGOCD_DIR="$TOOLS/argocd-$ARGOCD_VERSION-$binary_key"
 KUSTOMIZE="$TOOLS/kustomize-$KUSTOMIZE_VERSION/kustomize"
 BUILT_IMAGE="modelops/argocd:$ARGOCD_VERSION-$key"
@@ -57,8 +58,8 @@ build_argocd() {
     cp -r "$engine" "$work/src/gitops-engine"
     chmod -R u+w "$work/src"
     mkdir -p "$work/src/cmd/modelops-argocd" "$work/out"
-    cp "$HERE/main.go" "$work/src/cmd/modelops-argocd/main.go"
-    log "building Argo CD $ARGOCD_VERSION (controller, repo server, askpass); cold: ~10 CPU-minutes"
+    cp "$HERE"/*.go "$work/src/cmd/modelops-argocd/"
+    log "building Argo CD $ARGOCD_VERSION (controller, repo server, askpass, redis-initial-password); cold: ~10 CPU-minutes"
     (cd "$work/src" && quietly go build -trimpath \
         -ldflags="-s -w -X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}" \
         -o "$work/out/argocd" ./cmd/modelops-argocd)

@@ -1,7 +1,8 @@
 // The Argo CD this project runs in its tests and its demo: upstream's single binary trimmed to the
-// application controller, the repo server and the git askpass helper, dispatched on argv[0] or
-// ARGOCD_BINARY_NAME as upstream's cmd/main.go does. No API server, UI or CLI: nothing here needs
-// them, and leaving them out saves a third of the binary and of the build.
+// application controller, the repo server, the git askpass helper and, of the CLI, only
+// `argocd admin redis-initial-password` (redis_initial_password.go), dispatched on argv[0] or
+// ARGOCD_BINARY_NAME as upstream's cmd/main.go does. No API server, UI or rest of the CLI:
+// nothing here needs them, and leaving them out saves a third of the binary and of the build.
 package main
 
 import (
@@ -38,9 +39,12 @@ func main() {
 		command = reposerver.NewCommand()
 	case common.CommandGitAskPass:
 		command = gitaskpass.NewCommand()
+	case common.CommandCLI:
+		command = newCLICommand()
 	default:
-		fmt.Fprintf(os.Stderr, "unsupported binary name %q: set ARGOCD_BINARY_NAME to %s, %s or %s\n",
-			binaryName, common.CommandApplicationController, common.CommandRepoServer, common.CommandGitAskPass)
+		fmt.Fprintf(os.Stderr, "unsupported binary name %q: set ARGOCD_BINARY_NAME to %s, %s, %s or %s\n",
+			binaryName, common.CommandApplicationController, common.CommandRepoServer, common.CommandGitAskPass,
+			common.CommandCLI)
 		os.Exit(2)
 	}
 	if err := command.Execute(); err != nil {

@@ -36,9 +36,13 @@ CM_PATCH = ARGOCD / "argocd-cm-patch.yaml"
 ARGOCD_TRACKING = {"argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance"}
 
 
+def root_documents() -> list[dict[str, Any]]:
+    """argocd/root.yaml: the root Application and its own AppProject."""
+    return [doc for doc in yaml.safe_load_all(ROOT_APP.read_text()) if doc]
+
+
 def root_app() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(ROOT_APP.read_text())
-    return loaded
+    return find(root_documents(), "Application", "modelops-root")
 
 
 def apps() -> list[dict[str, Any]]:
@@ -60,7 +64,7 @@ def test_root_application_points_at_the_apps_folder() -> None:
 
 
 def test_every_repo_url_is_the_marked_placeholder() -> None:
-    documents = [root_app(), *apps()]
+    documents = [*root_documents(), *apps()]
     urls = {doc["spec"]["source"]["repoURL"] for doc in documents if doc["kind"] == "Application"}
     urls |= {
         url
@@ -181,7 +185,8 @@ def test_argo_cd_accepts_the_manifest(
     control_plane: ControlPlane, argocd_crds: None, path: Path
 ) -> None:
     applied = dry_run_apply(control_plane, str(path))
-    assert applied["metadata"]["namespace"] == "argocd"
+    for item in applied.get("items", [applied]):
+        assert item["metadata"]["namespace"] == "argocd"
 
 
 @pytest.mark.controlplane

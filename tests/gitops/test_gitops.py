@@ -87,6 +87,8 @@ def edited_iris(gitops: GitOps, *replacements: tuple[str, str]) -> dict[str, str
 def test_the_root_app_syncs_the_platform_then_the_models(gitops: GitOps) -> None:
     gitops.kubectl("apply", "-f", str(gitops.git.work / "argocd" / "root.yaml"))
     wait_synced(gitops, "every Application Synced and Healthy", timeout=SYNC_TIMEOUT)
+    # The root synced argocd/apps within its own project, not `default` (root.yaml holds it).
+    assert gitops.app("modelops-root")["spec"]["project"] not in ("", "default")
     models = {name: gitops.model(name) for name in gitops.model_names()}
     assert sorted(models) == list(MODELS)
     assert all(ready(model) for model in models.values()), {
@@ -269,7 +271,13 @@ def configmap(gitops: GitOps, namespace: str, name: str) -> dict[str, Any] | Non
 
 def has_scrape_job(gitops: GitOps, model: str) -> bool:
     """The model's job is in the scrape config file that holds it."""
-    namespace, name = registration.scrape_config_map(SETTINGS, MODELS_NAMESPACE, model)
+    # The placement key the operator keeps beside the files (made on its first need of it).
+    kept = configmap(gitops, *registration.placement_config_map(SETTINGS)) or {}
+    key = (kept.get("data") or {}).get(registration.PLACEMENT_KEY)
+    if key is None:
+        return False
+    keyed = SETTINGS.model_copy(update={"scrape_placement_key": key})
+    namespace, name = registration.scrape_config_map(keyed, MODELS_NAMESPACE, model)
     data = (configmap(gitops, namespace, name) or {}).get("data") or {}
     config = yaml.safe_load(data.get(registration.scrape_file_key(name)) or "") or {}
     jobs = [job["job_name"] for job in config.get("scrape_configs") or []]
