@@ -12,14 +12,17 @@ from typing import Any
 import pytest
 from conftest import (  # type: ignore[import-not-found]
     Models,
+    dashboards,
     deploy_to_ready,
     registered,
     sample,
+    scrape_job_names,
     serve_to_ready,
     taken_over,
 )
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.waiting import wait_until
+from modelops_operator.monitoring import prometheus
 from modelops_trainer import train
 from sklearn.datasets import load_iris
 
@@ -213,22 +216,30 @@ def test_autoscaling_creates_and_removes_the_hpa(
     )
 
 
-def test_deletion_leaves_nothing_behind(models: Models, kubelet: Kubelet, trained: Any) -> None:
+def test_deletion_leaves_nothing_behind(
+    models: Models, kubelet: Kubelet, trained: Any, control_plane: Any, monitoring_namespace: str
+) -> None:
+    """Every child goes by garbage collection (the dashboard and the disruption budget among
+    them), and the scrape job, in a file shared with other models, by the operator."""
     deploy_to_ready(models, kubelet, trained, sample("iris"))
+    job = prometheus.scrape_job_name(models.namespace, "iris")
+    # Each check below could see what it says is gone.
+    wait_until(lambda: job in scrape_job_names(control_plane), what="iris's scrape job")
+    assert dashboards(control_plane, models.namespace), "iris's dashboard"
+    kinds = "jobs,deployments,services,pvc,hpa,pods,poddisruptionbudgets,configmaps"
+    assert (
+        "poddisruptionbudget"
+        in models.kubectl("get", kinds, "-l", "modelops.dev/model=iris", "-o", "name").stdout
+    )
+
     models.kubectl("delete", "mdep", "iris", "--timeout=30s")
 
     def nothing_left() -> bool:
-        out = models.kubectl(
-            "get",
-            "jobs,deployments,services,pvc,hpa,pods",
-            "-l",
-            "modelops.dev/model=iris",
-            "-o",
-            "name",
-        ).stdout
-        return not out.strip()
+        out = models.kubectl("get", kinds, "-l", "modelops.dev/model=iris", "-o", "name").stdout
+        return not out.strip() and not dashboards(control_plane, models.namespace)
 
     wait_until(nothing_left, what="garbage collection of iris's children")
+    assert job not in scrape_job_names(control_plane)
 
 
 def test_deletion_does_not_hang_when_children_are_already_gone(
