@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema
 import pytest
 from conftest import Artifact, Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modelops_server import v2
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 NAME = "iris-randomforestclassifier"
@@ -294,3 +296,110 @@ def test_the_server_still_serves_after_the_fuzzing(iris_server: Server) -> None:
         iris_server.client.post("/predict", content=body)
 
     assert iris_server.predict({"instances": [SETOSA]}).json()["predictions"] == ["setosa"]
+
+
+# What the server says of a request's form (v2.py, inputs.py): a request the OpenAPI schema
+# allows never gets one of these. What it says of the model's own inputs (how many features,
+# which names, a value a feature cannot take, shape against data) the schema cannot know.
+FORM_ERRORS = (
+    "must be a JSON object",
+    "'id' must be a string",
+    "'inputs' must be a non-empty list",
+    "must be an object with name, shape, datatype and data",
+    "needs a string 'name'",
+    "'shape' must be a list of non-negative integers",
+    "is not one of",
+    "'parameters' must be an object",
+    "'data' must be a list",
+    "'outputs' must be a list of objects",
+    "the batch is empty",
+    "instances must be a list of rows",
+    "must be a list of values in feature order or an object keyed by feature name",
+    "'instances' list",
+    "send either one tensor of shape",
+)
+
+
+def _request_schema(server: Server, model: str) -> dict[str, Any]:
+    schema: dict[str, Any] = server.client.get("/openapi.json").json()
+    return {"$ref": f"#/components/schemas/{model}", "components": schema["components"]}
+
+
+def _allowed_bodies(components: dict[str, Any], model: str) -> st.SearchStrategy[Any]:
+    """Bodies within what the schema declares: its enums and bounds, read off it, with values
+    of every kind JSON has where it allows any."""
+    schemas = components["schemas"]
+    value = st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6)
+    if model == "PredictRequest":
+        row = st.lists(value, min_size=1, max_size=6) | st.dictionaries(
+            st.sampled_from(["sepal length (cm)", "petal width (cm)", "x"]) | st.text(max_size=4),
+            value,
+            min_size=1,
+            max_size=5,
+        )
+        return st.fixed_dictionaries({"instances": st.lists(row, min_size=1, max_size=4)})
+    tensor_schema = schemas["RequestInput"]["properties"]
+    shape = tensor_schema["shape"]
+    tensor = st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["input-0", "sepal length (cm)"]) | st.text(max_size=4),
+            "shape": st.lists(
+                st.integers(shape["items"]["minimum"], 6),
+                min_size=shape["minItems"],
+                max_size=shape["maxItems"],
+            ),
+            "datatype": st.sampled_from(tensor_schema["datatype"]["enum"]),
+            "data": st.lists(value | st.lists(value, max_size=4), max_size=12),
+        }
+    )
+    outputs = schemas["RequestOutput"]["properties"]["name"]["enum"]
+    return st.fixed_dictionaries(
+        {"inputs": st.lists(tensor, min_size=1, max_size=4)},
+        optional={
+            "id": st.text(max_size=6),
+            "outputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(outputs)})),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "send"), [("PredictRequest", "predict"), ("InferenceRequest", "infer")]
+)
+def test_a_request_the_openapi_schema_allows_is_never_refused_for_its_form(
+    iris_server: Server, model: str, send: str
+) -> None:
+    """Each is answered, or refused only for what the schema cannot know of the model."""
+    schema = _request_schema(iris_server, model)
+    validator = jsonschema.Draft202012Validator(schema)
+
+    @_FUZZ
+    @given(body=_allowed_bodies(schema["components"], model))
+    def sent(body: Any) -> None:
+        assert validator.is_valid(body), body
+        response = getattr(iris_server, send)(body)
+        _check_answer(iris_server, response)
+        if response.status_code == 400:
+            error = response.json()["error"]
+            assert not any(form in error for form in FORM_ERRORS), (body, error)
+
+    sent()
+
+
+@pytest.mark.parametrize(
+    "tensor_change",
+    [{"datatype": ""}, {"name": 1}, {"shape": []}, {"shape": [0, 4]}, {"shape": [1, 2, 2]}],
+)
+def test_what_the_server_refuses_for_its_form_the_schema_refuses(
+    iris_server: Server, tensor_change: dict[str, Any]
+) -> None:
+    body = tensor(SETOSA)
+    body["inputs"][0] |= tensor_change
+    assert iris_server.infer(body).status_code == 400
+    validator = jsonschema.Draft202012Validator(_request_schema(iris_server, "InferenceRequest"))
+    assert not validator.is_valid(body)
+
+
+def test_the_schemas_datatypes_are_the_servers(iris_server: Server) -> None:
+    schema = iris_server.client.get("/openapi.json").json()
+    datatype = schema["components"]["schemas"]["RequestInput"]["properties"]["datatype"]
+    assert set(datatype["enum"]) == v2.DATATYPES

@@ -4,15 +4,36 @@ prediction. Keep these in step with what those modules accept and the data plane
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 Value = float | str
+# v2.DATATYPES, spelled out for the schema (a test keeps both equal).
+Datatype = Literal[
+    "BOOL",
+    "BYTES",
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT16",
+    "INT32",
+    "INT64",
+    "INT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "UINT8",
+]
+# An empty batch, or a tensor of no columns, is never a request the server answers.
+Dimension = Annotated[int, Field(ge=1)]
 
 
 class PredictRequest(BaseModel):
-    instances: list[list[Value] | dict[str, Value]] = Field(
+    instances: list[
+        Annotated[list[Value], Field(min_length=1)]
+        | Annotated[dict[str, Value], Field(min_length=1)]
+    ] = Field(
         description="Rows, as lists in the training feature order or as objects keyed by "
         "feature name (all rows of one kind). Numbers for numeric features, strings for "
         "categorical ones.",
@@ -77,14 +98,23 @@ class Parameters(BaseModel):
 
 class RequestInput(BaseModel):
     name: str
-    shape: list[int] = Field(description="[rows, features], or [rows] for one tensor per feature.")
-    datatype: str = Field(examples=["FP64", "FP32", "INT64", "BYTES"])
+    shape: list[Dimension] = Field(
+        description="[rows, features], or [rows] (or [rows, 1]) for one tensor per feature.",
+        min_length=1,
+        max_length=2,
+    )
+    datatype: Datatype = Field(
+        description="Any of the protocol's: the values are read as numbers (strings for "
+        "categorical features) whatever it says."
+    )
     data: list[Any] = Field(description="Row-major values, flat or nested.")
     parameters: Parameters | None = None
 
 
 class RequestOutput(BaseModel):
-    name: str = Field(examples=["predict", "predict_proba"])
+    name: Literal["predict", "predict_proba"] = Field(
+        description="predict_proba: classifiers with probabilities only."
+    )
     parameters: Parameters | None = None
 
 
