@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -247,11 +248,14 @@ class LocalArgoCD(Service):
         state = self.workdir / "state"
         for folder in ("tmp", "tls", "ssh", "gpg"):
             (state / folder).mkdir(parents=True)
+        # As the install's (argocd/install/redis.yaml): any local process could reach it.
+        redis_password = secrets.token_urlsafe(16)
         self._spawn(
             "redis",
             [
                 str(debian.command("redis-server", package="redis-server")),
                 "--port", str(redis), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--requirepass", redis_password,
             ],
         )  # fmt: skip
         self._argocd(
@@ -276,6 +280,7 @@ class LocalArgoCD(Service):
                 "ARGOCD_SSH_DATA_PATH": str(state / "ssh"),
                 "ARGOCD_GNUPGHOME": str(state / "gpg"),
                 "ARGOCD_GPG_ENABLED": "false",
+                "REDIS_PASSWORD": redis_password,
             },
         )  # fmt: skip
         self._argocd(
@@ -287,7 +292,11 @@ class LocalArgoCD(Service):
                 "--app-resync", str(RESYNC_SECONDS), "--app-resync-jitter", "0",
                 "--persist-resource-health", "--logformat", "text",
             ],
-            env={"ARGOCD_FAKE_IN_CLUSTER": "true", "KUBECONFIG": str(self.kubeconfig)},
+            env={
+                "ARGOCD_FAKE_IN_CLUSTER": "true",
+                "KUBECONFIG": str(self.kubeconfig),
+                "REDIS_PASSWORD": redis_password,
+            },
         )  # fmt: skip
         for name, port in (
             ("argocd-repo-server", repo_metrics),
