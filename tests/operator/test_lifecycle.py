@@ -22,6 +22,7 @@ from conftest import (  # type: ignore[import-not-found]
 )
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.waiting import wait_until
+from modelops_operator import reconcile
 from modelops_operator.monitoring import prometheus
 from modelops_trainer import train
 from sklearn.datasets import load_iris
@@ -656,6 +657,28 @@ def test_a_pod_stuck_being_made_is_looked_into_when_its_patience_ends_not_at_the
 
         failed = models.wait_for_phase("iris", "Failed", timeout=30)
         assert f"pod {pod.metadata.name}: FailedMount: {cannot_mount}" in failed["message"]
+
+
+def test_a_pod_no_node_can_take_fails_the_model_once_that_has_lasted_not_before(
+    control_plane: Any, operator: Any, models: Models, kubelet: Kubelet
+) -> None:
+    """A pod the scheduler finds no node for often gets one soon (an old pod terminates, an
+    autoscaler adds a node): status says so once it has lasted, and the operator looks again
+    then, not at the resync (ten minutes away here)."""
+    with taken_over(control_plane, operator, MODELOPS_RESYNC_SECONDS="600"):
+        models.apply(sample("iris"))
+        job = models.training_job("iris")
+        [pod] = wait_until(lambda: kubelet.pods(models.namespace, f"job-name={job}"))
+        no_node = "0/1 nodes are available: 1 Insufficient cpu."
+        waited = reconcile.UNSCHEDULABLE_PATIENCE_SECONDS - 8
+        since = datetime.datetime.now(datetime.UTC).replace(microsecond=0) - datetime.timedelta(
+            seconds=waited
+        )
+        kubelet.cannot_schedule(pod, since.strftime("%Y-%m-%dT%H:%M:%SZ"), no_node)
+        failed = models.wait_for_phase("iris", "Failed", timeout=30)
+        failed_after = (datetime.datetime.now(datetime.UTC) - since).total_seconds()
+        assert f"pod {pod.metadata.name} cannot be scheduled: {no_node}" in failed["message"]
+        assert failed_after >= reconcile.UNSCHEDULABLE_PATIENCE_SECONDS, failed_after
 
 
 def test_a_training_pod_whose_volume_cannot_mount_says_so_in_status(

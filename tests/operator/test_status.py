@@ -322,16 +322,23 @@ def test_a_container_that_cannot_get_its_image_is_a_problem_in_the_kubelets_word
     assert problem == f"pod s-1: ErrImageNeverPull: {NEVER_PULL}"
 
 
-def test_an_unschedulable_or_evicted_pod_is_a_problem() -> None:
+def test_an_unschedulable_pod_is_found_with_since_when_and_an_evicted_pod_is_a_problem() -> None:
     unschedulable = {
         "type": "PodScheduled",
         "status": "False",
         "reason": "Unschedulable",
         "message": "0/1 nodes are available: 1 Insufficient memory.",
+        "lastTransitionTime": "2026-11-23T12:00:00Z",
     }
-    assert status.pod_problem(
-        [stuck_pod("s-1", "2026-11-23T08:00:00Z", conditions=[unschedulable])]
-    ) == ("pod s-1 cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory.")
+    unplaced = stuck_pod("s-1", "2026-11-23T08:00:00Z", conditions=[unschedulable])
+    assert status.pod_problem([unplaced]) is None, "not until it has lasted"
+    assert status.unschedulable_pods([unplaced]) == [
+        (
+            unplaced,
+            datetime.datetime(2026, 11, 23, 12, tzinfo=datetime.UTC),
+            "0/1 nodes are available: 1 Insufficient memory.",
+        )
+    ]
     evicted = stuck_pod("s-2", "2026-11-23T08:00:00Z", reason="Evicted", message="low memory")
     evicted["status"]["phase"] = "Failed"
     assert status.pod_problem([evicted]) == "pod s-2 was evicted: low memory"

@@ -82,6 +82,22 @@ class Kubelet:
             pod.metadata.name, pod.metadata.namespace, {"status": status}
         )
 
+    def cannot_schedule(self, pod: Any, since: str, message: str) -> None:
+        """Report that the scheduler has found no node for the pod since `since`, as it says
+        so (the scheduler's part, played like the kubelet's)."""
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": since,
+        }
+        self.core.patch_namespaced_pod_status(
+            pod.metadata.name,
+            pod.metadata.namespace,
+            {"status": {"phase": "Pending", "conditions": [condition]}},
+        )
+
     def cannot_attach(self, pod: Any, scheduled: str, reason: str, message: str) -> None:
         """Report the pod scheduled at `scheduled` with its container still being made, and
         post the Warning Event that says why, as the attach/detach controller posts one for

@@ -34,7 +34,7 @@ from modelops_operator.reconcile import (
     ModelTurns,
     World,
     WriteRefused,
-    patience_left,
+    pod_patience_left,
     reconcile,
 )
 
@@ -377,21 +377,21 @@ async def child_changed(
     reconciling.add_done_callback(memo.child_reconciles.discard)
 
 
-def _being_made(body: kopf.Body, **_: Any) -> bool:
-    return bool(status.pods_being_made([dict(body)]))
+def _waiting(body: kopf.Body, **_: Any) -> bool:
+    return pod_patience_left(dict(body)) is not None
 
 
-@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_being_made)
-async def pod_being_made(
+@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_waiting)
+async def pod_waiting(
     labels: Mapping[str, str], namespace: str | None, body: kopf.Body, memo: Any, **_: Any
 ) -> None:
-    # Nothing a watch brings says that it has waited too long: its model is looked at again
-    # then, and reads its Events (reconcile._events_problem).
+    # Nothing a watch brings says that a pod has waited too long for a node or for its
+    # containers: its model is looked at again then (reconcile._waited_problem).
     owner = labels.get(constants.LABEL_MODEL)
-    if not (owner and namespace):
+    left = pod_patience_left(dict(body))
+    if not (owner and namespace) or left is None:
         return
-    [(_, scheduled)] = status.pods_being_made([dict(body)])
-    memo.rechecks.after(namespace, owner, max(0.0, patience_left(scheduled)))
+    memo.rechecks.after(namespace, owner, max(0.0, left))
 
 
 async def _reconcile_after_burst(claim: Claim, memo: Any, gather_seconds: float) -> None:

@@ -29,6 +29,10 @@ RETRY_DELAY_SECONDS = 5
 # How long a scheduled pod's containers may take to be made before its Events are read for why
 # not: a volume attached and mounted, a sandbox made, an image pulled take seconds.
 POD_START_PATIENCE_SECONDS = 10
+# How long the scheduler may find no node for a pod before status says so: a rollout's new pod
+# waits while an old one terminates to make room, and a cluster autoscaler adds a node in about
+# a minute (the model is Failed meanwhile, and Ready again once the pod runs).
+UNSCHEDULABLE_PATIENCE_SECONDS = 45
 # How often a pod past its patience whose Events say nothing yet is looked at again.
 STUCK_POD_RECHECK_SECONDS = 30
 # How long a reconcile may keep failing for a reason that passes by itself (the apiserver or a
@@ -37,10 +41,22 @@ STUCK_POD_RECHECK_SECONDS = 30
 LASTING_FAILURE_SECONDS = 30
 
 
-def patience_left(scheduled: datetime.datetime) -> float:
-    """Seconds until a pod scheduled at `scheduled` has waited too long for its containers."""
-    waited = (datetime.datetime.now(datetime.UTC) - scheduled).total_seconds()
-    return POD_START_PATIENCE_SECONDS - waited
+def patience_left(since: datetime.datetime, patience: float) -> float:
+    """Seconds until a pod that began waiting at `since` has waited `patience` seconds."""
+    return patience - (datetime.datetime.now(datetime.UTC) - since).total_seconds()
+
+
+def pod_patience_left(pod: dict[str, Any]) -> float | None:
+    """Seconds until a pod that waits for a node, or for its containers, has waited too long;
+    None for a pod that waits for neither."""
+    lefts = [
+        patience_left(since, UNSCHEDULABLE_PATIENCE_SECONDS)
+        for _, since, _ in status.unschedulable_pods([pod])
+    ] + [
+        patience_left(scheduled, POD_START_PATIENCE_SECONDS)
+        for _, scheduled in status.pods_being_made([pod])
+    ]
+    return min(lefts, default=None)
 
 
 class WriteRefused(Exception):
@@ -533,7 +549,7 @@ def _observe_training(
         pods = world.kube.list("v1", "Pod", namespace, f"job-name={job_name}")
     training = status.training_status(job, pods, spec_hash, run.slot)
     if training.state == "Running" and not training.message:
-        problem = _events_problem(world, namespace, name, status.controlled_by(job, pods))
+        problem = _waited_problem(world, namespace, name, status.controlled_by(job, pods))
         return training.model_copy(update={"message": problem}) if problem else training
     return training
 
@@ -581,20 +597,25 @@ def _ensure_serving(
     if progress.complete:
         return progress
     pods = world.watched.list("v1", "Pod", namespace, name, builders.labels(name, "server"))
-    problem = status.pod_problem(pods) or _events_problem(world, namespace, name, pods)
+    problem = status.pod_problem(pods) or _waited_problem(world, namespace, name, pods)
     return dataclasses.replace(progress, problem=problem)
 
 
-def _events_problem(
+def _waited_problem(
     world: World, namespace: str, name: str, pods: list[dict[str, Any]]
 ) -> str | None:
-    """For a pod whose containers are still being made a while after it was scheduled, the
-    newest Warning Event: a volume that cannot attach or mount is told nowhere else. Neither
-    the end of a pod's patience nor its Events come from a watch: until one tells, the model
-    is looked at again then."""
+    """Why a pod has waited too long: for a node, in the scheduler's words; for its containers
+    a while after it was scheduled, its newest Warning Event (a volume that cannot attach or
+    mount is told nowhere else). Neither the end of a pod's patience nor its Events come from
+    a watch: until one tells, the model is looked at again then."""
     look_again: list[float] = []
+    for pod, since, message in status.unschedulable_pods(pods):
+        if (left := patience_left(since, UNSCHEDULABLE_PATIENCE_SECONDS)) > 0:
+            look_again.append(left)
+            continue
+        return f"pod {pod['metadata']['name']} cannot be scheduled: {message}"
     for pod, scheduled in status.pods_being_made(pods):
-        if (left := patience_left(scheduled)) > 0:
+        if (left := patience_left(scheduled, POD_START_PATIENCE_SECONDS)) > 0:
             look_again.append(left)
             continue
         uid = pod["metadata"]["uid"]

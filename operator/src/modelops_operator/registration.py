@@ -127,25 +127,34 @@ def sync(
     settings = keyed(kube, settings)
     configmap = scrape_config_map(settings, namespace, name)
     unkeyed = _unkeyed_config_map(settings, namespace, name)
-    job_name = prometheus.scrape_job_name(namespace, name)
-    if unkeyed != configmap and prometheus.has_scrape_job(
-        _watched_text(watched, unkeyed), job_name
-    ):
-        _edit_file(kube, unkeyed, _checked(unkeyed, _without_job(namespace, name)))
     if spec.enabled and scrape_job:
         job = prometheus.build_scrape_job(namespace, name, spec.interval, limits)
         budget = prometheus.FileBudget(settings.scrape_file_bytes, settings.scrape_namespace_bytes)
         change = _checked(configmap, lambda text: prometheus.with_scrape_job(text, job, budget))
     else:
         change = _checked(configmap, _without_job(namespace, name))
-    text = _watched_text(watched, configmap)
-    if text is not None:
-        try:
-            if change(text) == text:
-                return
-        except ValueError:
-            pass  # as the watch shows it: the file as stored decides
-    _edit_file(kube, configmap, change)
+    settled = _settled(_watched_text(watched, configmap), change)
+    # Before its own file changes, the older file is read as stored, not as watched: the watch
+    # may not have shown it yet (an operator's first minutes, or one resumed after a pause).
+    if unkeyed != configmap and (
+        not settled
+        or prometheus.has_scrape_job(
+            _watched_text(watched, unkeyed), prometheus.scrape_job_name(namespace, name)
+        )
+    ):
+        _edit_file(kube, unkeyed, _checked(unkeyed, _without_job(namespace, name)))
+    if not settled:
+        _edit_file(kube, configmap, change)
+
+
+def _settled(watched_text: str | None, change: FileChange) -> bool:
+    """Whether the file as the watch shows it needs no `change`."""
+    if watched_text is None:
+        return False
+    try:
+        return change(watched_text) == watched_text
+    except ValueError:
+        return False  # as the watch shows it: the file as stored decides
 
 
 def _watched_text(watched: WatchedChildren, configmap: tuple[str, str]) -> str | None:

@@ -73,21 +73,14 @@ _TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 def pod_problem(pods: list[dict[str, Any]]) -> str | None:
-    """Why a pod cannot run (unschedulable, a container stuck waiting, or evicted with no pod
-    to replace it yet), in the scheduler's and kubelet's own words, the newest pod first; None
-    when none is stuck."""
+    """Why a pod cannot run (a container stuck waiting, or evicted with no pod to replace it
+    yet), in the kubelet's own words, the newest pod first; None when none is stuck. That the
+    scheduler finds no node is a problem only once it has lasted (unschedulable_pods)."""
     live = _newest_first(pod for pod in pods if not pod["metadata"].get("deletionTimestamp"))
     active = [pod for pod in live if pod.get("status", {}).get("phase") not in _TERMINAL_PHASES]
     for pod in active:
         name = pod["metadata"]["name"]
         pod_status = pod.get("status") or {}
-        for condition in pod_status.get("conditions") or []:
-            if (
-                condition.get("type") == "PodScheduled"
-                and condition.get("status") == "False"
-                and condition.get("reason") == "Unschedulable"
-            ):
-                return f"pod {name} cannot be scheduled: {condition.get('message', '')}"
         containers = (pod_status.get("initContainerStatuses") or []) + (
             pod_status.get("containerStatuses") or []
         )
@@ -100,6 +93,28 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
         pod = evicted[0]
         return f"pod {pod['metadata']['name']} was evicted: {pod['status'].get('message', '')}"
     return None
+
+
+def unschedulable_pods(
+    pods: list[dict[str, Any]],
+) -> list[tuple[dict[str, Any], datetime.datetime, str]]:
+    """Pods the scheduler finds no node for, newest first, each with since when and the
+    scheduler's words. That passes by itself while a rollout's old pod makes room or a cluster
+    autoscaler adds a node; past a while, the pod is stuck."""
+    found = []
+    for pod in _newest_first(pods):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            since = _parse_time(condition.get("lastTransitionTime"))
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+                and since is not None
+            ):
+                found.append((pod, since, condition.get("message", "")))
+    return found
 
 
 def pods_being_made(pods: list[dict[str, Any]]) -> list[tuple[dict[str, Any], datetime.datetime]]:
