@@ -228,9 +228,10 @@ def test_server_serves_the_artifact(
     if NETWORK == "bridge":
         network = ["--publish", f"127.0.0.1:{port}:8080"]
     else:
-        # The image's defaults are 0.0.0.0:8080; on the host's network, loopback and a free port.
+        # The image's defaults are 0.0.0.0:8080 and :8081; on the host's network, loopback and
+        # free ports for both, as anything else on the machine may hold the defaults.
         network = ["--network", "host", "--env", "MODELOPS_HOST=127.0.0.1"]
-        network += ["--env", f"MODELOPS_PORT={port}"]
+        network += ["--env", f"MODELOPS_PORT={port}", "--env", f"MODELOPS_GRPC_PORT={free_port()}"]
     docker(
         "run",
         "--detach",

@@ -201,9 +201,7 @@ def test_an_upgrade_from_the_previous_release_fails_no_request_and_retrains_noth
 
 def install_manifest(cluster: KindCluster, manifest: str) -> None:
     cluster.kubectl("apply", "--server-side", "-f", manifest)
-    cluster.kubectl(
-        "-n", PLATFORM, "rollout", "status", "deployment/modelops-operator", "--timeout=300s"
-    )
+    cluster.wait_rolled_out(PLATFORM, "deployment/modelops-operator")
 
 
 def tag_in_node(cluster: KindCluster, node: str, image: str, tag: str) -> None:

@@ -110,9 +110,7 @@ def install_in_cluster(cluster: KindCluster, tools: ArgoCDTools, timeout: str = 
         "deployment/argocd-repo-server",
         "statefulset/argocd-application-controller",
     ):
-        cluster.kubectl(
-            "-n", NAMESPACE, "rollout", "status", workload, f"--timeout={timeout}"
-        )  # fmt: skip
+        cluster.wait_rolled_out(NAMESPACE, workload, timeout)
 
 
 class GitServer(Service):

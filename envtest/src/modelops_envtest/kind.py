@@ -285,14 +285,24 @@ class KindCluster:
         # The cluster's add-on, beside the platform: what the models' autoscalers read.
         self.kubectl("apply", "--server-side", "-k", str(METRICS_SERVER_ADDON))
         for deployment in ("modelops-operator", "prometheus"):
-            self.kubectl(
-                "-n",
-                "modelops-system",
-                "rollout",
-                "status",
-                f"deployment/{deployment}",
-                f"--timeout={timeout}",
-            )
+            self.wait_rolled_out("modelops-system", f"deployment/{deployment}", timeout)
+
+    def wait_rolled_out(self, namespace: str, workload: str, timeout: str = "300s") -> None:
+        """`kubectl rollout status`; if it times out, the error carries what its pods and the
+        namespace's events say, as a run that fails on a busy machine cannot be looked at later."""
+        waited = self.kubectl(
+            "-n", namespace, "rollout", "status", workload, f"--timeout={timeout}", check=False
+        )  # fmt: skip
+        if waited.returncode == 0:
+            return
+        pods = self.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
+        events = self.kubectl(
+            "-n", namespace, "get", "events", "--sort-by=.lastTimestamp", check=False
+        )  # fmt: skip
+        raise RuntimeError(
+            f"{workload} in {namespace} did not roll out within {timeout}:\n"
+            f"{waited.stdout}{waited.stderr}\n{pods.stdout}\n{events.stdout[-6000:]}"
+        )
 
     @contextlib.contextmanager
     def port_forward(self, namespace: str, target: str, port: int) -> Iterator[int]:
