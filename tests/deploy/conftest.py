@@ -3,9 +3,18 @@ runs of custom resources need them), and the namespaces the manifests name."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from deploy_manifests import CRDS, MODELS_NAMESPACE, MONITORING_NAMESPACE, SHARED_ARGOCD, kubectl_ok
-from modelops_envtest import upstream_crds
+from deploy_manifests import (
+    CRDS,
+    MODELS_NAMESPACE,
+    MONITORING_NAMESPACE,
+    RELEASE_VERSION,
+    SHARED_ARGOCD,
+    kubectl_ok,
+)
+from modelops_envtest import binaries, release, upstream_crds
 from modelops_envtest.controlplane import ControlPlane
 
 ARGOCD_NAMESPACE = "argocd"
@@ -42,3 +51,17 @@ def argocd_crds(control_plane: ControlPlane) -> None:
             control_plane, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s"
         )
     ensure_namespace(control_plane, ARGOCD_NAMESPACE)
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> release.Helm:
+    try:
+        return release.helm(tmp_path_factory.mktemp("helm"))
+    except binaries.BinariesUnavailable as error:
+        pytest.fail(f"a stock Helm could not be built: {error}")
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(install.yaml, chart) of release RELEASE_VERSION, as `make release` writes them."""
+    return release.release(RELEASE_VERSION, tmp_path_factory.mktemp("release"))

@@ -20,12 +20,15 @@ from deploy_manifests import (
     ROOT,
     SAMPLES,
     built,
+    can,
     container,
     documents,
     env,
     find,
     kubectl_ok,
     run,
+    serve_model,
+    service_account_kubeconfig,
 )
 from modelops_envtest import upstream_crds
 from modelops_envtest.controlplane import ControlPlane, kubectl_binary
@@ -124,14 +127,6 @@ def platform(control_plane: ControlPlane, modelops_crds: None) -> Iterator[list[
         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": removable}),
         check=False,
     )
-
-
-def can(control_plane: ControlPlane, user: str, verb: str, resource: str, *args: str) -> bool:
-    answer = control_plane.kubectl(
-        "auth", "can-i", verb, resource, f"--as={user}", *args, check=False
-    )
-    assert answer.stdout.strip() in ("yes", "no"), answer.stderr
-    return answer.stdout.strip() == "yes"
 
 
 ALLOWED = [
@@ -239,26 +234,6 @@ def test_grafanas_sidecar_may_only_read_configmaps(
     assert not can(control_plane, GRAFANA, "list", "pods", "--all-namespaces")
 
 
-def service_account_kubeconfig(control_plane: ControlPlane, directory: Path) -> Path:
-    """The admin kubeconfig's cluster, with the operator ServiceAccount's token as the user."""
-    token = kubectl_ok(
-        control_plane,
-        "-n",
-        MONITORING_NAMESPACE,
-        "create",
-        "token",
-        "modelops-operator",
-        "--duration=1h",
-    ).strip()
-    config = yaml.safe_load(control_plane.kubeconfig.read_text())
-    config["users"] = [{"name": "modelops-operator", "user": {"token": token}}]
-    for context in config["contexts"]:
-        context["context"]["user"] = "modelops-operator"
-    path = directory / "operator-kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.mark.controlplane
 def test_operator_runs_under_its_service_account(
     control_plane: ControlPlane,
@@ -267,7 +242,6 @@ def test_operator_runs_under_its_service_account(
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    from modelops_trainer import train
 
     custom = kubernetes.client.CustomObjectsApi(api_client)
     core = kubernetes.client.CoreV1Api(api_client)
@@ -287,9 +261,6 @@ def test_operator_runs_under_its_service_account(
                 return None
             raise
         return found
-
-    def phase() -> str | None:
-        return ((model() or {}).get("status") or {}).get("phase")
 
     def configmap(cm_namespace: str, cm_name: str) -> dict[str, Any] | None:
         try:
@@ -347,34 +318,7 @@ def test_operator_runs_under_its_service_account(
 
     operator.start()
     try:
-        kubectl_ok(control_plane, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
-
-        def current_job() -> str | None:
-            body = model() or {}
-            status = body.get("status") or {}
-            if status.get("observedGeneration") != body["metadata"]["generation"]:
-                return None
-            job: str | None = (status.get("training") or {}).get("jobName")
-            return job
-
-        job = wait_until(current_job, timeout=90, what=f"the training Job ({operator.log_tail()})")
-        summary = train(
-            manifest["spec"]["training"], tmp_path / "artifacts", name=name, namespace=namespace
-        )
-        kubelet.finish_training(namespace, job, summary)
-        wait_until(
-            lambda: phase() in ("Deploying", "Ready"),
-            timeout=60,
-            what=f"{name} Deploying (now {phase()}; {operator.log_tail()})",
-        )
-        kubelet.serve_until(
-            namespace,
-            name,
-            lambda: phase() == "Ready",
-            timeout=90,
-            what=f"{name} Ready (now {phase()}; {operator.log_tail()})",
-        )
-        assert phase() == "Ready"
+        serve_model(control_plane, kubelet, namespace, manifest, tmp_path, operator)
         assert autoscaler_exists()
         assert disruption_budget_exists()
         assert core.read_namespaced_service(name, namespace)

@@ -13,36 +13,21 @@ from unittest import mock
 
 import pytest
 import yaml
-from deploy_manifests import ROOT, container, documents, dry_run_apply, env, find
-from modelops_envtest import binaries, release
+from deploy_manifests import (
+    RELEASE_VERSION,
+    ROOT,
+    container,
+    documents,
+    dry_run_apply,
+    env,
+    find,
+    rendered,
+)
+from modelops_envtest import release
 from modelops_envtest.controlplane import ControlPlane
 from modelops_operator.settings import Settings
 
 CHART = ROOT / "charts" / "modelops"
-VERSION = "0.2.0"
-
-
-@pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> release.Helm:
-    try:
-        return release.helm(tmp_path_factory.mktemp("helm"))
-    except binaries.BinariesUnavailable as error:
-        pytest.fail(f"a stock Helm could not be built: {error}")
-
-
-@pytest.fixture(scope="session")
-def released(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(install.yaml, chart) of release VERSION, as `make release VERSION=...` writes them."""
-    return release.release(VERSION, tmp_path_factory.mktemp("release"))
-
-
-def rendered(helm: release.Helm, chart: Path, *values: str) -> list[dict[str, Any]]:
-    """`helm template` of the chart into modelops-system, with `--set` values."""
-    sets = [arg for value in values for arg in ("--set-json", value)]
-    out = helm.run(
-        "template", "modelops", str(chart), "--namespace", release.NAMESPACE, *sets
-    ).stdout
-    return documents(out)
 
 
 def keyed(objects: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -100,11 +85,11 @@ def test_a_release_tags_every_image_with_its_version(released: tuple[Path, Path]
     objects = documents(released[0].read_text())
     operator = container(find(objects, "Deployment", release.OPERATOR), "operator")
     settings = operator_settings(objects)
-    assert operator["image"] == f"modelops/operator:{VERSION}"
-    assert settings.trainer_image == f"modelops/trainer:{VERSION}"
-    assert settings.server_image == f"modelops/inference-server:{VERSION}"
+    assert operator["image"] == f"modelops/operator:{RELEASE_VERSION}"
+    assert settings.trainer_image == f"modelops/trainer:{RELEASE_VERSION}"
+    assert settings.server_image == f"modelops/inference-server:{RELEASE_VERSION}"
     chart = yaml.safe_load((released[1] / "Chart.yaml").read_text())
-    assert chart["version"] == chart["appVersion"] == VERSION
+    assert chart["version"] == chart["appVersion"] == RELEASE_VERSION
 
 
 def test_a_release_version_must_be_semantic(tmp_path: Path) -> None:
@@ -179,8 +164,8 @@ def test_images_storage_and_tracking_reach_the_operator(
     assert container(deployment, "operator")["image"] == "registry.example/mo:9.9.9"
     assert container(deployment, "operator")["imagePullPolicy"] == "Always"
     settings = operator_settings(objects)
-    assert settings.trainer_image == f"registry.example/tr:{VERSION}"
-    assert settings.server_image == f"registry.example/sv:{VERSION}"
+    assert settings.trainer_image == f"registry.example/tr:{RELEASE_VERSION}"
+    assert settings.server_image == f"registry.example/sv:{RELEASE_VERSION}"
     assert settings.image_pull_policy == "Always"
     assert settings.artifact_s3 is not None and settings.artifact_s3.bucket == "models"
     assert settings.mlflow is not None

@@ -215,30 +215,127 @@ def _file_name(obj: dict[str, Any]) -> str:
     return f"{kind}-{obj['metadata']['name']}.yaml"
 
 
+def _cluster_scoped(rule: dict[str, Any]) -> dict[str, Any] | None:
+    """What of the rule a namespaced operator still needs cluster-wide: reads of the CRDs
+    (kopf finds its resources by them) and of namespaces. None: nothing."""
+    resources = [
+        resource
+        for resource in rule["resources"]
+        if resource in ("customresourcedefinitions", "namespaces")
+    ]
+    return {**rule, "resources": resources} if resources else None
+
+
+def _namespaced(rule: dict[str, Any]) -> dict[str, Any] | None:
+    """What of the rule a namespaced operator needs in each namespace it watches (its
+    KopfPeering there, not the cluster's)."""
+    resources = [
+        resource
+        for resource in rule["resources"]
+        if _cluster_scoped({**rule, "resources": [resource]}) is None
+        and resource != "clusterkopfpeerings"
+    ]
+    return {**rule, "resources": resources} if resources else None
+
+
+def _operator_rbac(role: dict[str, Any], binding: dict[str, Any]) -> str:
+    """A ClusterRole of the operator's and its binding, as they are for an operator of every
+    namespace; for watchNamespaces, a Role and RoleBinding in each of them instead, and
+    cluster-wide only the reads `_cluster_scoped` keeps (no write anywhere else)."""
+    holes = Holes()
+
+    def dump(*objs: dict[str, Any]) -> str:
+        return "---\n".join(
+            holes.fill(yaml.safe_dump(_in_release_namespace(obj, holes), sort_keys=False))
+            for obj in objs
+        )
+
+    cluster_rules = [kept for rule in role["rules"] if (kept := _cluster_scoped(rule))]
+    namespaced_rules = [kept for rule in role["rules"] if (kept := _namespaced(rule))]
+    in_each = {"namespace": holes(Hole("{{ $namespace }}"))}
+    namespaced_role = {
+        **role,
+        "kind": "Role",
+        "metadata": {**role["metadata"], **in_each},
+        "rules": namespaced_rules,
+    }
+    namespaced_binding = {
+        **binding,
+        "kind": "RoleBinding",
+        "metadata": {**binding["metadata"], **in_each},
+        "roleRef": {**binding["roleRef"], "kind": "Role"},
+        "subjects": [
+            {**subject, "namespace": holes(Hole("{{ $.Release.Namespace }}"))}
+            for subject in binding["subjects"]
+        ],
+    }
+    kept_cluster_wide = dump({**role, "rules": cluster_rules}, binding) if cluster_rules else ""
+    return (
+        "{{- if .Values.watchNamespaces }}\n"
+        + kept_cluster_wide
+        + "{{- range $namespace := .Values.watchNamespaces }}\n---\n"
+        + dump(namespaced_role, namespaced_binding)
+        + "{{- end }}\n{{- else }}\n"
+        + dump(role, binding)
+        + "{{- end }}\n"
+    )
+
+
+def _reading_where_no_cluster_role_does(role: dict[str, Any], holes: Holes) -> dict[str, Any]:
+    """The scrape config files' Role, which grants only their overwriting: the rest (reading
+    them, making the missing ones) is the ClusterRole's, but for a namespaced operator, whose
+    Roles are in the namespaces it serves alone."""
+    rule = {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["get", "list", "watch", "create"],
+    }
+    lines = yaml.safe_dump([rule], sort_keys=False).splitlines()
+    text = (
+        "{{- if .Values.watchNamespaces }}\n"
+        + "".join(f"{{pad}}{line}\n" for line in lines)
+        + "{{- end }}"
+    )
+    return {**role, "rules": [*role["rules"], holes(Hole(text, block=True))]}
+
+
 def chart_templates(objects: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
     """(file name, text) of each template: the base's objects but the Namespace and the CRDs,
-    and the ServiceMonitor component's RBAC for monitoring.prometheus=serviceMonitors."""
+    and the ServiceMonitor component's RBAC for monitoring.prometheus=serviceMonitors. The
+    operator's cluster-wide RBAC becomes Roles in the watched namespaces where they are
+    listed (_operator_rbac)."""
     part_of = next(o for o in objects if o["kind"] == "Deployment")["metadata"]["labels"]
     part_of = {"app.kubernetes.io/part-of": part_of["app.kubernetes.io/part-of"]}
+    bindings = {
+        obj["roleRef"]["name"]: obj
+        for obj in objects
+        if obj["kind"] == "ClusterRoleBinding"
+        and any(subject["name"] == OPERATOR for subject in obj["subjects"])
+    }
     for obj in objects:
-        if obj["kind"] in ("Namespace", "CustomResourceDefinition"):
+        if obj["kind"] in ("Namespace", "CustomResourceDefinition") or obj in bindings.values():
+            continue
+        if obj["kind"] == "ClusterRole" and obj["metadata"]["name"] in bindings:
+            yield _file_name(obj), _operator_rbac(obj, bindings[obj["metadata"]["name"]])
             continue
         holes = Holes()
         if obj["kind"] == "Deployment" and obj["metadata"]["name"] == OPERATOR:
             obj = _operator_deployment(obj, holes)
+        if obj["kind"] == "Role":
+            obj = _reading_where_no_cluster_role_does(obj, holes)
         text = holes.fill(yaml.safe_dump(_in_release_namespace(obj, holes), sort_keys=False))
         if obj["kind"] in ("Role", "RoleBinding"):
             # The scrape config files' Role: only where the operator writes them.
             text = _when('eq .Values.monitoring.prometheus "scrapeConfigs"', text)
         yield _file_name(obj), text
-    for obj in yaml.safe_load_all(SERVICE_MONITOR_RBAC.read_text()):
-        obj["metadata"]["labels"] = {**obj["metadata"].get("labels", {}), **part_of}
-        holes = Holes()
-        text = holes.fill(yaml.safe_dump(_in_release_namespace(obj, holes), sort_keys=False))
-        yield (
-            _file_name(obj),
-            _when('eq .Values.monitoring.prometheus "serviceMonitors"', text),
-        )
+    role, binding = [
+        {**obj, "metadata": {**obj["metadata"], "labels": {**obj["metadata"]["labels"], **part_of}}}
+        for obj in yaml.safe_load_all(SERVICE_MONITOR_RBAC.read_text())
+    ]
+    yield (
+        _file_name(role),
+        _when('eq .Values.monitoring.prometheus "serviceMonitors"', _operator_rbac(role, binding)),
+    )
 
 
 def chart_values(objects: list[dict[str, Any]]) -> str:
@@ -265,8 +362,10 @@ def chart_values(objects: list[dict[str, Any]]) -> str:
 # modelops: the operator alone. Prometheus, Grafana and Argo CD are add-ons of your own.
 # Made by `make release` from deploy/base/operator; these defaults are that base's settings.
 
-# Namespaces whose ModelDeployments the operator serves. Empty: every namespace. The operator
-# makes the kopf peering object its replicas meet at (cluster-wide, or one in each namespace).
+# Namespaces whose ModelDeployments the operator serves. Empty: every namespace. Listed, the
+# operator may write only in them (a Role in each; cluster-wide it reads CRDs and namespaces).
+# The operator makes the kopf peering object its replicas meet at (cluster-wide, or one in each
+# namespace).
 watchNamespaces: []
 
 operator:
