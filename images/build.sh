@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the three images from the repository root, on the base image (images/base.sh: the local
+# Builds the four images from the repository root, on the base image (images/base.sh: the local
 # debootstrapped one, made first when missing, or an upstream one, pulled), with Docker's layer
 # cache:
 #   modelops/operator:0.1.0  modelops/trainer:0.1.0  modelops/inference-server:0.1.0
-# (the operator's default image names).
-# Usage: images/build.sh [--no-cache] [operator|trainer|inference-server]...
+# (the operator's default image names), and modelops/load:0.1.0, the load generator (a stage of
+# the server's Dockerfile; the server's image does not carry it).
+# Usage: images/build.sh [--no-cache] [operator|trainer|inference-server|load]...
 #
 # Environment:
 #   MODELOPS_BASE_IMAGE      the base to build on (default modelops/python-base:bookworm, built by
@@ -21,16 +22,19 @@ set -euo pipefail
 # shellcheck source=images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-declare -A DIRS=([operator]=operator [trainer]=trainer-job [inference-server]=inference-server)
+declare -A DIRS=([operator]=operator [trainer]=trainer-job [inference-server]=inference-server
+    [load]=inference-server)
+# The Dockerfile stage of an image that is not its Dockerfile's last.
+declare -A TARGETS=([load]=load)
 cache_flags=()
 if [ "${1:-}" = "--no-cache" ]; then
     cache_flags=(--no-cache)
     shift
 fi
 components=("$@")
-[ "${#components[@]}" -gt 0 ] || components=(operator trainer inference-server)
+[ "${#components[@]}" -gt 0 ] || components=(operator trainer inference-server load)
 for c in "${components[@]}"; do
-    [ -n "${DIRS[$c]:-}" ] || die "unknown image '$c' (operator, trainer, inference-server)"
+    [ -n "${DIRS[$c]:-}" ] || die "unknown image '$c' (operator, trainer, inference-server, load)"
 done
 
 # images/base.sh does nothing more when the base exists; otherwise it debootstraps a modelops/...
@@ -38,7 +42,7 @@ done
 bash "$REPO_ROOT/images/base.sh"
 # The trainer's and the server's build stages compile the server's C extension
 # (modelops_server/_kernels.c); the operator's needs no compiler.
-if [[ " ${components[*]} " =~ " trainer "|" inference-server " ]]; then
+if [[ " ${components[*]} " =~ " trainer "|" inference-server "|" load " ]]; then
     bash "$REPO_ROOT/images/base.sh" --compiler
 fi
 
@@ -47,6 +51,8 @@ for c in "${components[@]}"; do
     tag="modelops/$c:$IMAGE_VERSION"
     build_base=()
     [ "$c" = operator ] || build_base=(--build-arg "BUILD_BASE_IMAGE=$BUILD_BASE_IMAGE_TAG")
+    target=()
+    [ -z "${TARGETS[$c]:-}" ] || target=(--target "${TARGETS[$c]}")
     log "building $tag on $BASE_IMAGE_TAG"
     start=$(date +%s)
     docker build \
@@ -56,6 +62,7 @@ for c in "${components[@]}"; do
         --file "$REPO_ROOT/${DIRS[$c]}/Dockerfile" \
         --build-arg "BASE_IMAGE=$BASE_IMAGE_TAG" \
         "${build_base[@]}" \
+        "${target[@]}" \
         --build-arg "EXTRA_CA_CERTS=$extra_ca" \
         --label "org.opencontainers.image.title=modelops-$c" \
         --label "org.opencontainers.image.version=$IMAGE_VERSION" \

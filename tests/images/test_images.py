@@ -42,6 +42,7 @@ VERSION = os.environ.get("MODELOPS_IMAGE_VERSION", "0.1.0")
 TRAINER = f"modelops/trainer:{VERSION}"
 SERVER = f"modelops/inference-server:{VERSION}"
 OPERATOR = f"modelops/operator:{VERSION}"
+LOAD = f"modelops/load:{VERSION}"
 UID = 10001
 NETWORK = os.environ.get("MODELOPS_IMAGES_NETWORK", "host")
 # The restricted security context the operator gives its containers (builders.py).
@@ -83,26 +84,26 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def images() -> None:
-    """All three images, built (or found in the layer cache) by images/build.sh."""
+    """All four images, built (or found in the layer cache) by images/build.sh."""
     if shutil.which("docker") is None and shutil.which("apt-get") is None:
         pytest.fail("no docker client, and no apt-get to install Debian's docker.io")
     started = time.monotonic()
     subprocess.run(["bash", str(REPO / "images" / "build.sh")], check=True, timeout=3000)
     print(f"images/build.sh took {time.monotonic() - started:.0f} s")
-    for image in (TRAINER, SERVER, OPERATOR):
-        config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
-        assert config["User"] == f"{UID}:{UID}", f"{image} runs as {config['User']!r}"
-    # The defaults of the artifact contract and the operator's ports.
     configs = {
         image: json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
-        for image in (TRAINER, SERVER, OPERATOR)
+        for image in (TRAINER, SERVER, OPERATOR, LOAD)
     }
+    for image, config in configs.items():
+        assert config["User"] == f"{UID}:{UID}", f"{image} runs as {config['User']!r}"
+    # The defaults of the artifact contract and the operator's ports.
     assert configs[TRAINER]["Entrypoint"] == ["modelops-train"]
     assert configs[TRAINER]["Cmd"] == ["--output-root", "/models"]
     assert configs[SERVER]["Entrypoint"] == ["modelops-serve"]
     assert "MODELOPS_PORT=8080" in configs[SERVER]["Env"]
     assert "8080/tcp" in configs[SERVER]["ExposedPorts"]
     assert configs[OPERATOR]["Entrypoint"] == ["modelops-operator"]
+    assert configs[LOAD]["Entrypoint"] == ["modelops-load"]
     assert "8081/tcp" in configs[OPERATOR]["ExposedPorts"]
 
 
@@ -287,6 +288,27 @@ def inline_kubeconfig(control_plane: ControlPlane, directory: Path) -> Path:
     directory.chmod(0o755)
     path.chmod(0o644)
     return path
+
+
+def test_the_load_generator_is_an_image_of_its_own(
+    images: None, container_names: list[str]
+) -> None:
+    """Locust and gevent (and their patching of the standard library) are in modelops/load
+    alone: the server's image, which serves every model, holds neither."""
+
+    def imports(image: str, modules: str) -> subprocess.CompletedProcess[str]:
+        name = f"modelops-smoke-load-{uuid.uuid4().hex[:8]}"
+        container_names.append(name)
+        return docker(
+            "run", "--rm", "--name", name, "--network", "none", *RESTRICTED,
+            "--entrypoint", "python", image, "-c", f"import {modules}",
+            check=False,
+        )  # fmt: skip
+
+    for module in ("locust", "gevent"):
+        refused = imports(SERVER, module)
+        assert refused.returncode != 0 and "ModuleNotFoundError" in refused.stderr, module
+    assert imports(LOAD, "locust, gevent, modelops_server.load").returncode == 0
 
 
 def test_operator_image_imports(images: None, container_names: list[str]) -> None:

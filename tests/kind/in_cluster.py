@@ -14,7 +14,7 @@ from modelops_envtest import kind
 from modelops_envtest.waiting import wait_until
 
 # The inference server's image has Python and nothing of the test's: a realistic client pod.
-CLIENT_IMAGE = kind.MODELOPS_IMAGES[2]
+CLIENT_IMAGE = kind.SERVER_IMAGE
 
 
 def run_python(cluster: kind.KindCluster, namespace: str, script: str, timeout: float = 300) -> str:
@@ -42,8 +42,10 @@ def create_pod(
     name: str,
     command: list[str],
     node: str | None = None,
+    image: str = CLIENT_IMAGE,
 ) -> None:
-    """A pod of the server's image running `command` (its PID 1) once, on `node` if named."""
+    """A pod of `image` (the server's) running `command` (its PID 1) once, on `node` if
+    named."""
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -53,7 +55,7 @@ def create_pod(
             "containers": [
                 {
                     "name": "client",
-                    "image": CLIENT_IMAGE,
+                    "image": image,
                     "imagePullPolicy": "Never",
                     "command": command,
                 }
@@ -69,11 +71,14 @@ def create_pod(
 def load_generator(
     cluster: kind.KindCluster, namespace: str, url: str, flags: str, node: str | None = None
 ) -> Iterator[Callable[[], dict[str, Any]]]:
-    """modelops-load against `url` from a pod of the server's image (on `node` if named),
+    """modelops-load against `url` from a pod of the load generator's image (on `node` if named),
     running until `stop()` sends it SIGTERM; `stop()` returns its JSON report (requests,
     failures, errors, versions, latencies). The pod goes on leaving the block."""
     name = f"load-{uuid.uuid4().hex[:6]}"
-    create_pod(cluster, namespace, name, ["modelops-load", url, *flags.split(), "--json"], node)
+    create_pod(
+        cluster, namespace, name, ["modelops-load", url, *flags.split(), "--json"], node,
+        kind.LOAD_IMAGE,
+    )  # fmt: skip
 
     def stop() -> dict[str, Any]:
         # The command is the pod's PID 1: it stops on SIGTERM and prints its report. Not

@@ -41,8 +41,9 @@ IMAGES_SCRIPT = REPOSITORY / "images" / "build.sh"
 IMAGE_VERSION = os.environ.get("MODELOPS_IMAGE_VERSION", "0.1.0")
 MODELOPS_IMAGES = tuple(
     f"modelops/{component}:{IMAGE_VERSION}"
-    for component in ("operator", "trainer", "inference-server")
+    for component in ("operator", "trainer", "inference-server", "load")
 )
+SERVER_IMAGE, LOAD_IMAGE = MODELOPS_IMAGES[2:]
 CREATE_WAIT = "5m"
 
 
