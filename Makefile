@@ -42,11 +42,13 @@ images:
 	bash images/build.sh
 
 # The kind node image, its tools and the kind overlay's Prometheus image, built offline and
-# cached (docs/kind.md); the S3-compatible server for object storage, as a binary for the
-# tests on loopback and as the image the kind sample runs; and the MLflow server's image.
+# cached (docs/kind.md), with its add-ons (metrics-server, the NetworkPolicy enforcer); the
+# S3-compatible server for object storage, as a binary for the tests on loopback and as the
+# image the kind sample runs; and the MLflow server's image.
 cluster-image: setup controlplane images
 	bash images/kind/build.sh >/dev/null
 	bash images/metrics-server/build.sh >/dev/null
+	bash images/network-policy/build.sh >/dev/null
 	bash images/object-storage/build.sh >/dev/null
 	bash images/mlflow/build.sh >/dev/null
 	$(UV) run --locked python -m modelops_envtest.object_storage >/dev/null

@@ -479,6 +479,33 @@ def test_kind_overlay_runs_the_metrics_server_built_here() -> None:
     assert "--kubelet-insecure-tls" not in addon["args"]
 
 
+def test_the_network_policy_addon_runs_the_kube_router_built_here_with_least_rights() -> None:
+    """The enforcer's image is the version images/network-policy builds and tags, loaded;
+    kube-router's firewall alone runs; it holds two capabilities, not privilege, and reads the
+    API without writing."""
+    script = (ROOT / "images" / "network-policy" / "build.sh").read_text()
+    [version] = [
+        line.split("=", 1)[1] for line in script.splitlines()
+        if line.startswith("KUBE_ROUTER_VERSION=")
+    ]  # fmt: skip
+    assert (
+        f"github.com/cloudnativelabs/kube-router/v2 {version}"
+        in (ROOT / "images" / "network-policy" / "go.mod").read_text()
+    )
+    docs = built("deploy/addons/network-policy")
+    router = container(find(docs, "DaemonSet", "kube-router"), "kube-router")
+    assert router["image"] == f"modelops/kube-router:{version}"
+    assert router["imagePullPolicy"] == "Never"
+    assert {"--run-firewall=true", "--run-router=false", "--run-service-proxy=false"} <= set(
+        router["args"]
+    )
+    security = router["securityContext"]
+    assert not security.get("privileged")
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
+    [rules] = [doc["rules"] for doc in docs if doc["kind"] == "ClusterRole"]
+    assert {verb for rule in rules for verb in rule["verbs"]} <= {"get", "list", "watch"}
+
+
 def test_prometheus_is_the_version_of_the_projects_promtool() -> None:
     """One Prometheus everywhere: the base's image, the kind overlay's locally built one, and
     promtool, whose Go module is versioned v0.<100 * major + minor>.<patch>."""

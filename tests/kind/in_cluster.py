@@ -17,10 +17,17 @@ from modelops_envtest.waiting import wait_until
 CLIENT_IMAGE = kind.SERVER_IMAGE
 
 
-def run_python(cluster: kind.KindCluster, namespace: str, script: str, timeout: float = 300) -> str:
-    """Run `script` with the server image's Python in a pod of the cluster; its output."""
+def run_python(
+    cluster: kind.KindCluster,
+    namespace: str,
+    script: str,
+    timeout: float = 300,
+    node: str | None = None,
+) -> str:
+    """Run `script` with the server image's Python in a pod of the cluster (on `node` if
+    named); its output."""
     name = f"client-{uuid.uuid4().hex[:8]}"
-    create_pod(cluster, namespace, name, ["python", "-c", textwrap.dedent(script)])
+    create_pod(cluster, namespace, name, ["python", "-c", textwrap.dedent(script)], node)
     try:
         return wait_for_output(cluster, namespace, name, timeout)
     finally:
@@ -43,9 +50,10 @@ def create_pod(
     command: list[str],
     node: str | None = None,
     image: str = CLIENT_IMAGE,
+    host_network: bool = False,
 ) -> None:
     """A pod of `image` (the server's) running `command` (its PID 1) once, on `node` if
-    named."""
+    named, in the node's network namespace if `host_network`."""
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -64,6 +72,8 @@ def create_pod(
     }
     if node is not None:
         pod["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+    if host_network:
+        pod["spec"]["hostNetwork"] = True
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
 
 

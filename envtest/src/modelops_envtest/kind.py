@@ -32,7 +32,9 @@ BUILD_SCRIPT = REPOSITORY / "images" / "kind" / "build.sh"
 OBJECT_STORAGE_SCRIPT = REPOSITORY / "images" / "object-storage" / "build.sh"
 MLFLOW_SCRIPT = REPOSITORY / "images" / "mlflow" / "build.sh"
 METRICS_SERVER_SCRIPT = REPOSITORY / "images" / "metrics-server" / "build.sh"
+NETWORK_POLICY_SCRIPT = REPOSITORY / "images" / "network-policy" / "build.sh"
 METRICS_SERVER_ADDON = REPOSITORY / "deploy" / "addons" / "kind-metrics-server"
+NETWORK_POLICY_ADDON = REPOSITORY / "deploy" / "addons" / "network-policy"
 CLUSTER_CONFIG = REPOSITORY / "deploy" / "kind" / "cluster.yaml"
 # The node image's pod network configuration, which takes one /24 of the pod subnet.
 POD_NETWORK = REPOSITORY / "images" / "kind" / "10-ptp.conflist"
@@ -61,6 +63,7 @@ class KindTools:
     node_image: str
     prometheus_image: str
     metrics_server_image: str
+    network_policy_image: str
 
 
 def docker_obtainable() -> str | None:
@@ -81,12 +84,14 @@ def build(show_progress: bool = False) -> KindTools:
     run_build(IMAGES_SCRIPT, show_progress=show_progress)
     built = run_build(BUILD_SCRIPT, show_progress=show_progress)
     metrics_server = run_build(METRICS_SERVER_SCRIPT, show_progress=show_progress)
+    network_policy = run_build(NETWORK_POLICY_SCRIPT, show_progress=show_progress)
     return KindTools(
         kind=Path(built["KIND"]),
         kubectl=Path(built["KUBECTL"]),
         node_image=built["NODE_IMAGE"],
         prometheus_image=built["PROMETHEUS_IMAGE"],
         metrics_server_image=metrics_server["METRICS_SERVER_IMAGE"],
+        network_policy_image=network_policy["NETWORK_POLICY_IMAGE"],
     )
 
 
@@ -228,10 +233,18 @@ class KindCluster:
         return [node for node in nodes if _node_index(node) > 0] or nodes
 
     def _route_pod_subnets(self) -> None:
-        """Every node routes each other node's /24 of the pod subnet to that node."""
+        """Every node routes each other node's /24 of the pod subnet to that node, and leaves a
+        pod's address as it is on the way (ptp's ipMasq would put the node's in its place, and
+        a NetworkPolicy that admits some pods would then refuse them from another node)."""
         nodes = self.nodes()
         addresses = {node: _node_address(node) for node in nodes}
+        pods = str(self.config["networking"]["podSubnet"])
         for node in nodes:
+            _run(
+                ["docker", "exec", node, "iptables", "-t", "nat", "-I", "POSTROUTING", "1",
+                 "-s", pods, "-d", pods, "-j", "RETURN"],
+                check=True,
+            )  # fmt: skip
             for other in nodes:
                 if other != node:
                     subnet = pod_subnet(self.config, _node_index(other))
@@ -283,8 +296,22 @@ class KindCluster:
         self.kubectl(
             "apply", "--server-side", "-k", str(REPOSITORY / "deploy" / "overlays" / overlay)
         )
-        # The cluster's add-on, beside the platform: what the models' autoscalers read.
+        # The cluster's add-ons, beside the platform: what the models' autoscalers read, and
+        # the NetworkPolicy enforcer (on every node, the control plane's too).
         self.kubectl("apply", "--server-side", "-k", str(METRICS_SERVER_ADDON))
+        self._kind(
+            "load", "docker-image", "--nodes", ",".join(self.nodes()),
+            self.tools.network_policy_image,
+        )  # fmt: skip
+        self.kubectl("apply", "--server-side", "-k", str(NETWORK_POLICY_ADDON))
+        self.kubectl(
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "daemonset/kube-router",
+            f"--timeout={timeout}",
+        )
         for deployment in ("modelops-operator", "prometheus"):
             self.wait_rolled_out("modelops-system", f"deployment/{deployment}", timeout)
 

@@ -1,0 +1,184 @@
+"""NetworkPolicies are enforced on the kind cluster (kube-router's policy controller,
+deploy/addons/network-policy), from another node as from the same one: a policy admits the
+namespace and port it names and refuses the rest, and an egress policy refuses the link-local
+range (where clouds serve a node's credentials) while the rest of the cluster still answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from in_cluster import create_pod, get_json, pod_phase, run_python
+from modelops_envtest.kind import KindCluster
+from modelops_envtest.waiting import wait_until
+
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]
+
+# An answer of "ok" at each host:port of its arguments.
+SERVE = """
+    import http.server, sys, threading
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+    for address in sys.argv[1:]:
+        host, port = address.rsplit(":", 1)
+        server = http.server.ThreadingHTTPServer((host, int(port)), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Event().wait()
+"""
+# Where a cloud's metadata service answers; here a listener on the first worker, as one would.
+LINK_LOCAL = "169.254.169.254"
+
+
+@dataclass(frozen=True)
+class Network:
+    server_namespace: str
+    client_namespace: str
+    other_namespace: str
+    server_node: str
+    other_node: str
+    server_ip: str
+
+    def url(self, port: int) -> str:
+        return f"http://{self.server_ip}:{port}/"
+
+
+def serve(
+    cluster: KindCluster, namespace: str, node: str, *addresses: str, host_network: bool = False
+) -> str:
+    """A pod on `node` answering at `addresses` (host:port); its IP."""
+    name = f"serve-{uuid.uuid4().hex[:6]}"
+    command = ["python", "-c", textwrap.dedent(SERVE), *addresses]
+    create_pod(cluster, namespace, name, command, node, host_network=host_network)
+    wait_until(lambda: pod_phase(cluster, namespace, name) == "Running", what=f"pod {name}")
+    return str(get_json(cluster, "-n", namespace, "pod", name)["status"]["podIP"])
+
+
+@pytest.fixture(scope="module")
+def network(cluster: KindCluster) -> Iterator[Network]:
+    suffix = uuid.uuid4().hex[:6]
+    namespaces = [f"np-{role}-{suffix}" for role in ("server", "client", "other")]
+    for namespace in namespaces:
+        cluster.kubectl("create", "namespace", namespace)
+    server_node, other_node = cluster.workers()[:2]
+    address = ["docker", "exec", server_node, "ip", "address"]
+    subprocess.run([*address, "add", f"{LINK_LOCAL}/32", "dev", "lo"], check=True, timeout=60)
+    try:
+        serve(cluster, namespaces[0], server_node, f"{LINK_LOCAL}:8080", host_network=True)
+        server_ip = serve(cluster, namespaces[0], server_node, ":8080", ":9090")
+        server_namespace, client_namespace, other_namespace = namespaces
+        yield Network(
+            server_namespace, client_namespace, other_namespace, server_node, other_node, server_ip
+        )
+    finally:
+        subprocess.run([*address, "del", f"{LINK_LOCAL}/32", "dev", "lo"], timeout=60)
+        for namespace in namespaces:
+            cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def answers(cluster: KindCluster, namespace: str, node: str, urls: list[str]) -> dict[str, bool]:
+    """For each URL, whether a pod of `namespace` on `node` gets its answer."""
+    script = f"""
+        import urllib.request
+        for url in {urls!r}:
+            try:
+                print(url, urllib.request.urlopen(url, timeout=3).read().decode())
+            except Exception as error:
+                print(url, type(error).__name__)
+    """
+    lines = run_python(cluster, namespace, script, node=node).splitlines()
+    return {url: said == "ok" for url, said in (line.split(" ", 1) for line in lines)}
+
+
+@pytest.fixture(autouse=True)
+def no_policy_left(cluster: KindCluster, network: Network) -> Iterator[None]:
+    """Each test starts where nothing is refused."""
+    yield
+    for namespace in (network.server_namespace, network.client_namespace, network.other_namespace):
+        cluster.kubectl("-n", namespace, "delete", "networkpolicy", "--all")
+
+
+def apply(cluster: KindCluster, namespace: str, policy: dict[str, Any]) -> None:
+    manifest = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"test-{uuid.uuid4().hex[:6]}", "namespace": namespace},
+        "spec": policy,
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def test_a_policy_admits_the_namespace_and_port_it_names_from_either_node(
+    cluster: KindCluster, network: Network
+) -> None:
+    urls = [network.url(8080), network.url(9090)]
+    for node in (network.server_node, network.other_node):
+        assert answers(cluster, network.client_namespace, node, urls) == dict.fromkeys(urls, True)
+
+    apply(
+        cluster,
+        network.server_namespace,
+        {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {
+                                    "kubernetes.io/metadata.name": network.client_namespace
+                                }
+                            }
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 8080}],
+                }
+            ],
+        },
+    )
+    admitted = {urls[0]: True, urls[1]: False}
+    for node in (network.other_node, network.server_node):
+
+        def in_force(node: str = node) -> bool:
+            return answers(cluster, network.client_namespace, node, urls) == admitted
+
+        wait_until(in_force, timeout=60, what=f"the policy in force for a client on {node}")
+    refused = dict.fromkeys(urls, False)
+    assert answers(cluster, network.other_namespace, network.other_node, urls) == refused
+
+
+def test_an_egress_policy_refuses_the_link_local_range_and_nothing_else(
+    cluster: KindCluster, network: Network
+) -> None:
+    # The listener is on the server's node: a client there reaches it through its node.
+    metadata = f"http://{LINK_LOCAL}:8080/"
+    urls = [metadata, network.url(8080)]
+    namespace, node = network.other_namespace, network.server_node
+    assert answers(cluster, namespace, node, urls) == dict.fromkeys(urls, True)
+
+    apply(
+        cluster,
+        namespace,
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]}],
+        },
+    )
+    wait_until(
+        lambda: (
+            answers(cluster, namespace, network.other_node, urls)
+            == {metadata: False, urls[1]: True}
+        ),
+        timeout=60,
+        what="the egress policy in force",
+    )
