@@ -4,9 +4,9 @@ git) and takes connections only from the controller and the repo server (CVE-202
 Argo CD pod has a NetworkPolicy, as upstream's, and meets the restricted Pod Security Standard;
 and the root Application deploys within a project of its own, not `default`.
 
-The kind cluster of tests/gitops enforces no NetworkPolicy, so the policies are checked as built
-here; Redis's password is checked by running the install's Redis command line and the init
-container's command for real.
+The policies are checked as built here; the kind cluster of tests/gitops enforces them (kube-router,
+deploy/addons/network-policy), and the GitOps flow runs there under them. Redis's password is
+checked by running the install's Redis command line and the init container's command for real.
 """
 
 from __future__ import annotations
