@@ -23,11 +23,27 @@ OPERATOR = "system:serviceaccount:modelops-system:modelops-operator"
 TENANT = "system:serviceaccount:team-a:deployer"
 
 
-def guard() -> list[dict[str, Any]]:
-    return [
+def guard(namespace: str) -> list[dict[str, Any]]:
+    """The base's policy and binding, named for this test and bound to `namespace` alone: the
+    apiserver is shared with other tests, whose operators run as the admin."""
+    policy, binding = (
         doc
         for doc in built("deploy/base/monitoring")
         if doc["apiVersion"].startswith("admissionregistration.k8s.io/")
+    )
+    name = f"{policy['metadata']['name']}-{namespace}"
+    only_here = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    return [
+        {**policy, "metadata": {"name": name}},
+        {
+            **binding,
+            "metadata": {"name": name},
+            "spec": {
+                **binding["spec"],
+                "policyName": name,
+                "matchResources": {"namespaceSelector": only_here},
+            },
+        },
     ]
 
 
@@ -40,7 +56,7 @@ def guarded(control_plane: ControlPlane) -> Iterator[str]:
         control_plane, "-n", namespace, "create", "rolebinding", "tenant-edits",
         "--clusterrole=edit", f"--user={TENANT}", f"--user={OPERATOR}",
     )  # fmt: skip
-    listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": guard()})
+    listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": guard(namespace)})
     kubectl_ok(control_plane, "apply", "-f", "-", stdin=listed)
     # The apiserver loads a new policy within a second or so: until then, nothing is refused.
     wait_until(

@@ -62,6 +62,23 @@ class Install:
     other: str
 
 
+def own_cluster_names(obj: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """`obj`, its name suffixed if it has no namespace (and a binding's role's too): the
+    apiserver is shared with the other tests, whose ClusterRoles have the chart's names."""
+    if obj["kind"] == "ClusterRole":
+        return {
+            **obj,
+            "metadata": {**obj["metadata"], "name": f"{obj['metadata']['name']}-{suffix}"},
+        }
+    if obj["kind"] == "ClusterRoleBinding":
+        return {
+            **obj,
+            "metadata": {**obj["metadata"], "name": f"{obj['metadata']['name']}-{suffix}"},
+            "roleRef": {**obj["roleRef"], "name": f"{obj['roleRef']['name']}-{suffix}"},
+        }
+    return obj
+
+
 @pytest.fixture(scope="module")
 def install(
     control_plane: ControlPlane,
@@ -76,7 +93,7 @@ def install(
     objects = rendered(
         helm, released[1], f"watchNamespaces={json.dumps([watched])}", namespace=RELEASE_NAMESPACE
     )
-    applied = [obj for obj in objects if obj["kind"] != "Deployment"]
+    applied = [own_cluster_names(obj, suffix) for obj in objects if obj["kind"] != "Deployment"]
     listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": applied})
     kubectl_ok(control_plane, "apply", "-f", "-", stdin=listed)
     yield Install(objects, watched, other)

@@ -112,8 +112,15 @@ def test_user_roles_aggregate_into_the_builtin_roles() -> None:
 @pytest.fixture(scope="module")
 def platform(control_plane: ControlPlane, modelops_crds: None) -> Iterator[list[dict[str, Any]]]:
     """The base applied for real (its CRDs are already there); removed afterwards, except the
-    namespace and the peering object, which other tests share."""
-    docs = [doc for doc in built(BASE) if doc["kind"] != "CustomResourceDefinition"]
+    namespace and the peering object, which other tests share. Not its admission policy, which
+    would refuse other tests' operators (run as the admin) their dashboards while this module
+    runs: test_dashboard_guard.py tries it in a namespace of its own."""
+    docs = [
+        doc
+        for doc in built(BASE)
+        if doc["kind"] != "CustomResourceDefinition"
+        and not doc["apiVersion"].startswith("admissionregistration.k8s.io/")
+    ]
     listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
     kubectl_ok(control_plane, "apply", "-f", "-", stdin=listed)
     yield docs
