@@ -304,14 +304,7 @@ class KindCluster:
             self.tools.network_policy_image,
         )  # fmt: skip
         self.kubectl("apply", "--server-side", "-k", str(NETWORK_POLICY_ADDON))
-        self.kubectl(
-            "-n",
-            "kube-system",
-            "rollout",
-            "status",
-            "daemonset/kube-router",
-            f"--timeout={timeout}",
-        )
+        self.wait_rolled_out("kube-system", "daemonset/kube-router", timeout)
         for deployment in ("modelops-operator", "prometheus"):
             self.wait_rolled_out("modelops-system", f"deployment/{deployment}", timeout)
 
