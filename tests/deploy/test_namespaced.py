@@ -44,6 +44,7 @@ WRITES = (
     ("create", "persistentvolumeclaims"),
     ("delete", "horizontalpodautoscalers"),
     ("delete", "poddisruptionbudgets"),
+    ("patch", "networkpolicies"),
     ("create", "configmaps"),
     ("patch", "modeldeployments.modelops.dev"),
     ("patch", "modeldeployments.modelops.dev/status"),
@@ -130,13 +131,33 @@ def test_the_operator_serves_a_watched_namespace_and_leaves_the_others_alone(
     api_client: kubernetes.client.ApiClient,
     install: Install,
     tmp_path: Path,
+    operator: OperatorProcess,
 ) -> None:
     settings = env(container(find(install.objects, "Deployment", "modelops-operator"), "operator"))
     settings.pop("MODELOPS_HEALTH_PORT", None)
     assert settings["MODELOPS_NAMESPACES"] == install.watched
     kubeconfig = service_account_kubeconfig(control_plane, tmp_path, RELEASE_NAMESPACE)
-    operator = OperatorProcess(control_plane, KUBECONFIG=str(kubeconfig), **settings)
+    namespaced = OperatorProcess(control_plane, KUBECONFIG=str(kubeconfig), **settings)
     manifest = yaml.safe_load((SAMPLES / "iris.yaml").read_text())
+    # The session's operator, of every namespace, would serve the other namespace's model.
+    with operator.paused():
+        serve_and_delete(control_plane, api_client, install, tmp_path, namespaced, manifest)
+    log = namespaced.log()
+    for refusal in ("Forbidden", "(403)"):
+        assert refusal not in log, (
+            f"the operator was refused something:\n{namespaced.log_tail(200)}"
+        )
+
+
+def serve_and_delete(
+    control_plane: ControlPlane,
+    api_client: kubernetes.client.ApiClient,
+    install: Install,
+    tmp_path: Path,
+    operator: OperatorProcess,
+    manifest: dict[str, Any],
+) -> None:
+    """The model served in the watched namespace, then deleted; the other one left alone."""
     operator.start()
     try:
         kubectl_ok(
@@ -158,6 +179,3 @@ def test_the_operator_serves_a_watched_namespace_and_leaves_the_others_alone(
         kubectl_ok(control_plane, "-n", install.watched, "delete", "mdep", "iris", "--timeout=60s")
     finally:
         operator.stop()
-    log = operator.log()
-    for refusal in ("Forbidden", "(403)"):
-        assert refusal not in log, f"the operator was refused something:\n{operator.log_tail(200)}"

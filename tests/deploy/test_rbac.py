@@ -154,6 +154,7 @@ ALLOWED = [
             "services",
             "horizontalpodautoscalers.autoscaling",
             "poddisruptionbudgets.policy",
+            "networkpolicies.networking.k8s.io",
             "configmaps",
         )
     ),
@@ -168,6 +169,9 @@ ALLOWED = [
     ("create", "poddisruptionbudgets.policy", "-n", "any"),
     ("patch", "poddisruptionbudgets.policy", "-n", "any"),
     ("delete", "poddisruptionbudgets.policy", "-n", "any"),
+    ("create", "networkpolicies.networking.k8s.io", "-n", "any"),
+    ("patch", "networkpolicies.networking.k8s.io", "-n", "any"),
+    ("delete", "networkpolicies.networking.k8s.io", "-n", "any"),
     ("create", "events", "-n", "any"),
     ("create", "events.events.k8s.io", "-n", "any"),
     # Why a pod whose volume cannot attach or mount is stuck: its Events alone say.

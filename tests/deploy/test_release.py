@@ -118,7 +118,7 @@ def test_the_release_holds_no_custom_resource(released: tuple[Path, Path]) -> No
     kinds = {obj["kind"] for obj in documents(released[0].read_text())}
     assert kinds <= {
         "Namespace", "CustomResourceDefinition", "ServiceAccount", "Role", "RoleBinding",
-        "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "NetworkPolicy",
     }  # fmt: skip
 
 

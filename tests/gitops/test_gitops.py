@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 from gitops_env import MODELS_NAMESPACE, GitOps
+from in_cluster import connections
+from modelops_envtest import argocd
+from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
 from modelops_operator import constants, registration
 from modelops_operator.monitoring.grafana import dashboard_key
@@ -108,6 +112,33 @@ def test_the_root_app_syncs_the_platform_then_the_models(gitops: GitOps) -> None
             timeout=60,
             what=f"{name}'s endpoint to answer with its version",
         )
+
+
+# Argo CD as a Deployment is kind's alone: on the control plane it runs as local processes.
+@pytest.mark.parametrize("gitops", [pytest.param("kind", marks=pytest.mark.kind)], indirect=True)
+def test_no_pod_of_another_namespace_reaches_argo_cds_cache_its_repo_server_or_prometheus(
+    gitops: GitOps, cluster: KindCluster
+) -> None:
+    """Argo CD's controller applies what it finds in Redis, and its repo server renders any
+    repository; Prometheus's API lists every pod. Their NetworkPolicies admit only their own
+    clients (the controller, the repo server; Grafana); a pod of a tenant's namespace is
+    refused, though it reaches the cluster's DNS."""
+    dns = "kube-dns.kube-system.svc:53"
+    guarded = [
+        f"argocd-redis.{argocd.NAMESPACE}.svc:6379",
+        f"argocd-repo-server.{argocd.NAMESPACE}.svc:8081",
+        "prometheus.modelops-system.svc:9090",
+    ]
+    tenant = f"tenant-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", tenant)
+    try:
+        met = connections(cluster, tenant, [dns, *guarded])
+    finally:
+        cluster.kubectl("delete", "namespace", tenant, "--wait=false")
+    assert met == {dns: "open"} | dict.fromkeys(guarded, "TimeoutError")
+    # Grafana, wherever it runs beside Prometheus, is let in.
+    grafana = {"app.kubernetes.io/name": "grafana"}
+    assert connections(cluster, "modelops-system", guarded[2:], grafana) == {guarded[2]: "open"}
 
 
 def test_a_commit_retrains_and_the_new_version_is_served(gitops: GitOps) -> None:

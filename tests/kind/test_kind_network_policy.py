@@ -1,7 +1,8 @@
 """NetworkPolicies are enforced on the kind cluster (kube-router's policy controller,
 deploy/addons/network-policy), from another node as from the same one: a policy admits the
-namespace and port it names and refuses the rest, and an egress policy refuses the link-local
-range (where clouds serve a node's credentials) while the rest of the cluster still answers."""
+namespace and port it names and refuses the rest; the policy the operator writes for a model
+lets its pods answer on the server's ports alone and reach all but the link-local range (where
+clouds serve a node's credentials)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import subprocess
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 from in_cluster import create_pod, get_json, pod_phase, run_python
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
+from modelops_operator import builders
+from modelops_operator.settings import Settings
 
 pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]
 
@@ -52,12 +55,17 @@ class Network:
 
 
 def serve(
-    cluster: KindCluster, namespace: str, node: str, *addresses: str, host_network: bool = False
+    cluster: KindCluster,
+    namespace: str,
+    node: str,
+    *addresses: str,
+    host_network: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """A pod on `node` answering at `addresses` (host:port); its IP."""
     name = f"serve-{uuid.uuid4().hex[:6]}"
     command = ["python", "-c", textwrap.dedent(SERVE), *addresses]
-    create_pod(cluster, namespace, name, command, node, host_network=host_network)
+    create_pod(cluster, namespace, name, command, node, host_network=host_network, labels=labels)
     wait_until(lambda: pod_phase(cluster, namespace, name) == "Running", what=f"pod {name}")
     return str(get_json(cluster, "-n", namespace, "pod", name)["status"]["podIP"])
 
@@ -84,8 +92,14 @@ def network(cluster: KindCluster) -> Iterator[Network]:
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def answers(cluster: KindCluster, namespace: str, node: str, urls: list[str]) -> dict[str, bool]:
-    """For each URL, whether a pod of `namespace` on `node` gets its answer."""
+def answers(
+    cluster: KindCluster,
+    namespace: str,
+    node: str,
+    urls: list[str],
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, bool]:
+    """For each URL, whether a pod of `namespace` on `node` (with `labels`) gets its answer."""
     script = f"""
         import urllib.request
         for url in {urls!r}:
@@ -94,7 +108,7 @@ def answers(cluster: KindCluster, namespace: str, node: str, urls: list[str]) ->
             except Exception as error:
                 print(url, type(error).__name__)
     """
-    lines = run_python(cluster, namespace, script, node=node).splitlines()
+    lines = run_python(cluster, namespace, script, node=node, labels=labels).splitlines()
     return {url: said == "ok" for url, said in (line.split(" ", 1) for line in lines)}
 
 
@@ -156,29 +170,33 @@ def test_a_policy_admits_the_namespace_and_port_it_names_from_either_node(
     assert answers(cluster, network.other_namespace, network.other_node, urls) == refused
 
 
-def test_an_egress_policy_refuses_the_link_local_range_and_nothing_else(
+def test_a_models_pods_answer_on_its_ports_alone_and_reach_all_but_link_local(
     cluster: KindCluster, network: Network
 ) -> None:
+    """The NetworkPolicy the operator writes for each model, as it writes it."""
+    namespace, node = network.other_namespace, network.server_node
+    model_pod = builders.labels("fenced", "server")
     # The listener is on the server's node: a client there reaches it through its node.
     metadata = f"http://{LINK_LOCAL}:8080/"
-    urls = [metadata, network.url(8080)]
-    namespace, node = network.other_namespace, network.server_node
-    assert answers(cluster, namespace, node, urls) == dict.fromkeys(urls, True)
+    reached = [metadata, network.url(8080)]
+    model_ip = serve(cluster, namespace, network.other_node, ":8080", ":9090", labels=model_pod)
+    served = [f"http://{model_ip}:8080/", f"http://{model_ip}:9090/"]
+    assert answers(cluster, namespace, node, reached, model_pod) == dict.fromkeys(reached, True)
+    assert answers(cluster, network.client_namespace, node, served) == dict.fromkeys(served, True)
 
-    apply(
-        cluster,
-        namespace,
-        {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]}],
-        },
-    )
+    policy = builders.build_network_policy("fenced", namespace, Settings())
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(policy))
     wait_until(
         lambda: (
-            answers(cluster, namespace, network.other_node, urls)
-            == {metadata: False, urls[1]: True}
+            answers(cluster, namespace, node, reached, model_pod)
+            == {metadata: False, network.url(8080): True}
         ),
         timeout=60,
-        what="the egress policy in force",
+        what="the model's policy in force",
     )
+    assert answers(cluster, network.client_namespace, node, served) == {
+        served[0]: True,
+        served[1]: False,
+    }
+    # The namespace's other pods are not the model's.
+    assert answers(cluster, namespace, node, reached) == dict.fromkeys(reached, True)

@@ -4,7 +4,6 @@ kubelet's part played through the API (see modelops_envtest.kubelet)."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import secrets
 import subprocess
@@ -20,7 +19,6 @@ from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.operator import OperatorProcess
 from modelops_envtest.waiting import wait_until
 from modelops_operator import registration
-from modelops_operator.__main__ import PEERING_NAME
 from modelops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,37 +42,6 @@ def taken_over(
         newer.stop()
         wait_until(
             lambda: "Resuming operations after the pause" in operator.log(),
-            what="the session's operator to resume",
-        )
-
-
-@contextlib.contextmanager
-def paused(control_plane: ControlPlane, operator: OperatorProcess) -> Iterator[None]:
-    """The session's operator paused while the block runs, as a newer replica's start pauses
-    it: a peer of the highest priority, written into the peering object by hand."""
-    peer = f"paused-by-test-{secrets.token_hex(4)}"
-    lastseen = datetime.datetime.now(datetime.UTC).isoformat()
-
-    def patch(entry: dict[str, Any] | None) -> None:
-        control_plane.kubectl(
-            "patch", "clusterkopfpeering", PEERING_NAME, "--type=merge",
-            "-p", json.dumps({"status": {peer: entry}}),
-        )  # fmt: skip
-
-    patch({"priority": 2**62, "lifetime": 600, "lastseen": lastseen})
-    try:
-        wait_until(
-            lambda: f"Pausing operations in favour of [<Peer {peer}" in operator.log(),
-            what="the session's operator to pause",
-        )
-        yield
-    finally:
-        patch(None)
-        wait_until(
-            lambda: (
-                operator.log().rfind("Resuming operations after the pause")
-                > operator.log().rfind(f"Pausing operations in favour of [<Peer {peer}")
-            ),
             what="the session's operator to resume",
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -256,6 +257,36 @@ def test_service_selects_the_serving_pods() -> None:
     assert service["metadata"]["name"] == "iris"
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert builders.endpoint("iris", "ns", SETTINGS) == "http://iris.ns.svc.cluster.local:8080"
+
+
+def test_the_network_policy_fences_every_pod_of_the_model_and_refuses_link_local() -> None:
+    policy = builders.build_network_policy("iris", "ns", SETTINGS)
+    job = builders.build_training_job("iris", "ns", spec_of("iris"), SETTINGS)
+    deployment = builders.build_server_deployment("iris", "ns", spec_of("iris"), MODEL, SETTINGS)
+    selected = policy["spec"]["podSelector"]["matchLabels"].items()
+    for pods in (job["spec"]["template"], deployment["spec"]["template"]):
+        assert selected <= pods["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    served = {port["containerPort"] for port in container(deployment)["ports"]}
+    assert {port["port"] for port in policy["spec"]["ingress"][0]["ports"]} == served
+    dns, anywhere = policy["spec"]["egress"]
+    assert {port["port"] for port in dns["ports"]} == {53} and "to" not in dns
+    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}} in anywhere["to"]
+    assert {"ipBlock": {"cidr": "::/0", "except": ["fe80::/10"]}} in anywhere["to"]
+
+
+def test_the_refused_ranges_are_the_admins_to_set_and_are_checked() -> None:
+    wider = Settings(egress_refused_cidrs="169.254.0.0/16, 10.0.0.0/8")
+    blocks = builders.build_network_policy("iris", "ns", wider)["spec"]["egress"][1]["to"]
+    assert blocks[:2] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16", "10.0.0.0/8"]}},
+        {"ipBlock": {"cidr": "::/0"}},
+    ]
+    nothing_refused = Settings(egress_refused_cidrs="")
+    blocks = builders.build_network_policy("iris", "ns", nothing_refused)["spec"]["egress"][1]
+    assert all("except" not in block.get("ipBlock", {}) for block in blocks["to"])
+    with pytest.raises(ValueError, match=re.escape("'169.254.0.1/16' is not an address range")):
+        Settings(egress_refused_cidrs="169.254.0.1/16")
 
 
 def test_service_offers_rest_and_grpc_while_probes_stay_on_http() -> None:

@@ -220,18 +220,17 @@ def test_autoscaling_creates_and_removes_the_hpa(
 def test_deletion_leaves_nothing_behind(
     models: Models, kubelet: Kubelet, trained: Any, control_plane: Any, monitoring_namespace: str
 ) -> None:
-    """Every child goes by garbage collection (the dashboard and the disruption budget among
-    them), and the scrape job, in a file shared with other models, by the operator."""
+    """Every child goes by garbage collection (the dashboard, the disruption budget and the
+    network policy among them), and the scrape job, in a file shared with other models, by the
+    operator."""
     deploy_to_ready(models, kubelet, trained, sample("iris"))
     job = prometheus.scrape_job_name(models.namespace, "iris")
     # Each check below could see what it says is gone.
     wait_until(lambda: job in scrape_job_names(control_plane), what="iris's scrape job")
     assert dashboards(control_plane, models.namespace), "iris's dashboard"
-    kinds = "jobs,deployments,services,pvc,hpa,pods,poddisruptionbudgets,configmaps"
-    assert (
-        "poddisruptionbudget"
-        in models.kubectl("get", kinds, "-l", "modelops.dev/model=iris", "-o", "name").stdout
-    )
+    kinds = "jobs,deployments,services,pvc,hpa,pods,poddisruptionbudgets,networkpolicies,configmaps"
+    children = models.kubectl("get", kinds, "-l", "modelops.dev/model=iris", "-o", "name").stdout
+    assert "poddisruptionbudget" in children and "networkpolicy" in children
 
     models.kubectl("delete", "mdep", "iris", "--timeout=30s")
 

@@ -15,7 +15,6 @@ from conftest import (  # type: ignore[import-not-found]
     MONITORING_NS,
     Models,
     configmap_data,
-    paused,
     placed,
     sample,
     scrape_jobs,
@@ -141,7 +140,7 @@ def test_a_job_an_older_operator_placed_is_moved_to_its_keyed_file_and_never_cop
     seen: list[list[tuple[str, str]]] = []
     # Paused, the operator can neither sweep the planted job as an orphan before its model
     # exists nor move it before the test has seen it where the older operator put it.
-    with paused(control_plane, operator):
+    with operator.paused():
         planted = prometheus.with_scrape_job(
             configmap_data(control_plane, MONITORING_NS, old_file).get(key), job
         )

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from modelops_operator.__main__ import PEERING_NAME
 
 from modelops_envtest.controlplane import ControlPlane, free_port
 from modelops_envtest.processes import answers
@@ -78,3 +85,34 @@ class OperatorProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """This operator, one of every namespace, paused while the block runs, as a newer
+        replica's start pauses it: a peer of the highest priority, written into the cluster's
+        peering object by hand."""
+        peer = f"paused-by-test-{secrets.token_hex(4)}"
+        lastseen = datetime.datetime.now(datetime.UTC).isoformat()
+
+        def patch(entry: dict[str, object] | None) -> None:
+            self.control_plane.kubectl(
+                "patch", "clusterkopfpeering", PEERING_NAME, "--type=merge",
+                "-p", json.dumps({"status": {peer: entry}}),
+            )  # fmt: skip
+
+        patch({"priority": 2**62, "lifetime": 600, "lastseen": lastseen})
+        try:
+            wait_until(
+                lambda: f"Pausing operations in favour of [<Peer {peer}" in self.log(),
+                what="the operator to pause",
+            )
+            yield
+        finally:
+            patch(None)
+            wait_until(
+                lambda: (
+                    self.log().rfind("Resuming operations after the pause")
+                    > self.log().rfind(f"Pausing operations in favour of [<Peer {peer}")
+                ),
+                what="the operator to resume",
+            )

@@ -188,6 +188,9 @@ def _operator_deployment(deployment: dict[str, Any], holes: Holes) -> dict[str, 
         "MODELOPS_SERVICE_MONITORS": '{{ eq .Values.monitoring.prometheus "serviceMonitors" '
         "| quote }}",
         "MODELOPS_DASHBOARDS": '{{ eq .Values.monitoring.dashboards "sidecar" | quote }}',
+        "MODELOPS_NETWORK_POLICIES": "{{ .Values.networkPolicies.enabled | quote }}",
+        "MODELOPS_EGRESS_REFUSED_CIDRS": '{{ join "," .Values.networkPolicies.egressRefused '
+        "| quote }}",
     }
     for variable in container["env"]:
         if variable["name"] in settings:
@@ -392,6 +395,16 @@ monitoring:
   # for Grafana's dashboard sidecar) or none.
   dashboards: sidecar
 
+networkPolicies:
+  # A NetworkPolicy for each model's pods: the server's ports in, anything out but the ranges
+  # below (DNS always). false where you write the models' policies yourself: policies only add
+  # what they allow, so the operator's would widen a stricter one of yours.
+  enabled: {env["MODELOPS_NETWORK_POLICIES"]}
+  # What a model's pods may not reach: by default the link-local ranges, where clouds serve a
+  # node's credentials.
+  egressRefused:
+{dump(env["MODELOPS_EGRESS_REFUSED_CIDRS"].split(","), 4)}
+
 # Object storage for the models that name no storage of their own, in spec.storage.s3's form,
 # e.g. {{bucket: models, credentialsSecret: s3-credentials}}. Empty: such models use a claim.
 artifactS3: {{}}
@@ -448,6 +461,18 @@ def values_schema() -> dict[str, Any]:
                 "properties": {
                     "prometheus": {"enum": list(PROMETHEUS_MODES)},
                     "dashboards": {"enum": list(DASHBOARD_MODES)},
+                },
+            },
+            "networkPolicies": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "egressRefused": {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                        "uniqueItems": True,
+                    },
                 },
             },
             "artifactS3": {"type": "object"},

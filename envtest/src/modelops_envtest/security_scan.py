@@ -94,6 +94,7 @@ def model_objects() -> list[dict[str, Any]]:
             builders.build_server_deployment(name, namespace, spec, record, settings),
             builders.build_service(name, namespace),
             builders.build_disruption_budget(name, namespace),
+            builders.build_network_policy(name, namespace, settings),
             grafana.build_dashboard_configmap(namespace, name),
             prometheus.build_service_monitor(namespace, name, "15s"),
         ]

@@ -6,6 +6,7 @@ Owner references are added by the caller (they need the live object's uid).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -582,6 +583,48 @@ def build_disruption_budget(name: str, namespace: str) -> dict[str, Any]:
                 "maxUnavailable": 1,
                 "selector": {"matchLabels": labels(name, "server")},
                 "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+        }
+    )
+
+
+def build_network_policy(name: str, namespace: str, settings: Settings) -> dict[str, Any]:
+    """What the model's pods may do on the network: answer on the server's ports (clients,
+    probes, Prometheus), and reach anything but the refused ranges (the link-local ones by
+    default: a cloud's metadata service hands out the node's credentials there), DNS always.
+    Cluster pods stay reachable whatever the ranges, as some implementations match an ipBlock
+    against addresses outside the cluster alone."""
+    refused = settings.egress_refused_networks
+    blocks = []
+    for everywhere in (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")):
+        block: dict[str, Any] = {"cidr": str(everywhere)}
+        if within := [str(network) for network in refused if network.version == everywhere.version]:
+            block["except"] = within
+        blocks.append({"ipBlock": block})
+    served = [
+        {"protocol": "TCP", "port": port}
+        for port in (constants.SERVER_PORT, constants.SERVER_GRPC_PORT)
+    ]
+    return with_spec_hash(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _metadata(
+                constants.NETWORK_POLICY_NAME.format(name=name), namespace, labels(name, "network")
+            ),
+            "spec": {
+                "podSelector": {
+                    "matchLabels": {
+                        constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+                        constants.LABEL_MODEL: name,
+                    }
+                },
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"ports": served}],
+                "egress": [
+                    {"ports": [{"protocol": protocol, "port": 53} for protocol in ("UDP", "TCP")]},
+                    {"to": [*blocks, {"namespaceSelector": {}}]},
+                ],
             },
         }
     )

@@ -25,6 +25,7 @@ WATCHED = (
     ("v1", "PersistentVolumeClaim"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     # The models' dashboards and the shared scrape config files.
     ("v1", "ConfigMap"),
 )

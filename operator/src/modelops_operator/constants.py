@@ -35,6 +35,7 @@ SERVER_NAME = "{name}-server"
 SERVICE_NAME = "{name}"
 CLAIM_NAME = "{name}-models"
 DASHBOARD_NAME = "{name}-dashboard"
+NETWORK_POLICY_NAME = "{name}-network"
 
 # Paths and ports of the artifact contract (docs/artifact-contract.md).
 ARTIFACT_MOUNT_PATH = "/models"

@@ -377,6 +377,20 @@ def _reconcile(
     reported_monitoring = status.reported_monitoring(previous.conditions, generation)
     workload_only = workload_only and reported_monitoring is not None
 
+    if not workload_only:
+        # Before any pod of the model: a training or fetch container never runs unfenced.
+        _apply_or_remove(
+            world,
+            body,
+            builders.build_network_policy(name, namespace, settings)
+            if settings.network_policies
+            else None,
+            (
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                constants.NETWORK_POLICY_NAME.format(name=name),
+            ),
+        )
     # A provided model is fetched by each serving pod: it needs no volume of its own.
     claim = (
         builders.build_claim(name, namespace, spec.storage, settings)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelops_operator.api import MlflowSpec, S3Storage, ScrapeLimits
@@ -102,6 +104,19 @@ class Settings(BaseSettings):
         'its form, e.g. {"trackingUri": "http://mlflow.mlflow:5000"}. Unset: such models '
         "are not tracked.",
     )
+    network_policies: bool = Field(
+        default=True,
+        description="Write a NetworkPolicy for each model's pods: they answer on the server's "
+        "ports alone, and reach anything but egress_refused_cidrs. False where the cluster's "
+        "admin writes the models' policies: NetworkPolicies only add what they allow, so the "
+        "operator's would widen a stricter one of theirs.",
+    )
+    egress_refused_cidrs: str = Field(
+        default="169.254.0.0/16,fe80::/10",
+        description="Comma-separated address ranges a model's pods (training, the model's fetch, "
+        "serving) may not reach but for DNS; by default the link-local ones, where clouds "
+        "serve a node's credentials. Empty allows everything.",
+    )
     health_port: int = Field(default=8081, description="Port of the operator's /healthz.")
     standalone: bool = Field(
         default=False,
@@ -117,10 +132,28 @@ class Settings(BaseSettings):
         description="Remove the scrape jobs of models that no longer exist at least this often.",
     )
 
+    @field_validator("egress_refused_cidrs")
+    @classmethod
+    def _address_ranges(cls, value: str) -> str:
+        for entry in _entries(value):
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError as error:
+                raise ValueError(f"{entry!r} is not an address range such as 10.0.0.0/8") from error
+        return value
+
+    @property
+    def egress_refused_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(entry) for entry in _entries(self.egress_refused_cidrs)]
+
     @property
     def scrape_files(self) -> bool:
         return bool(self.scrape_configs)
 
     @property
     def watched_namespaces(self) -> list[str]:
-        return [namespace.strip() for namespace in self.namespaces.split(",") if namespace.strip()]
+        return _entries(self.namespaces)
+
+
+def _entries(comma_separated: str) -> list[str]:
+    return [entry.strip() for entry in comma_separated.split(",") if entry.strip()]

@@ -6,7 +6,7 @@ import contextlib
 import json
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ def run_python(
     script: str,
     timeout: float = 300,
     node: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """Run `script` with the server image's Python in a pod of the cluster (on `node` if
-    named); its output."""
+    named, with `labels`); its output."""
     name = f"client-{uuid.uuid4().hex[:8]}"
-    create_pod(cluster, namespace, name, ["python", "-c", textwrap.dedent(script)], node)
+    command = ["python", "-c", textwrap.dedent(script)]
+    create_pod(cluster, namespace, name, command, node, labels=labels)
     try:
         return wait_for_output(cluster, namespace, name, timeout)
     finally:
@@ -51,13 +53,14 @@ def create_pod(
     node: str | None = None,
     image: str = CLIENT_IMAGE,
     host_network: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """A pod of `image` (the server's) running `command` (its PID 1) once, on `node` if
-    named, in the node's network namespace if `host_network`."""
+    named, in the node's network namespace if `host_network`, with `labels`."""
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},
         "spec": {
             "restartPolicy": "Never",
             "containers": [
@@ -108,6 +111,28 @@ def load_generator(
         yield stop
     finally:
         cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+
+
+def connections(
+    cluster: kind.KindCluster,
+    namespace: str,
+    addresses: list[str],
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """For each host:port, what a TCP connection from a pod of `namespace` (with `labels`)
+    met: "open", or the error's name (TimeoutError where a NetworkPolicy drops it)."""
+    script = f"""
+        import socket
+        for address in {addresses!r}:
+            host, port = address.rsplit(":", 1)
+            try:
+                socket.create_connection((host, int(port)), timeout=3).close()
+                print(address, "open")
+            except Exception as error:
+                print(address, type(error).__name__)
+    """
+    lines = run_python(cluster, namespace, script, labels=labels).splitlines()
+    return dict(line.split(" ", 1) for line in lines)
 
 
 def server_pods(cluster: kind.KindCluster, namespace: str, name: str) -> list[dict[str, Any]]:
