@@ -135,7 +135,7 @@ def test_an_upgrade_from_the_previous_release_fails_no_request_and_retrains_noth
 
     The previous release's images are this build, tagged as that release in the node's
     containerd: what is tested is the upgrade of the objects and the rollout it causes."""
-    install_manifest(fresh, str(PREVIOUS_RELEASE))
+    install_manifest(fresh, previous_release(tmp_path))
     namespace = f"upgrade-{uuid.uuid4().hex[:6]}"
     fresh.kubectl("create", "namespace", namespace)
     iris = yaml.safe_load(IRIS.read_text())
@@ -197,6 +197,18 @@ def test_an_upgrade_from_the_previous_release_fails_no_request_and_retrains_noth
     delete_models(fresh, namespace)
     fresh.kubectl("delete", "-f", str(upgraded), "--ignore-not-found", "--wait", "--timeout=120s")
     wait_until(lambda: nothing_of_modelops_left(fresh), timeout=120, what="nothing left")
+
+
+def previous_release(directory: Path) -> str:
+    """The previous release's manifest, its operator told to write no NetworkPolicies: that
+    release wrote none, and its ClusterRole, which it runs under here, grants none."""
+    documents = list(yaml.safe_load_all(PREVIOUS_RELEASE.read_text()))
+    operator = next(doc for doc in documents if doc and doc["kind"] == "Deployment")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    container["env"].append({"name": "MODELOPS_NETWORK_POLICIES", "value": "false"})
+    manifest = directory / PREVIOUS_RELEASE.name
+    manifest.write_text(yaml.safe_dump_all(documents))
+    return str(manifest)
 
 
 def install_manifest(cluster: KindCluster, manifest: str) -> None:
