@@ -7,6 +7,7 @@ import json
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,26 +121,62 @@ def load_generator(
         cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
 
 
-def connections(
+@dataclass(frozen=True)
+class Client:
+    """A pod of the server's image that stays up, for scripts run in it one after another
+    (`kubectl exec`). A NetworkPolicy enforcer learns of a new pod's address a moment after the
+    pod starts (kube-router: under a second), so a check that a policy admits some pods asks a
+    client that has been running, as real clients have, not one started for the question."""
+
+    cluster: kind.KindCluster
+    namespace: str
+    name: str
+
+    def run_python(self, script: str, timeout: float = 60) -> str:
+        command = ["-n", self.namespace, "exec", self.name, "--", "python", "-c"]
+        return self.cluster.kubectl(*command, textwrap.dedent(script), timeout=timeout).stdout
+
+    def connections(self, addresses: list[str]) -> dict[str, str]:
+        """For each host:port, what a TCP connection from the pod met: "open", or the error's
+        name."""
+        script = f"""
+            import socket
+            for address in {addresses!r}:
+                host, port = address.rsplit(":", 1)
+                try:
+                    socket.create_connection((host, int(port)), timeout=3).close()
+                    print(address, "open")
+                except Exception as error:
+                    print(address, type(error).__name__)
+        """
+        return dict(line.split(" ", 1) for line in self.run_python(script).splitlines())
+
+    def answers(self, urls: list[str]) -> dict[str, bool]:
+        """For each URL, whether the pod gets an answer of "ok"."""
+        script = f"""
+            import urllib.request
+            for url in {urls!r}:
+                try:
+                    print(url, urllib.request.urlopen(url, timeout=3).read().decode())
+                except Exception as error:
+                    print(url, type(error).__name__)
+        """
+        lines = self.run_python(script).splitlines()
+        return {url: said == "ok" for url, said in (line.split(" ", 1) for line in lines)}
+
+
+def start_client(
     cluster: kind.KindCluster,
     namespace: str,
-    addresses: list[str],
+    node: str | None = None,
     labels: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """For each host:port, what a TCP connection from a pod of `namespace` (with `labels`)
-    met: "open", or the error's name."""
-    script = f"""
-        import socket
-        for address in {addresses!r}:
-            host, port = address.rsplit(":", 1)
-            try:
-                socket.create_connection((host, int(port)), timeout=3).close()
-                print(address, "open")
-            except Exception as error:
-                print(address, type(error).__name__)
-    """
-    lines = run_python(cluster, namespace, script, labels=labels).splitlines()
-    return dict(line.split(" ", 1) for line in lines)
+) -> Client:
+    """A running Client in `namespace` (on `node` if named, with `labels`); it goes with its
+    namespace, or `kubectl delete`."""
+    name = f"client-{uuid.uuid4().hex[:8]}"
+    create_pod(cluster, namespace, name, ["sleep", "infinity"], node, labels=labels)
+    wait_until(lambda: pod_phase(cluster, namespace, name) == "Running", what=f"pod {name}")
+    return Client(cluster, namespace, name)
 
 
 def server_pods(cluster: kind.KindCluster, namespace: str, name: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from gitops_env import MODELS_NAMESPACE, GitOps
-from in_cluster import connections
+from in_cluster import start_client
 from modelops_envtest import argocd
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
@@ -127,20 +127,32 @@ def test_no_pod_of_another_namespace_reaches_argo_cds_cache_its_repo_server_or_p
     redis = f"argocd-redis.{argocd.NAMESPACE}.svc:6379"
     repo_server = f"argocd-repo-server.{argocd.NAMESPACE}.svc:8081"
     prometheus = "prometheus.modelops-system.svc:9090"
-    controller = {"app.kubernetes.io/name": "argocd-application-controller"}
-    assert connections(cluster, argocd.NAMESPACE, [redis, repo_server], controller) == {
-        redis: "open",
-        repo_server: "open",
-    }
-    grafana = {"app.kubernetes.io/name": "grafana"}
-    assert connections(cluster, "modelops-system", [prometheus], grafana) == {prometheus: "open"}
-
+    controller = start_client(
+        cluster,
+        argocd.NAMESPACE,
+        labels={"app.kubernetes.io/name": "argocd-application-controller"},
+    )
+    grafana = start_client(cluster, "modelops-system", labels={"app.kubernetes.io/name": "grafana"})
     tenant = f"tenant-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", tenant)
     try:
-        met = connections(cluster, tenant, [dns, redis, repo_server, prometheus])
+        wait_until(
+            lambda: (
+                controller.connections([redis, repo_server]) == {redis: "open", repo_server: "open"}
+            ),
+            timeout=30,
+            what="Argo CD's controller to reach Redis and the repo server",
+        )
+        wait_until(
+            lambda: grafana.connections([prometheus]) == {prometheus: "open"},
+            timeout=30,
+            what="Grafana to reach Prometheus",
+        )
+        met = start_client(cluster, tenant).connections([dns, redis, repo_server, prometheus])
     finally:
         cluster.kubectl("delete", "namespace", tenant, "--wait=false")
+        for own in (controller, grafana):
+            cluster.kubectl("-n", own.namespace, "delete", "pod", own.name, "--wait=false")
     assert met.pop(dns) == "open"
     assert set(met.values()) <= {"ConnectionRefusedError", "TimeoutError"}, met
 

@@ -10,12 +10,12 @@ import json
 import subprocess
 import textwrap
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from in_cluster import create_pod, get_json, pod_phase, run_python
+from in_cluster import Client, create_pod, get_json, pod_phase, start_client
 from modelops_envtest.kind import KindCluster
 from modelops_envtest.waiting import wait_until
 from modelops_operator import builders
@@ -92,24 +92,18 @@ def network(cluster: KindCluster) -> Iterator[Network]:
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def answers(
-    cluster: KindCluster,
-    namespace: str,
-    node: str,
-    urls: list[str],
-    labels: Mapping[str, str] | None = None,
-) -> dict[str, bool]:
-    """For each URL, whether a pod of `namespace` on `node` (with `labels`) gets its answer."""
-    script = f"""
-        import urllib.request
-        for url in {urls!r}:
-            try:
-                print(url, urllib.request.urlopen(url, timeout=3).read().decode())
-            except Exception as error:
-                print(url, type(error).__name__)
-    """
-    lines = run_python(cluster, namespace, script, node=node, labels=labels).splitlines()
-    return {url: said == "ok" for url, said in (line.split(" ", 1) for line in lines)}
+@pytest.fixture(scope="module")
+def client(cluster: KindCluster, network: Network) -> Callable[..., Client]:
+    """The running client pod of a namespace on a node with labels, started on first use."""
+    started: dict[tuple[str, str, tuple[tuple[str, str], ...]], Client] = {}
+
+    def running(namespace: str, node: str, labels: Mapping[str, str] | None = None) -> Client:
+        key = (namespace, node, tuple(sorted((labels or {}).items())))
+        if key not in started:
+            started[key] = start_client(cluster, namespace, node, labels)
+        return started[key]
+
+    return running
 
 
 @pytest.fixture(autouse=True)
@@ -131,11 +125,11 @@ def apply(cluster: KindCluster, namespace: str, policy: dict[str, Any]) -> None:
 
 
 def test_a_policy_admits_the_namespace_and_port_it_names_from_either_node(
-    cluster: KindCluster, network: Network
+    cluster: KindCluster, network: Network, client: Callable[..., Client]
 ) -> None:
     urls = [network.url(8080), network.url(9090)]
     for node in (network.server_node, network.other_node):
-        assert answers(cluster, network.client_namespace, node, urls) == dict.fromkeys(urls, True)
+        assert client(network.client_namespace, node).answers(urls) == dict.fromkeys(urls, True)
 
     apply(
         cluster,
@@ -163,15 +157,15 @@ def test_a_policy_admits_the_namespace_and_port_it_names_from_either_node(
     for node in (network.other_node, network.server_node):
 
         def in_force(node: str = node) -> bool:
-            return answers(cluster, network.client_namespace, node, urls) == admitted
+            return client(network.client_namespace, node).answers(urls) == admitted
 
         wait_until(in_force, timeout=60, what=f"the policy in force for a client on {node}")
     refused = dict.fromkeys(urls, False)
-    assert answers(cluster, network.other_namespace, network.other_node, urls) == refused
+    assert client(network.other_namespace, network.other_node).answers(urls) == refused
 
 
 def test_a_models_pods_answer_on_its_ports_alone_and_reach_all_but_link_local(
-    cluster: KindCluster, network: Network
+    cluster: KindCluster, network: Network, client: Callable[..., Client]
 ) -> None:
     """The NetworkPolicy the operator writes for each model, as it writes it."""
     namespace, node = network.other_namespace, network.server_node
@@ -181,22 +175,22 @@ def test_a_models_pods_answer_on_its_ports_alone_and_reach_all_but_link_local(
     reached = [metadata, network.url(8080)]
     model_ip = serve(cluster, namespace, network.other_node, ":8080", ":9090", labels=model_pod)
     served = [f"http://{model_ip}:8080/", f"http://{model_ip}:9090/"]
-    assert answers(cluster, namespace, node, reached, model_pod) == dict.fromkeys(reached, True)
-    assert answers(cluster, network.client_namespace, node, served) == dict.fromkeys(served, True)
+    assert client(namespace, node, model_pod).answers(reached) == dict.fromkeys(reached, True)
+    assert client(network.client_namespace, node).answers(served) == dict.fromkeys(served, True)
 
     policy = builders.build_network_policy("fenced", namespace, Settings())
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(policy))
     wait_until(
         lambda: (
-            answers(cluster, namespace, node, reached, model_pod)
+            client(namespace, node, model_pod).answers(reached)
             == {metadata: False, network.url(8080): True}
         ),
         timeout=60,
         what="the model's policy in force",
     )
-    assert answers(cluster, network.client_namespace, node, served) == {
+    assert client(network.client_namespace, node).answers(served) == {
         served[0]: True,
         served[1]: False,
     }
     # The namespace's other pods are not the model's.
-    assert answers(cluster, namespace, node, reached) == dict.fromkeys(reached, True)
+    assert client(namespace, node).answers(reached) == dict.fromkeys(reached, True)
