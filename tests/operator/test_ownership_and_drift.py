@@ -13,7 +13,7 @@ from modelops_envtest.controlplane import ControlPlane
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.waiting import wait_until
 from modelops_operator import api, builders
-from modelops_operator.kube import Kube, covers
+from modelops_operator.kube import Kube, NameTaken, covers
 from modelops_operator.settings import Settings
 
 pytestmark = pytest.mark.controlplane
@@ -53,6 +53,35 @@ def test_what_the_apiserver_returns_covers_every_child_as_built(
         assert covers(applied, child), f"{child['kind']} reads as drifted right after its apply"
         again = kube.get(child["apiVersion"], child["kind"], namespace, child["metadata"]["name"])
         assert covers(again, child)
+
+
+def test_a_child_the_watches_have_not_seen_is_created_and_anothers_is_never_taken_over(
+    api_client: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    """A reconcile that finds no child in its watches applies it as a create: one someone made
+    under that name a moment before (the watches not caught up yet) is found, not overwritten
+    by a forced apply, and the reconcile judges it as any observed child (ObjectInTheWay)."""
+    kube = Kube(api_client)
+    service = builders.build_service("iris", namespace)
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "iris", "namespace": namespace, "labels": {"team": "web"}},
+        "spec": {"selector": {"app": "website"}, "ports": [{"port": 80}]},
+    }
+    made = kube.create(theirs)
+    with pytest.raises(NameTaken) as taken:
+        kube.apply(service, None)
+    assert taken.value.existing["metadata"]["uid"] == made["metadata"]["uid"]
+    after = kube.get("v1", "Service", namespace, "iris")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+    assert after["spec"]["selector"] == {"app": "website"}
+
+    kube.delete("v1", "Service", namespace, "iris")
+    wait_until(lambda: kube.get("v1", "Service", namespace, "iris") is None, what="it gone")
+    created = kube.apply(service, None)
+    assert covers(created, service)
 
 
 def test_covers_sees_a_changed_or_missing_value() -> None:

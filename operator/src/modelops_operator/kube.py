@@ -70,6 +70,21 @@ def _path(api_version: str, kind: str, namespace: str | None = None, name: str =
     return f"{root}{scope}/{PLURALS[(api_version, kind)]}" + (f"/{name}" if name else "")
 
 
+# An apply carrying a resourceVersion is refused (409) unless the object has that version; when
+# the object is absent the apiserver creates it and ignores the version. No object is ever at
+# "1" (an etcd store is at revision 1 before its first write), so an apply with it only creates.
+ABSENT = "1"
+
+
+class NameTaken(Exception):
+    """An apply that was to create an object met one already there under its name."""
+
+    def __init__(self, existing: dict[str, Any]) -> None:
+        metadata = existing["metadata"]
+        super().__init__(f"{existing['kind']} {metadata['namespace']}/{metadata['name']} exists")
+        self.existing = existing
+
+
 class Kube:
     """The operator's requests, as plain JSON over the client's connection pool and auth. The
     generated models and the dynamic client cost two to three times the CPU per request, which
@@ -203,19 +218,33 @@ class Kube:
     def apply(self, manifest: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any]:
         """Server-side apply, skipped when the observed child already says all the manifest
         does. A live edit of a field the manifest sets (`kubectl scale`, `kubectl set image`)
-        is drift, and is written back."""
+        is drift, and is written back. With nothing observed the apply only creates: an object
+        made under that name since it was looked for raises NameTaken, never taken over."""
         if observed is not None and covers(observed, manifest):
             return observed
         metadata = manifest["metadata"]
-        return self.request(
-            "PATCH",
-            _path(
-                manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
-            ),
-            query={"fieldManager": FIELD_MANAGER, "force": "true"},
-            body=manifest,
-            content_type=_APPLY_PATCH,
+        path = _path(
+            manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
         )
+        if observed is None:
+            manifest = {**manifest, "metadata": {**metadata, "resourceVersion": ABSENT}}
+        try:
+            return self.request(
+                "PATCH",
+                path,
+                query={"fieldManager": FIELD_MANAGER, "force": "true"},
+                body=manifest,
+                content_type=_APPLY_PATCH,
+            )
+        except kubernetes.client.ApiException as error:
+            if observed is not None or error.status != 409:
+                raise
+            existing = self.get(
+                manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
+            )
+            if existing is None:
+                raise
+            raise NameTaken(existing) from error
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         try:

@@ -17,7 +17,7 @@ import pydantic
 
 from modelops_operator import api, builders, constants, registration, schedule, status
 from modelops_operator.children import WatchedChildren
-from modelops_operator.kube import Kube, is_transient, refusal_message
+from modelops_operator.kube import Kube, NameTaken, is_transient, refusal_message
 from modelops_operator.monitoring import grafana, prometheus
 from modelops_operator.settings import Settings
 from modelops_operator.watched_models import WatchedModels
@@ -311,6 +311,22 @@ def _owned_by(child: dict[str, Any], owner: dict[str, Any]) -> bool:
     return any(ref.get("uid") == uid for ref in child["metadata"].get("ownerReferences") or [])
 
 
+def _apply_child(
+    world: World,
+    body: dict[str, Any],
+    manifest: dict[str, Any],
+    observed: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The model's child applied over what the watches show of it. One they do not show is only
+    created: what is found under its name then (another's object made a moment ago, or the
+    model's own that the watches have not caught up with) is judged as an observed one is."""
+    adopted = _adopted(manifest, body)
+    try:
+        return world.kube.apply(adopted, _ours(observed, body))
+    except NameTaken as taken:
+        return world.kube.apply(adopted, _ours(taken.existing, body))
+
+
 def _ours(observed: dict[str, Any] | None, owner: dict[str, Any]) -> dict[str, Any] | None:
     """The observed child (None when absent), unless someone else's object holds its name."""
     if observed is None or _owned_by(observed, owner):
@@ -400,11 +416,11 @@ def _reconcile(
     if claim is not None and not workload_only:
         # Applied, not only created: a larger storage.size resizes the claim, and what the
         # apiserver refuses (a class that cannot expand, a shrink) reaches status in its words.
-        world.kube.apply(
-            _adopted(claim, body),
-            _ours(
-                world.child(body, "v1", "PersistentVolumeClaim", claim["metadata"]["name"]), body
-            ),
+        _apply_child(
+            world,
+            body,
+            claim,
+            world.child(body, "v1", "PersistentVolumeClaim", claim["metadata"]["name"]),
         )
 
     training, verdict, history = _versions(world, settings, body, spec, previous, run)
@@ -583,12 +599,13 @@ def _ensure_serving(
     # before any pod's event asks it again. The other way round, under load, its cache had
     # not seen the Endpoints it made yet and it tried again ("FailedToCreateEndpoint ...
     # already exists", a Warning Event).
-    world.kube.apply(
-        _adopted(service, body),
-        _ours(world.child(body, "v1", "Service", service["metadata"]["name"]), body),
+    _apply_child(
+        world, body, service, world.child(body, "v1", "Service", service["metadata"]["name"])
     )
-    deployment = world.kube.apply(
-        _adopted(builders.build_server_deployment(name, namespace, spec, target, settings), body),
+    deployment = _apply_child(
+        world,
+        body,
+        builders.build_server_deployment(name, namespace, spec, target, settings),
         observed_deployment,
     )
     _apply_or_remove(
@@ -791,9 +808,7 @@ def _apply_or_remove(
     api_version, kind, child_name = child
     namespace = body["metadata"]["namespace"]
     if manifest is not None:
-        world.kube.apply(
-            _adopted(manifest, body), _ours(world.child(body, api_version, kind, child_name), body)
-        )
+        _apply_child(world, body, manifest, world.child(body, api_version, kind, child_name))
         return
     observed = world.own_child(body, api_version, kind, child_name)
     if observed is not None and _owned_by(observed, body):
