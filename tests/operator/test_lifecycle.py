@@ -7,8 +7,9 @@ import datetime
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import kubernetes
 import pytest
 from conftest import (  # type: ignore[import-not-found]
     Models,
@@ -23,6 +24,7 @@ from conftest import (  # type: ignore[import-not-found]
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.waiting import wait_until
 from modelops_operator import reconcile
+from modelops_operator.kube import Kube
 from modelops_operator.monitoring import prometheus
 from modelops_trainer import train
 from sklearn.datasets import load_iris
@@ -692,3 +694,36 @@ def test_a_training_pod_whose_volume_cannot_mount_says_so_in_status(
 
     failed = models.wait_for_phase("iris", "Failed", timeout=30)
     assert f"pod {pod.metadata.name}: FailedMount: {cannot_mount}" in failed["message"]
+
+
+def test_a_stuck_pods_events_the_operator_may_not_list_do_not_fail_its_model(
+    api_client: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    """Under a role of a release before the operator read Events (the moment of an upgrade
+    when the new operator runs under the old role), the apiserver's 403 on the list is no
+    reason to fail the model: the pod is looked at again, as when its Events tell nothing."""
+    forbidden = kubernetes.client.ApiClient(api_client.configuration)
+    forbidden.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:default")
+    rechecks: list[float] = []
+    world = reconcile.World(
+        kube=Kube(forbidden),
+        models=cast(Any, None),
+        watched=cast(Any, None),
+        recheck=lambda namespace, name, seconds: rechecks.append(seconds),
+    )
+    long_ago = "2026-12-06T08:00:00Z"
+    pod = {
+        "metadata": {"name": "iris-server-a", "namespace": namespace, "uid": "uid-a"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": long_ago}
+            ],
+            "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}],
+        },
+    }
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        Kube(forbidden).list("v1", "Event", namespace, "")
+    assert refused.value.status == 403
+    assert reconcile._waited_problem(world, namespace, "iris", [pod]) is None
+    assert rechecks == [reconcile.STUCK_POD_RECHECK_SECONDS]

@@ -649,17 +649,34 @@ def _waited_problem(
         if (left := patience_left(scheduled, POD_START_PATIENCE_SECONDS)) > 0:
             look_again.append(left)
             continue
-        uid = pod["metadata"]["uid"]
-        events = world.kube.list(
-            "v1", "Event", namespace, "", field_selector=f"involvedObject.uid={uid}"
-        )
-        problem = status.event_problem(pod, events)
+        problem = status.event_problem(pod, _pod_events(world, pod))
         if problem is not None:
             return problem
         look_again.append(STUCK_POD_RECHECK_SECONDS)
     if look_again:
         world.recheck(namespace, name, min(look_again))
     return None
+
+
+def _pod_events(world: World, pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod's Events; none where the operator may not list them (a role of a release before
+    it read them): they only tell why a pod is stuck, and the model is not failed for that."""
+    metadata = pod["metadata"]
+    try:
+        return world.kube.list(
+            "v1",
+            "Event",
+            metadata["namespace"],
+            "",
+            field_selector=f"involvedObject.uid={metadata['uid']}",
+        )
+    except kubernetes.client.ApiException as error:
+        if error.status != 403:
+            raise
+        logger.warning(
+            "cannot list Events to tell why pod %s waits: %s", metadata["name"], error.reason
+        )
+        return []
 
 
 def _stop_superseded_runs(world: World, body: dict[str, Any], current_job: str) -> None:
