@@ -1,7 +1,7 @@
 """Faults on the kind cluster while a model serves: the operator's pod killed in the middle of a
-rollout, and the apiserver unreachable for 30 s. Each converges with nothing lost: the version
-status names is the one every serving pod runs, each training run had one Job, no child is left
-over, and no request failed meanwhile."""
+rollout, the apiserver unreachable for 30 s, a worker restarted. Each converges with nothing
+lost: the version status names is the one every serving pod runs, each training run had one
+Job, no child is left over, and (but for the restarted worker's own pods) no request failed."""
 
 from __future__ import annotations
 
@@ -164,3 +164,56 @@ def test_the_apiserver_away_for_30_s_loses_no_request_and_the_operator_comes_bac
     assert children(cluster, namespace) == world, "no Job ran, no ReplicaSet was added"
     status = model(cluster, namespace)["status"]
     assert status["message"].endswith("3/3 replicas ready"), status["message"]
+
+
+def test_a_worker_restarted_while_the_model_serves_converges_with_nothing_lost(
+    cluster: KindCluster, namespace: str
+) -> None:
+    """`docker restart` of a worker that runs serving pods, as a machine reboots: its pods
+    start again there (their requests fail meanwhile, as on any node that goes down), and the
+    model is Ready again on every replica, serving the same version, with no Job run and no
+    ReplicaSet added."""
+    served = wait_ready(cluster, namespace)
+    world = children(cluster, namespace)
+    pods = server_pods(cluster, namespace, "iris")
+    node = pods[0]["spec"]["nodeName"]
+    on_node = {
+        pod["metadata"]["name"]: restarts(pod) for pod in pods if pod["spec"]["nodeName"] == node
+    }
+    cluster.restart_node(node)
+
+    def started_again() -> bool:
+        now = {pod["metadata"]["name"]: pod for pod in server_pods(cluster, namespace, "iris")}
+        return all(
+            name not in now or restarts(now[name]) > count for name, count in on_node.items()
+        )
+
+    wait_until(
+        started_again, timeout=READY_TIMEOUT, what=f"the serving pods of {node} started again"
+    )
+    assert wait_ready(cluster, namespace) == served
+    wait_until(
+        lambda: all(ready(pod) for pod in server_pods(cluster, namespace, "iris")),
+        timeout=READY_TIMEOUT,
+        what="every serving pod ready",
+    )
+    assert children(cluster, namespace) == world, "no Job ran, no ReplicaSet was added"
+    address = get_json(cluster, "-n", namespace, "service", "iris")["spec"]["clusterIP"]
+    with load_generator(
+        cluster, namespace, f"http://{address}:8080", "--users 2 --duration 600"
+    ) as stop:
+        time.sleep(5)
+        report = stop()
+    assert report["failures"] == 0, report["errors"]
+    assert set(report["versions"]) == {served}
+
+
+def restarts(pod: dict[str, Any]) -> int:
+    return sum(
+        status.get("restartCount", 0) for status in pod["status"].get("containerStatuses", [])
+    )
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = pod["status"].get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)

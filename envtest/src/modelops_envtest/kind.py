@@ -240,11 +240,10 @@ class KindCluster:
         addresses = {node: _node_address(node) for node in nodes}
         pods = str(self.config["networking"]["podSubnet"])
         for node in nodes:
-            _run(
-                ["docker", "exec", node, "iptables", "-t", "nat", "-I", "POSTROUTING", "1",
-                 "-s", pods, "-d", pods, "-j", "RETURN"],
-                check=True,
-            )  # fmt: skip
+            unmasqueraded = ["POSTROUTING", "-s", pods, "-d", pods, "-j", "RETURN"]
+            nat = ["docker", "exec", node, "iptables", "-t", "nat"]
+            if _run([*nat, "-C", *unmasqueraded], check=False).returncode != 0:
+                _run([*nat, "-I", *unmasqueraded[:1], "1", *unmasqueraded[1:]], check=True)
             for other in nodes:
                 if other != node:
                     subnet = pod_subnet(self.config, _node_index(other))
@@ -253,6 +252,15 @@ class KindCluster:
                          "via", addresses[other]],
                         check=True,
                     )  # fmt: skip
+
+    def restart_node(self, node: str, timeout: str = "300s") -> None:
+        """`docker restart` of a node's container, as a machine reboots; once it is back, its
+        routes to the other nodes' pods and theirs to its own (which live in the nodes' network
+        namespaces, and follow its address should Docker give it another) are made again, and
+        the node is Ready."""
+        _run(["docker", "restart", node], check=True)
+        self._route_pod_subnets()
+        self.kubectl("wait", "--for=condition=Ready", f"node/{node}", f"--timeout={timeout}")
 
     def __exit__(self, *exc_info: object) -> None:
         if not self.keep:
