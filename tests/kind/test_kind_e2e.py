@@ -558,12 +558,15 @@ def test_a_claim_that_cannot_mount_shows_in_status_in_the_kubelets_words(
 
         def told() -> str | None:
             message = str(status(cluster, namespace, "unmountable").get("message", ""))
-            return message if "FailedMount" in message else None
+            return (
+                message if "FailedMount" in message and "/nonexistent/modelops" in message else None
+            )
 
-        # A pod is given 10 s to start, then its Events are read; the resync (every minute)
-        # is not waited for.
+        # A pod is given 10 s to start, then its Events are read, and again every 30 s while it
+        # waits: the kubelet's first FailedMount may be the node authorizer's passing refusal of
+        # the claim ("no relationship found between node ..."), the next names the path.
         message = wait_until(
-            told, timeout=45, what="status to tell that the training pod's volume cannot mount"
+            told, timeout=90, what="status to tell that the training pod's volume cannot mount"
         )
         stuck = next(
             condition

@@ -87,13 +87,15 @@ def _run_loop(
 def test_every_model_once_a_period_evenly_spaced() -> None:
     models = [("a", "iris"), ("a", "wine"), ("b", "iris"), ("b", "diabetes")]
     started = time.monotonic()
-    reconciled, ended = _run_loop(0.4, models, [True], rounds=2)
+    # A period long beside the event loop's delays on a busy machine (CI's kind cluster beside
+    # it delayed one by over 50 ms).
+    reconciled, ended = _run_loop(2.0, models, [True], rounds=2)
 
     assert [key for _, key in reconciled][:8] == models * 2
     offsets = [at - started for at, _ in reconciled[:4]]
     for position, offset in enumerate(offsets):
-        assert offset == pytest.approx(position * 0.1, abs=0.05)
-    assert ended[0] - started == pytest.approx(0.4, abs=0.05)
+        assert offset == pytest.approx(position * 0.5, abs=0.2)
+    assert ended[0] - started == pytest.approx(2.0, abs=0.2)
 
 
 def test_an_outranked_replica_reconciles_nothing_until_it_leads_again(
