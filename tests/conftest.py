@@ -25,26 +25,29 @@ DOCKER_MARKERS = {
 
 
 # `make test` runs the suite on two workers (pytest-xdist, `--dist loadgroup`), a group at a time:
-# the tests on the shared kind cluster together (one cluster for the session), those that make
-# clusters of their own together, and the rest a module at a time (a module's fixtures are set up
-# once). The shared cluster's group goes first and takes the longest; the other worker takes the
-# rest meanwhile, the groups with clusters of their own last, so that clusters are not made two
-# at a time.
+# the tests on the shared kind cluster together (one cluster for the session), each module that
+# makes clusters of its own, and the rest a module at a time (a module's fixtures are set up
+# once). A worker that is done takes the next group in this order: the shared cluster's group,
+# the longest, on one worker, while the other makes the clusters of their own (at most two
+# clusters are made at a time), then both share the rest, whose small groups even out the end.
 SHARED_CLUSTER_GROUP = "shared-kind-cluster"
 OWN_CLUSTERS_GROUP = "own-kind-clusters"
 
 
 def _worker_group(item: pytest.Item) -> str:
+    module = item.nodeid.split("::")[0]
     if "own_clusters" in item.keywords:
-        return OWN_CLUSTERS_GROUP
+        return f"{OWN_CLUSTERS_GROUP}:{module}"
     if "kind" in item.keywords:
         return SHARED_CLUSTER_GROUP
-    return item.nodeid.split("::")[0]
+    return module
 
 
 def _worker_order(item: pytest.Item) -> int:
     group = _worker_group(item)
-    return {SHARED_CLUSTER_GROUP: 0, OWN_CLUSTERS_GROUP: 2}.get(group, 1)
+    if group == SHARED_CLUSTER_GROUP:
+        return 0
+    return 1 if group.startswith(OWN_CLUSTERS_GROUP) else 2
 
 
 # Around the other plugins': xdist reads the groups, and the order is the last word (the

@@ -200,12 +200,26 @@ def test_an_upgrade_from_the_previous_release_fails_no_request_and_retrains_noth
 
 
 def previous_release(directory: Path) -> str:
-    """The previous release's manifest, its operator told to write no NetworkPolicies: that
-    release wrote none, and its ClusterRole, which it runs under here, grants none."""
-    documents = list(yaml.safe_load_all(PREVIOUS_RELEASE.read_text()))
-    operator = next(doc for doc in documents if doc and doc["kind"] == "Deployment")
+    """The previous release's manifest, fitted to this build's operator, which it runs: told to
+    write no NetworkPolicies, as that release wrote none, and allowed to watch them (its
+    ClusterRole grants nothing of them, and this build's operator stops on a watch it is
+    refused)."""
+    documents = [doc for doc in yaml.safe_load_all(PREVIOUS_RELEASE.read_text()) if doc]
+    operator = next(doc for doc in documents if doc["kind"] == "Deployment")
     container = operator["spec"]["template"]["spec"]["containers"][0]
     container["env"].append({"name": "MODELOPS_NETWORK_POLICIES", "value": "false"})
+    role = next(
+        doc
+        for doc in documents
+        if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == "modelops-operator"
+    )
+    role["rules"].append(
+        {
+            "apiGroups": ["networking.k8s.io"],
+            "resources": ["networkpolicies"],
+            "verbs": ["get", "list", "watch"],
+        }
+    )
     manifest = directory / PREVIOUS_RELEASE.name
     manifest.write_text(yaml.safe_dump_all(documents))
     return str(manifest)
