@@ -6,6 +6,7 @@ import datetime
 import json
 from typing import Any
 
+import pytest
 from modelops_operator import api, status
 
 SUMMARY = {
@@ -180,10 +181,12 @@ def test_gate_higher_is_better() -> None:
     assert not verdict.promoted and verdict.explanation == "v1 not promoted: accuracy=0.85 < 0.9"
 
 
-def test_gate_lower_is_better_for_errors() -> None:
-    gate = api.QualityGate(metric="rmse", threshold=50)
-    assert status.judge(record("v1", rmse=40.0), gate).promoted
-    assert not status.judge(record("v1", rmse=60.0), gate).promoted
+@pytest.mark.parametrize("metric", ["rmse", "mae", "mape"])
+def test_gate_lower_is_better_for_errors(metric: api.RegressionMetric) -> None:
+    gate = api.QualityGate(metric=metric, threshold=0.5)
+    assert status.judge(record("v1", **{metric: 0.4}), gate).promoted
+    verdict = status.judge(record("v1", **{metric: 0.6}), gate)
+    assert not verdict.promoted and verdict.explanation == f"v1 not promoted: {metric}=0.6 > 0.5"
 
 
 def test_gate_on_a_missing_metric_refuses() -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pytest
 from modelops_operator import api
-from modelops_trainer import TrainingError, train
+from modelops_trainer import TrainingError, evaluate, train
 from modelops_trainer.estimators import ESTIMATORS, TRAINER_DEFAULTS, task_of
+from sklearn.dummy import DummyRegressor
 from sklearn.pipeline import Pipeline
 
 # Small settings, so the whole allow-list trains in a few seconds.
@@ -38,7 +40,7 @@ FAST: dict[str, dict[str, Any]] = {
 # due in 1.11, fails test_svc_gets_probabilities_unless_told_otherwise).
 pytestmark = pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
 CLASSIFICATION_METRICS = {"accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc"}
-REGRESSION_METRICS = {"rmse", "mae", "r2"}
+REGRESSION_METRICS = {"rmse", "mae", "mape", "r2"}
 
 
 def _metadata(summary: dict[str, Any]) -> dict[str, Any]:
@@ -156,3 +158,13 @@ def test_a_mixed_csv_model_is_a_pipeline_ending_in_the_estimator(
     model = joblib.load(Path(summary["artifactPath"]) / "model.joblib")
     assert isinstance(model, Pipeline)
     assert type(model[-1]).__name__ == "HistGradientBoostingClassifier"
+
+
+def test_mape_is_a_fraction_left_out_where_a_target_is_zero() -> None:
+    """A model that always answers 110 is 10% off targets of 100, and no percentage off 0."""
+    model = DummyRegressor(strategy="constant", constant=110.0).fit([[0.0]], [110.0])
+    rows = np.zeros((2, 1))
+    assert evaluate.score(model, rows, np.array([100.0, 100.0]), "regression")["mape"] == (
+        pytest.approx(0.1)
+    )
+    assert "mape" not in evaluate.score(model, rows, np.array([100.0, 0.0]), "regression")

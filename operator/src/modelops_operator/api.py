@@ -44,7 +44,7 @@ ClassificationDataset = Literal["iris", "wine", "breast_cancer", "digits"]
 RegressionDataset = Literal["diabetes"]
 BuiltinDataset = Literal[ClassificationDataset, RegressionDataset]
 ClassificationMetric = Literal["accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc"]
-RegressionMetric = Literal["rmse", "mae", "r2"]
+RegressionMetric = Literal["rmse", "mae", "mape", "r2"]
 Metric = Literal[ClassificationMetric, RegressionMetric]
 
 CLASSIFIERS: tuple[str, ...] = get_args(Classifier)
@@ -54,7 +54,7 @@ REGRESSION_DATASETS: tuple[str, ...] = get_args(RegressionDataset)
 CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
 REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
 # Error metrics pass the gate from below; every other metric from above.
-LOWER_IS_BETTER = ("rmse", "mae")
+LOWER_IS_BETTER = ("rmse", "mae", "mape")
 
 Phase = Literal["Pending", "Training", "Deploying", "Ready", "Failed"]
 ModelOrigin = Literal["Trained", "Provided"]
@@ -228,7 +228,7 @@ class QualityGate(ApiModel):
             cel=f"self.metric in {_cel_list(LOWER_IS_BETTER)} ? self.threshold >= 0.0 : "
             f"(self.metric == 'r2' ? self.threshold <= 1.0 : "
             f"self.threshold >= 0.0 && self.threshold <= 1.0)",
-            message="qualityGate.threshold is out of range: rmse and mae take a value >= 0, "
+            message="qualityGate.threshold is out of range: rmse, mae and mape take a value >= 0, "
             "r2 a value <= 1, the other metrics a value from 0 to 1",
             check=lambda gate: (
                 gate.threshold >= 0
@@ -241,11 +241,12 @@ class QualityGate(ApiModel):
     )
     metric: Metric = Field(
         description="The held-out metric that decides promotion. Classification: accuracy, "
-        "f1_macro, precision_macro, recall_macro, roc_auc; regression: rmse, mae, r2."
+        "f1_macro, precision_macro, recall_macro, roc_auc; regression: rmse, mae, mape (a "
+        "fraction: 0.1 is 10%), r2."
     )
     threshold: float = Field(
         description="A model is promoted when its metric is at least this (at most this for "
-        "rmse and mae); otherwise the model already serving keeps serving."
+        "rmse, mae and mape); otherwise the model already serving keeps serving."
     )
 
 
@@ -260,7 +261,7 @@ class TrainingSpec(ApiModel):
             f"(self.qualityGate.metric in {_cel_list(REGRESSION_METRICS)}))",
             message="qualityGate.metric does not suit the estimator: classifiers take "
             "accuracy, f1_macro, precision_macro, recall_macro or roc_auc; regressors take "
-            "rmse, mae or r2",
+            "rmse, mae, mape or r2",
             check=lambda training: (
                 training.quality_gate is None
                 or _is_regressor(training.estimator)

@@ -68,6 +68,7 @@ def score(model: Any, x_test: np.ndarray, y_test: np.ndarray, task: Task) -> dic
         scores = {
             "rmse": metrics.root_mean_squared_error(y_test, predicted),
             "mae": metrics.mean_absolute_error(y_test, predicted),
+            "mape": _mape(y_test, predicted),
             "r2": metrics.r2_score(y_test, predicted),
         }
     else:
@@ -101,3 +102,12 @@ def _roc_auc(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
         # A held-out set missing a class leaves the metric undefined, not the model wrong.
         log.warning("roc_auc left out: %s", exc)
         return math.nan
+
+
+def _mape(y_test: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean absolute percentage error, as a fraction (0.1 is 10%)."""
+    if np.any(y_test == 0):
+        # scikit-learn divides by a machine epsilon there: a number, but no percentage of anything.
+        log.warning("mape left out: %d held-out targets are 0", int(np.sum(y_test == 0)))
+        return math.nan
+    return float(metrics.mean_absolute_percentage_error(y_test, predicted))
