@@ -176,7 +176,16 @@ def start_client(
     name = f"client-{uuid.uuid4().hex[:8]}"
     create_pod(cluster, namespace, name, ["sleep", "infinity"], node, labels=labels)
     wait_until(lambda: pod_phase(cluster, namespace, name) == "Running", what=f"pod {name}")
-    return Client(cluster, namespace, name)
+    client = Client(cluster, namespace, name)
+    # Running is not yet known to the enforcer, which refuses the new pod's first connections:
+    # the cluster's DNS, which every policy here lets a pod reach, answers once it is.
+    dns = get_json(cluster, "-n", "kube-system", "service", "kube-dns")["spec"]["clusterIP"]
+    wait_until(
+        lambda: client.connections([f"{dns}:53"]) == {f"{dns}:53": "open"},
+        timeout=30,
+        what=f"pod {name}'s first connection",
+    )
+    return client
 
 
 def server_pods(cluster: kind.KindCluster, namespace: str, name: str) -> list[dict[str, Any]]:

@@ -175,7 +175,12 @@ def test_a_models_pods_answer_on_its_ports_alone_and_reach_all_but_link_local(
     reached = [metadata, network.url(8080)]
     model_ip = serve(cluster, namespace, network.other_node, ":8080", ":9090", labels=model_pod)
     served = [f"http://{model_ip}:8080/", f"http://{model_ip}:9090/"]
-    assert client(namespace, node, model_pod).answers(reached) == dict.fromkeys(reached, True)
+    # Before the policy, both are open.
+    wait_until(
+        lambda: client(namespace, node, model_pod).answers(reached) == dict.fromkeys(reached, True),
+        timeout=30,
+        what="the model's pod to reach both addresses before its policy",
+    )
     assert client(network.client_namespace, node).answers(served) == dict.fromkeys(served, True)
 
     policy = builders.build_network_policy("fenced", namespace, Settings())
