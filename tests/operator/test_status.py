@@ -493,3 +493,22 @@ def test_the_pods_newest_warning_event_is_its_problem() -> None:
         == f"pod iris-server-b: FailedAttachVolume: {MULTI_ATTACH}"
     )
     assert status.event_problem(pod, events[:1]) is None
+
+
+def test_the_node_authorizers_passing_refusal_is_no_problem() -> None:
+    refusal = (
+        "Unable to attach or mount volumes: unmounted volumes=[models]: error processing PVC "
+        "ns/iris-models: failed to fetch PVC from API server: persistentvolumeclaims "
+        '"iris-models" is forbidden: User "system:node:worker2" cannot get resource '
+        '"persistentvolumeclaims" in API group "" in the namespace "ns": no relationship found '
+        "between node 'worker2' and this object"
+    )
+    event = {
+        "type": "Warning",
+        "reason": "FailedMount",
+        "message": refusal,
+        "lastTimestamp": "2026-11-23T08:00:10Z",
+        "metadata": {},
+    }
+    pod = creating_pod("iris-train-a", "2026-11-23T08:00:00Z")
+    assert status.event_problem(pod, [event]) is None

@@ -165,13 +165,20 @@ _NOT_MADE_REASONS = frozenset(
 )
 
 
+# The node authorizer's refusal of a pod's claim or Secret to a node it has not yet linked the
+# pod to: it passes by itself (the kubelet mounts again), and a model is not failed for it.
+_NODE_NOT_YET_AUTHORIZED = "no relationship found between node"
+
+
 def event_problem(pod: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
     """The newest Warning Event of `pod` that says why its containers are not being made, as
     the pod's problem; None when it has none."""
     warnings = [
         event
         for event in events
-        if event.get("type") == "Warning" and event.get("reason") in _NOT_MADE_REASONS
+        if event.get("type") == "Warning"
+        and event.get("reason") in _NOT_MADE_REASONS
+        and _NODE_NOT_YET_AUTHORIZED not in event.get("message", "")
     ]
     if not warnings:
         return None
