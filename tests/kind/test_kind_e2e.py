@@ -564,7 +564,7 @@ def test_a_claim_that_cannot_mount_shows_in_status_in_the_kubelets_words(
 
         # A pod is given 10 s to start, then its Events are read, and again every 30 s while it
         # waits: the kubelet's first FailedMount may be the node authorizer's passing refusal of
-        # the claim ("no relationship found between node ..."), the next names the path.
+        # the claim, which status passes over; the next names the path.
         message = wait_until(
             told, timeout=90, what="status to tell that the training pod's volume cannot mount"
         )
