@@ -177,8 +177,8 @@ def start_client(
     create_pod(cluster, namespace, name, ["sleep", "infinity"], node, labels=labels)
     wait_until(lambda: pod_phase(cluster, namespace, name) == "Running", what=f"pod {name}")
     client = Client(cluster, namespace, name)
-    # Running is not yet known to the enforcer, which refuses the new pod's first connections:
-    # the cluster's DNS, which every policy here lets a pod reach, answers once it is.
+    # A pod just Running may be unknown to the enforcer yet, which refuses its first connections:
+    # the cluster's DNS, which every policy here lets a pod reach, answers once it is known.
     dns = get_json(cluster, "-n", "kube-system", "service", "kube-dns")["spec"]["clusterIP"]
     wait_until(
         lambda: client.connections([f"{dns}:53"]) == {f"{dns}:53": "open"},

@@ -106,8 +106,9 @@ def _roc_auc(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
 
 def _mape(y_test: np.ndarray, predicted: np.ndarray) -> float:
     """Mean absolute percentage error, as a fraction (0.1 is 10%)."""
-    if np.any(y_test == 0):
+    zeros = int(np.count_nonzero(y_test == 0))
+    if zeros:
         # scikit-learn divides by a machine epsilon there: a number, but no percentage of anything.
-        log.warning("mape left out: %d held-out targets are 0", int(np.sum(y_test == 0)))
+        log.warning("mape left out: %d held-out targets are 0", zeros)
         return math.nan
     return float(metrics.mean_absolute_percentage_error(y_test, predicted))
