@@ -21,12 +21,14 @@ as_root() {
 }
 
 apt_install() {
-    # apt-get update once per script run, then install what is missing.
+    # apt-get update once per script run, then install what is missing; another step may hold
+    # apt's lock for a while (make test overlaps steps).
     if [ -z "${_MODELOPS_APT_UPDATED:-}" ]; then
-        as_root apt-get update -qq
+        as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
         _MODELOPS_APT_UPDATED=1
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "$@"
 }
 
 # Makes sure a Docker engine answers: installs Debian's docker.io when dockerd is missing and
