@@ -1,7 +1,8 @@
 """MLflow on a real node: deploy/samples/mlflow runs an MLflow server in the cluster and the
 iris sample tracked in it; the training Job's pod logs its run and registers the model there;
 then that registered version is served by another ModelDeployment through the registry
-(churn-registered.yaml), with no Job, pinned to its digest."""
+(churn-registered.yaml), with no Job, pinned to its digest. The wine sample's hyperparameter
+search runs in its Job's pod and logs each trial as a nested run."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from modelops_envtest.waiting import wait_until
 
 pytestmark = [pytest.mark.kind, pytest.mark.timeout(900)]
 
-SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "mlflow"
+SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
+SAMPLE = SAMPLES / "mlflow"
+WINE = SAMPLES / "wine.yaml"
 TRACKED = "iris-tracked"
 REGISTERED = "churn"
 READY_TIMEOUT = 600
@@ -75,3 +78,32 @@ def test_the_job_logs_its_run_and_the_registered_version_serves(
     url = f"http://{REGISTERED}.{namespace}.svc.cluster.local:8080/predict"
     answer = json.loads(run_python(cluster, namespace, predict_script(url, [[5.1, 3.5, 1.4, 0.2]])))
     assert answer["predictions"] == ["setosa"]
+
+
+def test_the_wine_samples_search_runs_in_its_job_and_logs_each_trial(
+    cluster: KindCluster, namespace: str
+) -> None:
+    manifest = yaml.safe_load(WINE.read_text())
+    manifest["spec"]["mlflow"] = {"trackingUri": "http://mlflow:5000"}
+    # The autoscaling test owns the sample's CPU story; one replica serves here.
+    manifest["spec"]["serving"] = {"replicas": 1}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
+    trained = ready(cluster, namespace, "wine", 1)["model"]
+    found = trained["search"]
+    assert (found["trials"], found["failedTrials"], found["metric"]) == (20, 0, "f1_macro")
+    assert set(found["parameters"]) == {"learning_rate", "max_depth", "l2_regularization"}
+
+    script = f"""
+        import json, mlflow
+        client = mlflow.MlflowClient("http://mlflow:5000")
+        parent = client.get_run({trained["mlflow"]["runId"]!r})
+        trials = client.search_runs(
+            [parent.info.experiment_id],
+            "tags.mlflow.parentRunId = '" + parent.info.run_id + "'",
+        )
+        print(json.dumps({{"names": sorted(run.info.run_name for run in trials),
+                          "best": max(run.data.metrics["cv_f1_macro"] for run in trials)}}))
+    """
+    seen = json.loads(run_python(cluster, namespace, script).strip().splitlines()[-1])
+    assert sorted(seen["names"]) == sorted(f"trial-{n}" for n in range(20))
+    assert seen["best"] == pytest.approx(found["score"])

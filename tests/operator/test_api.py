@@ -41,6 +41,10 @@ PROVIDED_MODEL: dict[str, Any] = {
 }
 
 
+def searching(**parameters: dict[str, Any]) -> dict[str, Any]:
+    return with_change("training.search", {"parameters": parameters})
+
+
 def with_change(path: str, value: Any) -> dict[str, Any]:
     """VALID_SPEC with one dotted path set (None deletes it)."""
     spec = copy.deepcopy(VALID_SPEC)
@@ -202,6 +206,54 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
         with_change("mlflow", {"trackingUri": "mlflow:5000"}),
         None,
     ),
+    ("a search of nothing", with_change("training.search", {"parameters": {}}), None),
+    ("an unknown parameter type", searching(max_depth={"type": "Integer", "low": 1}), None),
+    (
+        "choices for a range",
+        searching(max_depth={"type": "Int", "low": 1, "high": 5, "choices": [1]}),
+        None,
+    ),
+    ("a range without its end", searching(max_depth={"type": "Int", "low": 1}), None),
+    ("no choices", searching(criterion={"type": "Categorical"}), None),
+    (
+        "an empty range",
+        searching(max_depth={"type": "Int", "low": 5, "high": 5}),
+        api.SearchParameter.rules[0].message,
+    ),
+    (
+        "a range for choices",
+        searching(criterion={"type": "Categorical", "choices": ["gini"], "low": 1}),
+        api.SearchParameter.rules[0].message,
+    ),
+    (
+        "a log scale from 0",
+        searching(C={"type": "Float", "low": 0, "high": 10, "log": True}),
+        api.SearchParameter.rules[1].message,
+    ),
+    (
+        "a fractional Int",
+        searching(max_depth={"type": "Int", "low": 1.5, "high": 5}),
+        api.SearchParameter.rules[2].message,
+    ),
+    (
+        "a regression metric to search a classifier",
+        with_change(
+            "training.search",
+            {"metric": "rmse", "parameters": {"max_depth": {"type": "Int", "low": 1, "high": 5}}},
+        ),
+        api.TrainingSpec.rules[2].message,
+    ),
+    (
+        "a search longer than the Job",
+        with_change(
+            "training.search",
+            {
+                "timeoutSeconds": 1800,
+                "parameters": {"max_depth": {"type": "Int", "low": 1, "high": 5}},
+            },
+        ),
+        api.TrainingSpec.rules[3].message,
+    ),
     ("a cron minute of 75", with_change("training.schedule", "75 * * * *"), None),
     ("four cron fields", with_change("training.schedule", "0 3 * *"), None),
     ("a step of 0", with_change("training.schedule", "*/0 * * * *"), None),
@@ -270,6 +322,31 @@ VALID: list[tuple[str, dict[str, Any]]] = [
             "mlflow", {"trackingUri": "https://mlflow.example.org", "credentialsSecret": "mlflow"}
         ),
     ),
+    (
+        "a search",
+        with_change(
+            "training.search",
+            {
+                "trials": 30,
+                "timeoutSeconds": 600,
+                "metric": "roc_auc",
+                "folds": 5,
+                "parameters": {
+                    "max_depth": {"type": "Int", "low": 2, "high": 12, "step": 2},
+                    "max_features": {"type": "Float", "low": 0.1, "high": 1.0},
+                    "min_impurity_decrease": {
+                        "type": "Float",
+                        "low": 1e-6,
+                        "high": 0.1,
+                        "log": True,
+                    },
+                    "criterion": {"type": "Categorical", "choices": ["gini", "entropy"]},
+                    "bootstrap": {"type": "Categorical", "choices": [True, False]},
+                    "max_leaf_nodes": {"type": "Categorical", "choices": [8, 16.5, "none"]},
+                },
+            },
+        ),
+    ),
     ("nightly on weekdays", with_change("training.schedule", "30 2 * * MON-FRI")),
     ("every quarter hour in May", with_change("training.schedule", "*/15 8-18 1,15 may *")),
     ("daily", with_change("training.schedule", "@daily")),
@@ -311,6 +388,7 @@ def test_every_rule_is_covered_by_an_invalid_case() -> None:
         api.CsvDataset,
         api.Dataset,
         api.QualityGate,
+        api.SearchParameter,
         api.TrainingSpec,
         api.Autoscaling,
         api.ServingSpec,
@@ -446,6 +524,20 @@ def test_vocabularies_match_the_trainers() -> None:
     assert set(typing.get_args(api.Estimator)) == set(api.CLASSIFIERS) | set(api.REGRESSORS)
 
 
+def test_search_metrics_and_defaults_match_the_trainers() -> None:
+    from modelops_trainer import search, spec
+
+    assert set(search.SCORERS["classification"]) == set(api.CLASSIFICATION_METRICS)
+    assert set(search.SCORERS["regression"]) == set(api.REGRESSION_METRICS)
+    defaults = api.Search.model_validate(
+        {"parameters": {"C": {"type": "Float", "low": 1, "high": 2}}}
+    )
+    assert (defaults.trials, defaults.folds) == (
+        spec.DEFAULT_SEARCH_TRIALS,
+        spec.DEFAULT_SEARCH_FOLDS,
+    )
+
+
 def test_the_seeds_admitted_are_the_seeds_the_trainer_takes() -> None:
     from modelops_trainer.spec import MAX_RANDOM_SEED
 
@@ -454,3 +546,20 @@ def test_the_seeds_admitted_are_the_seeds_the_trainer_takes() -> None:
         api.TrainingSpec.model_validate(
             {**VALID_SPEC["training"], "randomSeed": MAX_RANDOM_SEED + 1}
         )
+
+
+def test_a_search_the_operator_passes_on_is_the_version_the_trainer_makes() -> None:
+    """The operator's copy (defaults filled in) and the resource as written give one version."""
+    from modelops_operator import builders
+    from modelops_trainer.spec import parse_spec
+
+    written = VALID_SPEC["training"] | {
+        "search": {
+            "parameters": {
+                "max_depth": {"type": "Int", "low": 2, "high": 8},
+                "max_features": {"type": "Categorical", "choices": ["sqrt", 0.5, None]},
+            }
+        }
+    }
+    passed_on = builders.trainer_spec(api.TrainingSpec.model_validate(written))
+    assert parse_spec(passed_on).model_inputs() == parse_spec(written).model_inputs()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -512,3 +513,21 @@ def test_the_node_authorizers_passing_refusal_is_no_problem() -> None:
     }
     pod = creating_pod("iris-train-a", "2026-11-23T08:00:00Z")
     assert status.event_problem(pod, [event]) is None
+
+
+def test_the_trainers_search_reaches_the_record(tmp_path: Path) -> None:
+    from modelops_trainer.training import train
+
+    spec = {
+        "dataset": {"builtin": "iris"},
+        "estimator": "DecisionTreeClassifier",
+        "search": {
+            "trials": 3,
+            "timeoutSeconds": 60,
+            "parameters": {"max_depth": {"type": "Int", "low": 1, "high": 4}},
+        },
+    }
+    summary = train(spec, tmp_path, "iris")
+    record = status.parse_summary(json.dumps(summary))
+    assert record.search is not None and record.search.to_wire() == summary["search"]
+    api.TrainingSpec.model_validate(spec)

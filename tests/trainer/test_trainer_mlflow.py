@@ -85,3 +85,21 @@ def test_an_unreachable_server_fails_the_run_in_words(
         TrainingError, match=r"cannot log the run to MLflow at http://127\.0\.0\.1:9"
     ):
         train(SPEC | {"randomSeed": 4}, tmp_path, "wine", "team-a", tracking=tracking)
+
+
+def test_each_search_trial_is_a_nested_run(mlflow_tracking: str, tmp_path: Path) -> None:
+    spec = SPEC | {
+        "hyperparameters": {"max_iter": 5000},
+        "search": {"trials": 4, "parameters": {"C": {"type": "Float", "low": 0.01, "high": 10}}},
+    }
+    summary = train(spec, tmp_path, "wine-search", "team-a", tracking=Tracking(mlflow_tracking))
+    client = mlflow.MlflowClient(tracking_uri=mlflow_tracking)
+    parent = client.get_run(summary["mlflow"]["runId"])
+    assert parent.data.params["search.trials"] == "4"
+    assert parent.data.params["hyperparameters.C"] == str(summary["search"]["parameters"]["C"])
+    trials = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(run.info.run_name for run in trials) == [f"trial-{n}" for n in range(4)]
+    best = max(run.data.metrics["cv_accuracy"] for run in trials)
+    assert best == pytest.approx(summary["search"]["score"])

@@ -135,6 +135,7 @@ class Rule:
 
 
 def _add_rules_to_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    schema.update(getattr(model, "schema_rules", {}))
     rules: tuple[Rule, ...] = getattr(model, "rules", ())
     if rules:
         schema["x-kubernetes-validations"] = [
@@ -250,6 +251,119 @@ class QualityGate(ApiModel):
     )
 
 
+SearchParameterType = Literal["Int", "Float", "Categorical"]
+
+
+def _whole(value: float | None) -> bool:
+    return value is None or float(value).is_integer()
+
+
+class SearchParameter(ApiModel):
+    # CEL cannot see choices (its values may be of any type), so which fields each type takes
+    # is said in the schema (as `_fields_suit_the_type` checks here).
+    schema_rules: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            {"properties": {"type": {"enum": ["Categorical"]}}, "required": ["choices"]},
+            {
+                "properties": {"type": {"enum": ["Int", "Float"]}},
+                "required": ["low", "high"],
+                "not": {"required": ["choices"]},
+            },
+        ]
+    }
+    rules = (
+        Rule(
+            cel="self.type == 'Categorical' ? !has(self.low) && !has(self.high) && "
+            "!has(self.step) && !self.log : !has(self.low) || !has(self.high) || "
+            "self.low < self.high",
+            message="a Categorical parameter takes no low, high, step or log; an Int or Float "
+            "parameter's low must be below its high",
+            check=lambda parameter: (
+                parameter.low is None
+                and parameter.high is None
+                and parameter.step is None
+                and not parameter.log
+                if parameter.type == "Categorical"
+                else parameter.low is None
+                or parameter.high is None
+                or parameter.low < parameter.high
+            ),
+        ),
+        Rule(
+            cel="!self.log || (has(self.low) && self.low > 0.0 && !has(self.step))",
+            message="a log scale needs low above 0 and no step",
+            check=lambda parameter: (
+                not parameter.log
+                or (parameter.low is not None and parameter.low > 0 and parameter.step is None)
+            ),
+        ),
+        Rule(
+            cel="self.type != 'Int' || [has(self.low) ? self.low : 0.0, has(self.high) ? "
+            "self.high : 0.0, has(self.step) ? self.step : 1.0].all(v, v == double(int(v)))",
+            message="an Int parameter takes whole numbers for low, high and step",
+            check=lambda parameter: (
+                parameter.type != "Int"
+                or all(_whole(v) for v in (parameter.low, parameter.high, parameter.step))
+            ),
+        ),
+    )
+    type: SearchParameterType = Field(
+        description="Int and Float search the range from low to high; Categorical picks one of "
+        "choices."
+    )
+    low: float | None = Field(default=None, description="The range's lower end (Int, Float).")
+    high: float | None = Field(default=None, description="The range's upper end (Int, Float).")
+    step: float | None = Field(
+        default=None, gt=0, description="Only multiples of this from low (Int, Float)."
+    )
+    log: bool = Field(
+        default=False,
+        description="Search on a log scale (Int, Float; low above 0): for learning rates and "
+        "regularization strengths.",
+    )
+    choices: list[Any] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The values to pick from (Categorical): strings, numbers or booleans.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_suit_the_type(self) -> SearchParameter:
+        if self.type == "Categorical" and self.choices is None:
+            raise ValueError("a Categorical parameter needs choices")
+        if self.type != "Categorical" and (
+            self.low is None or self.high is None or self.choices is not None
+        ):
+            raise ValueError(f"an {self.type} parameter needs low and high, and takes no choices")
+        return self
+
+
+class Search(ApiModel):
+    parameters: dict[str, SearchParameter] = Field(
+        min_length=1,
+        max_length=32,
+        description="The hyperparameters to search, by name, each with its range or choices; "
+        "hyperparameters keeps the fixed ones (a name may not be in both).",
+    )
+    trials: int = Field(
+        default=20, ge=1, le=1000, description="How many parameter sets to try, one at a time."
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop starting trials after this long (the best so far wins; status says "
+        "the search was cut short). Without it a search stops at half of "
+        "activeDeadlineSeconds, keeping the rest for the refit.",
+    )
+    metric: Metric | None = Field(
+        default=None,
+        description="The metric to optimize, by cross-validation on the training split. "
+        "Default: qualityGate.metric, else accuracy (classifiers) or r2 (regressors).",
+    )
+    folds: int = Field(default=3, ge=2, le=10, description="Cross-validation folds per trial.")
+
+
 def _is_regressor(estimator: str) -> bool:
     return estimator in REGRESSORS
 
@@ -279,6 +393,30 @@ class TrainingSpec(ApiModel):
                 == (training.dataset.builtin in REGRESSION_DATASETS)
             ),
         ),
+        Rule(
+            cel=f"!has(self.search) || !has(self.search.metric) || ((self.estimator in "
+            f"{_cel_list(REGRESSORS)}) == (self.search.metric in {_cel_list(REGRESSION_METRICS)}))",
+            message="search.metric does not suit the estimator: classifiers take accuracy, "
+            "f1_macro, precision_macro, recall_macro or roc_auc; regressors take rmse, mae, mape "
+            "or r2",
+            check=lambda training: (
+                training.search is None
+                or training.search.metric is None
+                or _is_regressor(training.estimator)
+                == (training.search.metric in REGRESSION_METRICS)
+            ),
+        ),
+        Rule(
+            cel="!has(self.search) || !has(self.search.timeoutSeconds) || "
+            "self.search.timeoutSeconds < self.activeDeadlineSeconds",
+            message="search.timeoutSeconds must be below activeDeadlineSeconds, which stops the "
+            "whole training Job",
+            check=lambda training: (
+                training.search is None
+                or training.search.timeout_seconds is None
+                or training.search.timeout_seconds < training.active_deadline_seconds
+            ),
+        ),
     )
     dataset: Dataset = Field(description="Where the training data comes from.")
     estimator: Estimator = Field(description="The scikit-learn estimator class to fit.")
@@ -292,6 +430,12 @@ class TrainingSpec(ApiModel):
     )
     random_seed: int = Field(
         default=42, ge=0, le=2**32 - 1, description="Seed for the split and estimator."
+    )
+    search: Search | None = Field(
+        default=None,
+        description="Search hyperparameters with Optuna (TPE, seeded by randomSeed) before "
+        "training: the best trial's values are refitted on the training split and judged by "
+        "qualityGate like any model.",
     )
     quality_gate: QualityGate | None = Field(
         default=None, description="Promotion rule; without it every trained model is promoted."
@@ -626,6 +770,20 @@ class MlflowRecord(StatusModel):
     model_url: str = Field(description="The registered model version's page in the MLflow UI.")
 
 
+class SearchRecord(StatusModel):
+    metric: Metric = Field(description="The metric the search optimized.")
+    folds: int = Field(description="Cross-validation folds per trial.")
+    score: float = Field(description="The best trial's mean score over the folds.")
+    parameters: dict[str, Any] = Field(description="The best trial's hyperparameters.")
+    trials: int = Field(description="Trials run.")
+    failed_trials: int = Field(
+        default=0, description="Trials whose values the estimator or the data refused."
+    )
+    stopped: str | None = Field(
+        default=None, description="Why the search ran fewer trials than asked; unset otherwise."
+    )
+
+
 class ModelRecord(StatusModel):
     version: str = Field(description="The model version (derived from spec and data).")
     # Required and well-formed: the server unpickles only a file with this digest, and would
@@ -664,6 +822,9 @@ class ModelRecord(StatusModel):
     )
     mlflow: MlflowRecord | None = Field(
         default=None, description="Its MLflow run and registered model version, where logged."
+    )
+    search: SearchRecord | None = Field(
+        default=None, description="The hyperparameter search that chose its values, where one ran."
     )
 
 

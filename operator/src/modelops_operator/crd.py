@@ -38,6 +38,9 @@ _DROPPED_KEYS = {
 
 def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Translate one JSON Schema node (pydantic's dialect) into a structural schema node."""
+    if not node:
+        # Any value (a search's choices): the apiserver keeps it, the model's own rules judge it.
+        return {"x-kubernetes-preserve-unknown-fields": True}
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         return structural({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs)

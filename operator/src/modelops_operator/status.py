@@ -23,6 +23,7 @@ _SUMMARY_KEYS = (
     "metrics",
     "trainedAt",
     "mlflow",
+    "search",
 )
 
 

@@ -240,6 +240,7 @@ def summary(kept: Kept, location: str) -> dict[str, Any]:
         "artifactPath": location,
         "trainedAt": metadata["createdAt"],
         **({"mlflow": metadata["mlflow"]} if "mlflow" in metadata else {}),
+        **({"search": metadata["search"]} if "search" in metadata else {}),
     }
 
 

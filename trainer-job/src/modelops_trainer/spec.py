@@ -7,7 +7,7 @@ accepted and not interpreted.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -18,6 +18,8 @@ from .errors import TrainingError, did_you_mean
 # (which has them filled in).
 DEFAULT_TEST_SIZE = 0.2
 DEFAULT_RANDOM_SEED = 42
+DEFAULT_SEARCH_TRIALS = 20
+DEFAULT_SEARCH_FOLDS = 3
 # numpy's seeds are 32-bit.
 MAX_RANDOM_SEED = 2**32 - 1
 
@@ -52,12 +54,57 @@ class DatasetSpec(_Section):
         return self
 
 
+class SearchParameter(_Section):
+    """One hyperparameter's range (Int, Float) or choices (Categorical), as Optuna suggests it."""
+
+    type: Literal["Int", "Float", "Categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(default=None, gt=0)
+    log: bool = False
+    choices: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParameter:
+        if self.type == "Categorical":
+            if self.choices is None or any(
+                field is not None for field in (self.low, self.high, self.step)
+            ):
+                raise ValueError("a Categorical parameter takes choices, and no low, high or step")
+            if self.log:
+                raise ValueError("a Categorical parameter has no log scale")
+            for choice in self.choices:
+                if choice is not None and not isinstance(choice, str | int | float | bool):
+                    raise ValueError(f"choice {choice!r} is not a string, number, boolean or null")
+            return self
+        if self.low is None or self.high is None or self.choices is not None:
+            raise ValueError(f"an {self.type} parameter takes low and high, and no choices")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("a log scale needs low > 0 and no step")
+        if self.type == "Int" and not all(
+            bound is None or float(bound).is_integer() for bound in (self.low, self.high, self.step)
+        ):
+            raise ValueError("an Int parameter takes whole numbers for low, high and step")
+        return self
+
+
+class SearchSpec(_Section):
+    parameters: dict[str, SearchParameter] = Field(min_length=1)
+    trials: int = Field(default=DEFAULT_SEARCH_TRIALS, ge=1)
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    metric: str | None = None
+    folds: int = Field(default=DEFAULT_SEARCH_FOLDS, ge=2)
+
+
 class TrainingSpec(_Section):
     dataset: DatasetSpec
     estimator: str
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     test_size: float = Field(default=DEFAULT_TEST_SIZE, gt=0, lt=1)
     random_seed: int = Field(default=DEFAULT_RANDOM_SEED, ge=0, le=MAX_RANDOM_SEED)
+    search: SearchSpec | None = None
     # Read by the operator; accepted so that the whole training spec can be passed as is.
     quality_gate: Any = None
     resources: Any = None
@@ -70,7 +117,14 @@ class TrainingSpec(_Section):
             mode="json",
             by_alias=True,
             exclude_none=True,
-            include={"dataset", "estimator", "hyperparameters", "test_size", "random_seed"},
+            include={
+                "dataset",
+                "estimator",
+                "hyperparameters",
+                "test_size",
+                "random_seed",
+                "search",
+            },
         )
 
 
@@ -99,9 +153,13 @@ def _describe(error: Any) -> str:
 def _suggestion(location: tuple[Any, ...]) -> str:
     """For an unknown key: the closest allowed one (typos are the usual cause) and all of them."""
     model: Any = TrainingSpec
-    for part in location[:-1]:
-        # Down through the sections: each is `Section | None` or `Section`.
+    parts = iter(location[:-1])
+    for part in parts:
+        # Down through the sections: each is `Section | None`, `Section` or `dict[str, Section]`.
         annotation = model.model_fields[_field_name(model, str(part))].annotation
+        if get_origin(annotation) is dict:
+            next(parts)  # the map's key, a name of the user's
+            annotation = get_args(annotation)[1]
         model = next(arg for arg in get_args(annotation) or (annotation,) if arg is not type(None))
     allowed = [field.alias or name for name, field in model.model_fields.items()]
     return f"{did_you_mean(str(location[-1]), allowed)}the allowed keys are {', '.join(allowed)}"

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from .errors import TrainingError
+from .search import Trial
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The model's own folder in the run, and the format the server can read without skops.
@@ -34,6 +36,9 @@ class Run:
     model: Any
     # A few training rows: MLflow infers the model's signature from them.
     example: Any
+    # A hyperparameter search's trials, each a nested run with its score as `trial_metric`.
+    trials: Sequence[Trial] = ()
+    trial_metric: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,15 @@ class Tracking:
             mlflow.log_params(run.parameters)
             mlflow.log_metrics(run.metrics)
             mlflow.set_tags(run.tags)
+            for trial in run.trials:
+                with mlflow.start_run(
+                    experiment_id=experiment_id, run_name=f"trial-{trial.number}", nested=True
+                ):
+                    mlflow.log_params(trial.parameters)
+                    if trial.score is None:
+                        mlflow.set_tag("modelops.trialFailed", trial.problem or "")
+                    else:
+                        mlflow.log_metric(run.trial_metric, trial.score)
             logged = mlflow.sklearn.log_model(
                 run.model,
                 name=MODEL_NAME,

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import type_of_target
 
-from . import artifact, datasets, estimators, evaluate, features
+from . import artifact, datasets, estimators, evaluate, features, search
 from .errors import TrainingError
 from .object_storage import ObjectStore
 from .spec import parse_spec
@@ -48,13 +49,25 @@ def train(
                 f"{label} {value!r} cannot be a directory name: use up to 253 letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"
             )
+    started = time.monotonic()
     training = parse_spec(spec)
-    # The cheap checks first: a bad estimator fails before any download.
-    arguments = estimators.constructor_arguments(
-        training.estimator, training.hyperparameters, training.random_seed
-    )
-    estimator = estimators.build(training.estimator, arguments)
+
+    def arguments_with(chosen: dict[str, Any]) -> dict[str, Any]:
+        return estimators.constructor_arguments(
+            training.estimator, training.hyperparameters | chosen, training.random_seed
+        )
+
+    # The cheap checks first: a bad estimator or search space fails before any download.
+    arguments = arguments_with({})
+    estimators.build(training.estimator, arguments)
     task = estimators.task_of(training.estimator)
+    if training.search is not None:
+        search_metric = search.metric_of(training.search, task, _gate_metric(training.quality_gate))
+        search.check_space(
+            training.search,
+            training.hyperparameters,
+            lambda chosen: estimators.build(training.estimator, arguments_with(chosen)),
+        )
     table = datasets.load(training.dataset)
     _check_task(table, task, training.estimator)
 
@@ -85,11 +98,32 @@ def train(
     split = evaluate.split(
         encoding.matrix, table.target.to_numpy(), task, training.test_size, training.random_seed
     )
-    model = (
-        estimator
-        if encoding.preprocessor is None
-        else Pipeline([("preprocess", encoding.preprocessor), ("estimator", estimator)])
+
+    def model_with(chosen: dict[str, Any]) -> Any:
+        estimator = estimators.build(training.estimator, arguments_with(chosen))
+        if encoding.preprocessor is None:
+            return estimator
+        return Pipeline([("preprocess", clone(encoding.preprocessor)), ("estimator", estimator)])
+
+    searched = (
+        search.run(
+            training.search,
+            task,
+            search_metric,
+            model_with,
+            split[0],
+            split[2],
+            training.random_seed,
+            search.time_limit(
+                training.search, _deadline(training.active_deadline_seconds), started
+            ),
+        )
+        if training.search is not None
+        else None
     )
+    best = searched.best_parameters if searched is not None else {}
+    arguments = arguments_with(best)
+    model = model_with(best)
     metrics = _fit_and_score(model, split, task, training.estimator, table.origin)
     logged = (
         tracking.log(
@@ -103,11 +137,14 @@ def train(
                     "testSize": training.test_size,
                     "randomSeed": training.random_seed,
                     **{f"hyperparameters.{key}": value for key, value in arguments.items()},
+                    **(_search_parameters(searched) if searched is not None else {}),
                 },
                 metrics=metrics,
                 tags={"modelops.version": version, "modelops.dataFingerprint": data_fingerprint},
                 model=model,
                 example=split[0][:5],
+                trials=searched.trials if searched is not None else [],
+                trial_metric=f"cv_{searched.metric}" if searched is not None else "",
             )
         )
         if tracking is not None
@@ -128,6 +165,7 @@ def train(
         },
         "metrics": metrics,
         "dataFingerprint": data_fingerprint,
+        **({"search": searched.record()} if searched is not None else {}),
         "libraryVersions": artifact.library_versions(),
         "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trainingSpec": spec,
@@ -142,6 +180,25 @@ def _summary(
 ) -> dict[str, Any]:
     location = store.upload(directory, relative) if store else str(directory.absolute())
     return artifact.summary(kept, location)
+
+
+def _gate_metric(quality_gate: Any) -> str | None:
+    metric = quality_gate.get("metric") if isinstance(quality_gate, dict) else None
+    return metric if isinstance(metric, str) else None
+
+
+def _deadline(active_deadline_seconds: Any) -> int | None:
+    # The operator fills in the CRD's default; a spec run by hand may have none.
+    return active_deadline_seconds if isinstance(active_deadline_seconds, int) else None
+
+
+def _search_parameters(searched: search.Outcome) -> dict[str, Any]:
+    # The best trial's values are the hyperparameters.* already.
+    return {
+        f"search.{key}": value
+        for key, value in searched.record().items()
+        if key not in ("parameters", "score")
+    }
 
 
 def _fit_and_score(
