@@ -2,7 +2,8 @@
 iris sample tracked in it; the training Job's pod logs its run and registers the model there;
 then that registered version is served by another ModelDeployment through the registry
 (churn-registered.yaml), with no Job, pinned to its digest. The wine sample's hyperparameter
-search runs in its Job's pod and logs each trial as a nested run."""
+search runs in its Job's pod and logs each trial as a nested run, and the registry's champion
+alias follows the serving version through promotion and a rollback pin."""
 
 from __future__ import annotations
 
@@ -107,3 +108,36 @@ def test_the_wine_samples_search_runs_in_its_job_and_logs_each_trial(
     seen = json.loads(run_python(cluster, namespace, script).strip().splitlines()[-1])
     assert sorted(seen["names"]) == sorted(f"trial-{n}" for n in range(20))
     assert seen["best"] == pytest.approx(found["score"])
+
+    # The champion alias follows what serves: the first version, the next one trained, and the
+    # first again when a pin rolls back to it.
+    first = champion(cluster, namespace, "wine", 1)
+    manifest["spec"]["training"]["randomSeed"] = 8
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
+    champion(cluster, namespace, "wine", 2)
+    manifest["spec"]["serving"]["modelVersion"] = first["version"]
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
+    assert champion(cluster, namespace, "wine", 1)["version"] == first["version"]
+
+
+def champion(cluster: KindCluster, namespace: str, name: str, registered: int) -> dict[str, Any]:
+    """The serving version once status and the MLflow registry agree that it is the champion:
+    registered version `registered` of the model. Its record."""
+
+    def aliased() -> dict[str, Any] | None:
+        model = get_json(cluster, "-n", namespace, "mdep", name)["status"]["model"]
+        mlflow = model["mlflow"]
+        assert "aliasProblem" not in mlflow, mlflow["aliasProblem"]
+        wanted = mlflow["modelUri"].endswith(f"/{registered}") and mlflow.get("alias")
+        return model if wanted == "champion" else None
+
+    record: dict[str, Any] = wait_until(
+        aliased, timeout=READY_TIMEOUT, what=f"version {registered} of {name} the champion"
+    )
+    script = f"""
+        import mlflow
+        client = mlflow.MlflowClient("http://mlflow:5000")
+        print(client.get_model_version_by_alias({namespace + "." + name!r}, "champion").version)
+    """
+    assert run_python(cluster, namespace, script).strip().splitlines()[-1] == str(registered)
+    return record

@@ -254,6 +254,16 @@ INVALID: list[tuple[str, dict[str, Any], str | None]] = [
         ),
         api.TrainingSpec.rules[3].message,
     ),
+    (
+        "an alias MLflow keeps for versions",
+        with_change("mlflow", {"trackingUri": "http://mlflow:5000", "championAlias": "v3"}),
+        api.MlflowSpec.rules[0].message,
+    ),
+    (
+        "an alias with a space",
+        with_change("mlflow", {"trackingUri": "http://mlflow:5000", "championAlias": "a b"}),
+        None,
+    ),
     ("a cron minute of 75", with_change("training.schedule", "75 * * * *"), None),
     ("four cron fields", with_change("training.schedule", "0 3 * *"), None),
     ("a step of 0", with_change("training.schedule", "*/0 * * * *"), None),
@@ -394,6 +404,7 @@ def test_every_rule_is_covered_by_an_invalid_case() -> None:
         api.ServingSpec,
         api.StorageSpec,
         api.ModelSource,
+        api.MlflowSpec,
         api.ModelDeploymentSpec,
     ]
     rule_messages = {rule.message for model in models for rule in model.rules}
@@ -430,7 +441,9 @@ def test_pydantic_accepts(case: str, spec: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
 def test_samples_parse(sample: Path) -> None:
-    api.ModelDeploymentSpec.model_validate(yaml.safe_load(sample.read_text())["spec"])
+    for document in yaml.safe_load_all(sample.read_text()):
+        if document["kind"] == "ModelDeployment":
+            api.ModelDeploymentSpec.model_validate(document["spec"])
 
 
 def test_name_rule() -> None:

@@ -493,3 +493,25 @@ def test_a_model_in_an_mlflow_registry_is_fetched_through_its_server() -> None:
         {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
     ]
     assert fetch["envFrom"] == [{"secretRef": {"name": "mlflow-token"}}]
+
+
+def test_the_champion_job_points_the_alias_with_the_mlflow_credentials_only() -> None:
+    spec = spec_of("iris", mlflow=MLFLOW | {"championAlias": "prod"})
+    logged = api.MlflowRecord(
+        run_id="r", run_url="u", model_uri="models:/ns.iris/12", model_url="m"
+    )
+    served = MODEL.model_copy(update={"mlflow": logged})
+    job = builders.build_champion_job("iris", "ns", spec, SETTINGS, served)
+    assert job is not None and job["metadata"]["name"] == "iris-champion-12"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (champion,) = pod["containers"]
+    assert champion["command"] == ["modelops-champion"]
+    assert champion["args"] == ["--model", "ns.iris", "--version", "12", "--alias", "prod"]
+    assert champion["envFrom"] == [{"secretRef": {"name": "mlflow-token"}}]
+    assert champion["securityContext"]["readOnlyRootFilesystem"] is True
+    # Nothing to point: no server, a version not logged, or a provided model (its owner's).
+    assert builders.build_champion_job("iris", "ns", spec_of("iris"), SETTINGS, served) is None
+    assert builders.build_champion_job("iris", "ns", spec, SETTINGS, MODEL) is None
+    provided = served.model_copy(update={"origin": "Provided"})
+    assert builders.build_champion_job("iris", "ns", spec, SETTINGS, provided) is None

@@ -727,3 +727,112 @@ def test_a_stuck_pods_events_the_operator_may_not_list_do_not_fail_its_model(
     assert refused.value.status == 403
     assert reconcile._waited_problem(world, namespace, "iris", [pod]) is None
     assert rechecks == [reconcile.STUCK_POD_RECHECK_SECONDS]
+
+
+def mlflow_record(namespace: str, name: str, registered_version: int) -> dict[str, str]:
+    registered = f"{namespace}.{name}"
+    return {
+        "runId": f"run{registered_version}",
+        "runUrl": f"http://mlflow.invalid:5000/#/experiments/1/runs/run{registered_version}",
+        "modelUri": f"models:/{registered}/{registered_version}",
+        "modelUrl": f"http://mlflow.invalid:5000/#/models/{registered}/versions/{registered_version}",
+    }
+
+
+def test_the_champion_alias_follows_the_serving_version(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    """Promotion, a pin and its removal each point the alias at what serves, through a Job
+    run once the rollout completed (the Job's program is tested against a real MLflow server
+    in tests/trainer/test_trainer_mlflow.py)."""
+    namespace = models.namespace
+    manifest = sample("wine")
+    manifest["spec"]["mlflow"] = {
+        "trackingUri": "http://mlflow.invalid:5000",
+        "championAlias": "prod",
+    }
+
+    def train_to_ready(spec: dict[str, Any], registered_version: int) -> dict[str, Any]:
+        models.apply(spec)
+        summary = trained(spec["spec"]["training"], "wine") | {
+            "mlflow": mlflow_record(namespace, "wine", registered_version)
+        }
+        kubelet.finish_training(namespace, models.training_job("wine"), summary)
+        return serve_to_ready(models, kubelet, "wine")
+
+    def serve_version(version: str) -> None:
+        kubelet.serve_until(
+            namespace,
+            "wine",
+            lambda: (
+                (status := models.status("wine"))["model"]["version"] == version
+                and status["phase"] == "Ready"
+            ),
+            what=f"{version} serving",
+        )
+
+    def champion_moves_to(registered_version: int, version: str) -> dict[str, Any]:
+        job = f"wine-champion-{registered_version}"
+        args = wait_until(
+            lambda: (
+                models.kubectl(
+                    "get",
+                    "job",
+                    job,
+                    "-o",
+                    "jsonpath={.spec.template.spec.containers[0].args}",
+                    check=False,
+                ).stdout
+            ),
+            what=f"Job {job}",
+        )
+        assert json.loads(args) == [
+            "--model",
+            f"{namespace}.wine",
+            "--version",
+            str(registered_version),
+            "--alias",
+            "prod",
+        ]
+        kubelet.finish_training(namespace, job, {"alias": "prod"})
+        record: dict[str, Any] = wait_until(
+            lambda: (
+                (model := models.status("wine")["model"])["mlflow"].get("alias") == "prod" and model
+            ),
+            what=f"the alias on {version}",
+        )
+        assert record["version"] == version
+        champions = [job for job in models.jobs("wine") if "-champion-" in job]
+        assert champions == [f"job.batch/wine-champion-{registered_version}"]
+        return record
+
+    first = train_to_ready(manifest, 1)["model"]
+    champion_moves_to(1, first["version"])
+
+    changed = copy.deepcopy(manifest)
+    changed["spec"]["training"]["randomSeed"] = 8
+    second = train_to_ready(changed, 2)["model"]
+    assert "alias" not in second["mlflow"], "the alias moves only once the Job did it"
+    champion_moves_to(2, second["version"])
+
+    # A rollback by pin: the alias follows the pinned version, and back when the pin goes.
+    pinned = copy.deepcopy(changed)
+    pinned["spec"]["serving"]["modelVersion"] = first["version"]
+    models.apply(pinned)
+    serve_version(first["version"])
+    champion_moves_to(1, first["version"])
+    models.apply(changed)
+    serve_version(second["version"])
+    job = "wine-champion-2"
+    wait_until(
+        lambda: models.kubectl("get", "job", job, check=False).returncode == 0, what=f"Job {job}"
+    )
+    # A registry that refuses: the Job's words reach status, the model keeps serving.
+    for _ in range(2):  # backoffLimit 1: two pods
+        kubelet.fail_training(namespace, job, "error: cannot point alias 'prod' ... 403")
+    refused = wait_until(
+        lambda: (model := models.status("wine")["model"])["mlflow"].get("aliasProblem") and model,
+        what="the refusal in status",
+    )
+    assert refused["mlflow"]["aliasProblem"] == "error: cannot point alias 'prod' ... 403"
+    assert models.status("wine")["phase"] == "Ready"

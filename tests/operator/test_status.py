@@ -531,3 +531,25 @@ def test_the_trainers_search_reaches_the_record(tmp_path: Path) -> None:
     record = status.parse_summary(json.dumps(summary))
     assert record.search is not None and record.search.to_wire() == summary["search"]
     api.TrainingSpec.model_validate(spec)
+
+
+def test_a_status_patch_nulls_out_what_is_no_longer_reported_at_any_depth() -> None:
+    from modelops_operator.reconcile import merge_patch
+
+    old = {
+        "phase": "Ready",
+        "endpoint": "http://iris",
+        "model": {"version": "v1", "mlflow": {"runId": "a", "alias": "champion"}},
+        "history": [{"version": "v1"}],
+    }
+    new = {
+        "phase": "Deploying",
+        "model": {"version": "v2", "mlflow": {"runId": "b"}},
+        "history": [],
+    }
+    assert merge_patch(old, new) == {
+        "endpoint": None,
+        "phase": "Deploying",
+        "model": {"version": "v2", "mlflow": {"runId": "b", "alias": None}},
+        "history": [],
+    }

@@ -5,13 +5,14 @@ words."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import joblib
 import mlflow
 import pytest
-from modelops_trainer import artifact, cli
+from modelops_trainer import artifact, champion, cli
 from modelops_trainer.errors import TrainingError
 from modelops_trainer.tracking import Tracking
 from modelops_trainer.training import train
@@ -103,3 +104,27 @@ def test_each_search_trial_is_a_nested_run(mlflow_tracking: str, tmp_path: Path)
     assert sorted(run.info.run_name for run in trials) == [f"trial-{n}" for n in range(4)]
     best = max(run.data.metrics["cv_accuracy"] for run in trials)
     assert best == pytest.approx(summary["search"]["score"])
+
+
+def test_the_champion_job_points_the_alias_at_a_version(
+    mlflow_tracking: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    tracking = Tracking(mlflow_tracking)
+    for seed in (1, 2):
+        train(SPEC | {"randomSeed": seed}, tmp_path, "wine-champion", "team-b", tracking=tracking)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_tracking)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking)
+    monkeypatch.setenv("MODELOPS_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    for version in ("2", "1"):
+        arguments = ["--model", "team-b.wine-champion", "--version", version, "--alias", "prod"]
+        assert champion.main(arguments) == 0
+        assert client.get_model_version_by_alias("team-b.wine-champion", "prod").version == version
+    assert json.loads((tmp_path / "termination-log").read_text())["version"] == "1"
+
+    unknown = ["--model", "team-b.nothing", "--version", "1", "--alias", "prod"]
+    assert champion.main(unknown) == 1
+    said = (tmp_path / "termination-log").read_text()
+    assert said.startswith(
+        f"error: cannot point alias 'prod' of team-b.nothing at version 1 in MLflow at "
+        f"{mlflow_tracking}: RestException"
+    )

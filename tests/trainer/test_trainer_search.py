@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from modelops_trainer import search
 from modelops_trainer.errors import TrainingError
 from modelops_trainer.spec import SearchSpec
@@ -193,3 +194,16 @@ def test_a_bad_search_fails_in_words(change: dict[str, Any], message: str, tmp_p
     with pytest.raises(TrainingError) as failed:
         train(searched_tree() | change, tmp_path, "iris")
     assert message in str(failed.value)
+
+
+def test_the_two_objectives_sample_searches_each_for_its_own_metric(tmp_path: Path) -> None:
+    sample = Path(__file__).parents[2] / "deploy/samples/mlflow/breast-cancer-search.yaml"
+    found = {
+        document["metadata"]["name"]: train(
+            document["spec"]["training"], tmp_path, document["metadata"]["name"]
+        )["search"]
+        for document in yaml.safe_load_all(sample.read_text())
+    }
+    assert found["cancer-accuracy"]["metric"] == "accuracy"
+    assert found["cancer-roc-auc"]["metric"] == "roc_auc"
+    assert found["cancer-accuracy"]["trials"] == found["cancer-roc-auc"]["trials"] == 10

@@ -40,7 +40,11 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 # The path the pods mount the artifact volume at (the artifact contract's default).
 ARTIFACT_MOUNT_PATH = "/models"
 # What each container's image runs, by container name.
-PROGRAMS = {"trainer": "modelops-train", "server": "modelops-serve"}
+PROGRAMS = {
+    "trainer": "modelops-train",
+    "server": "modelops-serve",
+    "champion": "modelops-champion",
+}
 POLL_SECONDS = 0.5
 READY_PATH = "/v2/health/ready"
 

@@ -81,6 +81,10 @@ MODEL_URI_PATTERN = (
     r"|models:/[^/@]+/[1-9][0-9]*)$"
 )
 MLFLOW_URI_PREFIX = "models:/"
+# MLflow's alias rules: letters, digits, '_' and '-'; not "latest", nor v<number> (MlflowSpec's
+# rule: a version).
+MLFLOW_ALIAS_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
+MLFLOW_RESERVED_ALIAS = r"^(latest|[vV][0-9]+)$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_NAME_LENGTH = 40
 
@@ -563,6 +567,15 @@ class S3Storage(S3Access):
 class MlflowSpec(ApiModel):
     """An MLflow tracking server: where training runs are logged and models are registered."""
 
+    rules = (
+        Rule(
+            cel=f"!self.championAlias.matches('{MLFLOW_RESERVED_ALIAS}')",
+            message="mlflow.championAlias cannot be latest or v<number>: MLflow reserves them "
+            "for versions",
+            check=lambda mlflow: re.fullmatch(MLFLOW_RESERVED_ALIAS, mlflow.champion_alias) is None,
+        ),
+    )
+
     tracking_uri: Annotated[str, Field(pattern=r"^https?://")] = Field(
         description="The tracking server's URL (MLFLOW_TRACKING_URI of the training and "
         "fetching pods). Its artifacts must be served by it (mlflow server's default) or "
@@ -575,6 +588,12 @@ class MlflowSpec(ApiModel):
         "variables of the training and fetching pods: MLFLOW_TRACKING_USERNAME and "
         "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN (and AWS_* for an artifact store "
         "in S3 that the server does not serve).",
+    )
+    champion_alias: Annotated[str, Field(pattern=MLFLOW_ALIAS_PATTERN)] = Field(
+        default="champion",
+        description="The alias of the registered version that serves: once a trained "
+        "version's rollout completes (promotion, rollback or pin), a Job points it there, so "
+        "models:/<namespace>.<name>@<alias> loads what serves.",
     )
 
 
@@ -768,6 +787,19 @@ class MlflowRecord(StatusModel):
     run_url: str = Field(description="The run's page in the MLflow UI.")
     model_uri: str = Field(description="The registered model version, models:/<name>/<version>.")
     model_url: str = Field(description="The registered model version's page in the MLflow UI.")
+    alias: str | None = Field(
+        default=None,
+        description="The registry's alias (mlflow.championAlias) that points at this version "
+        "while it serves; unset until the Job that points it there succeeded.",
+    )
+    alias_problem: str | None = Field(
+        default=None, description="Why the alias could not be pointed at this version."
+    )
+
+    def registered_version(self) -> tuple[str, str]:
+        """(registered model name, version) of model_uri, models:/<name>/<version>."""
+        name, _, version = self.model_uri.removeprefix(MLFLOW_URI_PREFIX).rpartition("/")
+        return name, version
 
 
 class SearchRecord(StatusModel):

@@ -297,6 +297,78 @@ def build_training_job(
     )
 
 
+def champion_job_name(name: str, mlflow: api.MlflowRecord) -> str:
+    return constants.CHAMPION_JOB_NAME.format(
+        name=name, registered_version=mlflow.registered_version()[1]
+    )
+
+
+def build_champion_job(
+    name: str,
+    namespace: str,
+    spec: api.ModelDeploymentSpec,
+    settings: Settings,
+    target: api.ModelRecord,
+) -> dict[str, Any] | None:
+    """The Job that points the registry's alias at the serving version: None for a version
+    that is not a trained one registered in MLflow (a provided model's registry entry is its
+    owner's), or with no MLflow server."""
+    server = tracking(spec, settings)
+    if server is None or target.origin != "Trained" or target.mlflow is None:
+        return None
+    registered, version = target.mlflow.registered_version()
+    job_labels = labels(name, "champion")
+    mlflow_env, mlflow_env_from = _mlflow_client_environment(server)
+    container = _with_env_from(
+        {
+            "name": "champion",
+            "image": settings.trainer_image,
+            "imagePullPolicy": settings.image_pull_policy,
+            "command": ["modelops-champion"],
+            "args": [
+                "--model",
+                registered,
+                "--version",
+                version,
+                "--alias",
+                server.champion_alias,
+            ],
+            "env": mlflow_env,
+            "securityContext": _restricted_security_context(),
+            "terminationMessagePath": constants.TERMINATION_LOG,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"memory": "256Mi"},
+            },
+        },
+        mlflow_env_from,
+    )
+    return with_spec_hash(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": _metadata(champion_job_name(name, target.mlflow), namespace, job_labels),
+            "spec": {
+                # MLflow's client retries a server that is away for minutes itself.
+                "backoffLimit": 1,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": job_labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"fsGroup": NON_ROOT_UID},
+                        "containers": [container],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    },
+                },
+            },
+        }
+    )
+
+
 def _recorded_versions(history: Sequence[api.ModelRecord]) -> str:
     """The digests status recorded for the model's versions: what lets the trainer adopt a
     version already in place (docs/artifact-contract.md)."""

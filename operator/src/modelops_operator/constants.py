@@ -36,6 +36,9 @@ SERVICE_NAME = "{name}"
 CLAIM_NAME = "{name}-models"
 DASHBOARD_NAME = "{name}-dashboard"
 NETWORK_POLICY_NAME = "{name}-network"
+# The Job that points the registry's alias at the serving version (a number: at most 11 digits
+# fit).
+CHAMPION_JOB_NAME = "{name}-champion-{registered_version}"
 
 # Paths and ports of the artifact contract (docs/artifact-contract.md).
 ARTIFACT_MOUNT_PATH = "/models"

@@ -269,14 +269,25 @@ def _report(
     previous = body.get("status") or {}
     wire = new_status.to_wire()
     if wire != previous:
-        # A merge patch: fields we no longer report are nulled out explicitly.
-        models.patch_status(
-            namespace, name, wire | {key: None for key in previous if key not in wire}
-        )
+        models.patch_status(namespace, name, merge_patch(previous, wire))
     if previous.get("phase") != new_status.phase:
         _post(body, new_status.phase == "Failed", new_status.phase, new_status.message)
     elif new_status.phase == "Failed" and previous.get("message") != new_status.message:
         _post(body, True, new_status.phase, new_status.message)
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) that turns `old`, or anything that differs from it only
+    where `new` has a say, into `new`: all of `new`, and the fields it no longer has nulled
+    out, in nested objects too (a new model's record must not keep the old one's alias)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def _post(body: dict[str, Any], warning: bool, reason: str, message: str) -> None:
@@ -429,6 +440,7 @@ def _reconcile(
     rollout = None
     if target is not None:
         rollout = _ensure_serving(world, settings, body, spec, target)
+        target = _follow_champion(world, settings, body, spec, target, rollout)
 
     if workload_only and reported_monitoring is not None:
         monitoring = reported_monitoring
@@ -630,6 +642,44 @@ def _ensure_serving(
     pods = world.watched.list("v1", "Pod", namespace, name, builders.labels(name, "server"))
     problem = status.pod_problem(pods) or _waited_problem(world, namespace, name, pods)
     return dataclasses.replace(progress, problem=problem)
+
+
+def _follow_champion(
+    world: World,
+    settings: Settings,
+    body: dict[str, Any],
+    spec: api.ModelDeploymentSpec,
+    target: api.ModelRecord,
+    rollout: status.Rollout,
+) -> api.ModelRecord:
+    """Once the serving version's rollout completes, a Job points the registry's alias at it.
+    The Jobs of other versions go: a success kept from before would vouch for an alias moved
+    away since (a pin, then its removal)."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    wanted = builders.build_champion_job(name, namespace, spec, settings, target)
+    wanted_name = wanted["metadata"]["name"] if wanted is not None else None
+    champion_jobs = builders.labels(name, "champion")
+    for other in world.watched.list("batch/v1", "Job", namespace, name, champion_jobs):
+        if other["metadata"]["name"] != wanted_name and _owned_by(other, body):
+            world.kube.delete("batch/v1", "Job", namespace, other["metadata"]["name"])
+    server = builders.tracking(spec, settings)
+    if wanted is None or wanted_name is None or server is None:
+        return target
+    job = _ours(world.watched.get("batch/v1", "Job", namespace, name, wanted_name), body)
+    if job is None:
+        if not rollout.complete:
+            return target
+        created, _ = world.kube.create_if_absent(_adopted(wanted, body))
+        job = _ours(created, body)
+    if job is None:
+        return target
+    # Its pods tell why it failed; a success needs no read.
+    pods = (
+        world.kube.list("v1", "Pod", namespace, f"job-name={wanted_name}")
+        if status.job_failed(job)
+        else []
+    )
+    return status.with_champion(target, server.champion_alias, job, pods)
 
 
 def _waited_problem(

@@ -233,6 +233,28 @@ def _job_failed(job: Mapping[str, Any]) -> dict[str, Any] | None:
     return _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
 
 
+def with_champion(
+    target: api.ModelRecord, alias: str, job: Mapping[str, Any], pods: list[dict[str, Any]]
+) -> api.ModelRecord:
+    """The serving version's record with what its champion Job did: the alias once it
+    succeeded, or why it failed, in the pod's words."""
+    assert target.mlflow is not None, "only a version registered in MLflow has a champion Job"
+    if _job_succeeded(job):
+        mlflow = target.mlflow.model_copy(update={"alias": alias})
+    elif failed := _job_failed(job):
+        pod = _newest(pods, "Failed")
+        said = _termination_message(pod) if pod else ""
+        problem = said or failed.get("message") or failed.get("reason") or "unknown"
+        mlflow = target.mlflow.model_copy(update={"alias_problem": problem})
+    else:
+        return target
+    return target.model_copy(update={"mlflow": mlflow})
+
+
+def job_failed(job: Mapping[str, Any]) -> bool:
+    return _job_failed(job) is not None
+
+
 def job_finished(job: Mapping[str, Any]) -> bool:
     return bool(_job_succeeded(job) or _job_failed(job))
 

@@ -74,17 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 artifact.prune(Path(summary["artifactPath"]).parent, kept)
     except TrainingError as exc:
-        return _fail(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), EXIT_BAD_INPUT)
     except Exception as exc:
         traceback.print_exc()
-        return _fail(
+        return fail(
             f"internal error ({type(exc).__name__}: {exc}): this is a bug in the trainer, "
             "please report it with the log above",
             EXIT_INTERNAL_ERROR,
         )
     line = json.dumps(summary)
     print(line, flush=True)
-    _write_termination_log(line)
+    write_termination_log(line)
     return 0
 
 
@@ -188,14 +188,14 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _fail(message: str, status: int) -> int:
+def fail(message: str, status: int) -> int:
     line = "error: " + " ".join(message.split())
     print(line, file=sys.stderr, flush=True)
-    _write_termination_log(line)
+    write_termination_log(line)
     return status
 
 
-def _write_termination_log(text: str) -> None:
+def write_termination_log(text: str) -> None:
     configured = os.environ.get(TERMINATION_LOG_ENV)
     path = Path(configured) if configured else KUBERNETES_TERMINATION_LOG
     if not configured and not path.exists():
