@@ -23,9 +23,10 @@ from conftest import (  # type: ignore[import-not-found]
 )
 from modelops_envtest.kubelet import Kubelet
 from modelops_envtest.waiting import wait_until
-from modelops_operator import reconcile
+from modelops_operator import api, builders, reconcile
 from modelops_operator.kube import Kube
 from modelops_operator.monitoring import prometheus
+from modelops_operator.settings import Settings
 from modelops_trainer import train
 from sklearn.datasets import load_iris
 
@@ -836,3 +837,28 @@ def test_the_champion_alias_follows_the_serving_version(
     )
     assert refused["mlflow"]["aliasProblem"] == "error: cannot point alias 'prod' ... 403"
     assert models.status("wine")["phase"] == "Ready"
+
+
+def test_a_training_job_outside_history_and_the_run_goes_whenever_it_appears(
+    models: Models, kubelet: Kubelet, trained: Any
+) -> None:
+    deploy_to_ready(models, kubelet, trained, sample("diabetes"))
+    body = models.get("diabetes")
+    spec = api.ModelDeploymentSpec.model_validate(body["spec"])
+    stray = builders.build_training_job("diabetes", models.namespace, spec, Settings(), "stray")
+    stray["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "name": "diabetes",
+            "uid": body["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
+    models.apply(stray)
+    name = stray["metadata"]["name"]
+    wait_until(
+        lambda: models.kubectl("get", "job", name, check=False).returncode != 0,
+        what=f"the stray Job {name} removed",
+    )
+    assert models.jobs("diabetes") == [f"job.batch/{models.training_job('diabetes')}"]

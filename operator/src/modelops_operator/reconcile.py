@@ -529,7 +529,9 @@ def _versions(
                 ),
                 spec.serving.model_version,
             )
-    if training.state != "Running" and training != previous.training:
+    if training.state != "Running":
+        # Every time, not only when the run's outcome is new: a Job that appeared since (the
+        # soak test once found one, after operator kills) would stay until the next run.
         _remove_stale_jobs(world, body, training.job_name, history)
     return training, verdict, history
 
