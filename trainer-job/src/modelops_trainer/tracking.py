@@ -55,7 +55,7 @@ class Tracking:
         try:
             return self._log(run)
         except Exception as exc:
-            raise self._refused("log the run", exc) from None
+            raise self._refused("log the run to", exc) from None
 
     def point_alias(self, registered: str, version: str, alias: str) -> None:
         """Points `alias` of the registered model at `version` (MLflow moves it from any other)."""
@@ -65,15 +65,16 @@ class Tracking:
             client = mlflow.MlflowClient(tracking_uri=self.uri)
             client.set_registered_model_alias(registered, alias, version)
         except Exception as exc:
-            what = f"point alias {alias!r} of {registered} at version {version}"
+            what = f"point alias {alias!r} of {registered} at version {version} in"
             raise self._refused(what, exc) from None
         log.info("alias %s of %s now points at version %s", alias, registered, version)
 
-    def _refused(self, what: str, exc: Exception) -> TrainingError:
+    def _refused(self, doing: str, exc: Exception) -> TrainingError:
+        """`doing` ends with the preposition before "MLflow at <uri>"."""
         # MLflow's own exceptions, and requests' when the server is away.
         problem = " ".join(str(exc).split())[:300]
         return TrainingError(
-            f"cannot {what} in MLflow at {self.uri}: {type(exc).__name__}: {problem}; check "
+            f"cannot {doing} MLflow at {self.uri}: {type(exc).__name__}: {problem}; check "
             "spec.mlflow.trackingUri (or the operator's MODELOPS_MLFLOW) and its credentials "
             "Secret"
         )
