@@ -21,9 +21,12 @@ pytestmark = [pytest.mark.kind, pytest.mark.timeout(1200)]
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "wine.yaml"
 NAME = "wine"
 READY_TIMEOUT = 600
-# A small request, so that the load one pod of the cluster sends is well above its target.
+# A request the load one pod of the cluster sends is well above (150 requests a second take
+# several times 50m), and an idle replica well below: two replicas go back to one only when
+# their mean is at most half the target (25m). An idle server answers a readiness probe a
+# second, which took up to 15m on a busy machine: with 20m requested, it stayed at two.
 SERVING = {
-    "resources": {"requests": {"cpu": "20m", "memory": "128Mi"}},
+    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
     "autoscaling": {
         "minReplicas": 1,
         "maxReplicas": 2,
