@@ -104,6 +104,56 @@ def test_the_form_predicts_a_class_with_its_probabilities(
     assert '"instances":[[5.1,3.5,1.4,0.2]]' in page.find_element(By.ID, "curl").text
 
 
+def test_the_form_explains_the_class_with_each_features_contribution(
+    page: WebDriver, iris_server: Server
+) -> None:
+    row = [5.1, 3.5, 1.4, 0.2]
+    fill(page, [str(value) for value in row])
+    page.find_element(By.ID, "predict").click()
+
+    bars = wait_for(
+        page, lambda: page.find_elements(By.CSS_SELECTOR, "#why-chart .contribution"), "the bars"
+    )
+    explained = iris_server.client.post("/explain", json={"instances": [row]}).json()
+    setosa = explained["outputs"].index("setosa")
+    contributions = {
+        name: explained["contributions"][0][index][setosa]
+        for index, name in enumerate(explained["features"])
+    }
+    # Largest first, each feature once, with its value and its side.
+    shown = [bar.text.split("\n") for bar in bars]
+    assert [name for name, _ in shown] == sorted(
+        contributions, key=lambda name: -abs(contributions[name])
+    )
+    for (name, value), bar in zip(shown, bars, strict=True):
+        # The page shows three decimals.
+        assert float(value) == pytest.approx(contributions[name], abs=1e-3)
+        side = bar.find_element(By.CLASS_NAME, "fill").get_attribute("class")
+        assert side == ("fill for" if contributions[name] > 0 else "fill against")
+    # The largest fills half the track: one side of the base value's line.
+    track, largest = (bars[0].find_element(By.CLASS_NAME, name) for name in ("track", "fill"))
+    assert largest.size["width"] == pytest.approx(track.size["width"] / 2, abs=2)
+    base = page.find_element(By.ID, "why-base").text
+    assert "Contributions to the probability of setosa" in base
+
+
+def test_a_model_without_an_explainer_predicts_and_says_why_it_is_not_explained(
+    browser: WebDriver,
+    serve_process: Callable[[Artifact], Process],
+    trained: Callable[..., Artifact],
+) -> None:
+    browser.get(serve_process(trained("SVC")).url + "/")
+    wait_for(browser, lambda: browser.find_element(By.ID, "content").is_displayed(), "the page")
+    fill(browser, ["5.1", "3.5", "1.4", "0.2"])
+    browser.find_element(By.ID, "predict").click()
+
+    note = wait_for(browser, lambda: browser.find_element(By.ID, "why-note").text, "the note")
+
+    assert note.startswith("No explanation:") and "SVC has no compiled form" in note
+    assert browser.find_element(By.ID, "answer").text == "setosa"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#why-chart .contribution")
+
+
 def test_a_bad_value_shows_the_servers_message_next_to_its_field(page: WebDriver) -> None:
     fill(page, ["5.1", "3.5", "1.4", "wide"])
     page.find_element(By.ID, "predict").click()

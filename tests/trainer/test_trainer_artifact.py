@@ -79,7 +79,7 @@ def test_the_directory_and_metadata_follow_the_contract(
         "file": "model.npz",
         "sha256": hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest(),
         "format": "modelops-compiled",
-        "formatVersion": 1,
+        "formatVersion": 2,
     }
     assert metadata["trainingSpec"] == spec
     assert metadata["estimator"] == "RandomForestClassifier"

@@ -42,14 +42,15 @@ def chromium() -> Iterator[webdriver.Chrome]:
 
 
 def screenshot(url: str, path: Path) -> None:
-    """The model's page at `url` after a prediction with the form as it opens: the picture in
-    the README."""
+    """The model's page at `url` after a prediction with the form as it opens, and its
+    explanation: the picture in the README."""
     with chromium() as driver:
         driver.get(url)
         wait = WebDriverWait(driver, PAGE_WAIT_SECONDS)
         wait.until(lambda _: driver.find_element(By.ID, "content").is_displayed())
         driver.find_element(By.ID, "predict").click()
         wait.until(lambda _: driver.find_element(By.ID, "answer").text)
+        wait.until(lambda _: driver.find_element(By.ID, "why").is_displayed())
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(WINDOW[0], height)
         driver.save_screenshot(str(path))

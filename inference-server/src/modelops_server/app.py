@@ -49,6 +49,9 @@ CLIENT_CLOSED_REQUEST = 499
 PREDICT_PATH = "/predict"
 INFER_PATH = "/v2/models/{name}/infer"
 INFER_VERSION_PATH = "/v2/models/{name}/versions/{version}/infer"
+EXPLAIN_PATH = "/explain"
+EXPLAIN_V2_PATH = "/v2/models/{name}/explain"
+EXPLAIN_V2_VERSION_PATH = "/v2/models/{name}/versions/{version}/explain"
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'"
 
 Scope = MutableMapping[str, Any]
@@ -135,6 +138,36 @@ def create_app(
         openapi_extra=request_body(schemas.InferenceRequest),
     )
     async def infer_version(name: str, version: str) -> None: ...
+
+    explain_errors: dict[int | str, dict[str, Any]] = {
+        501: {"model": schemas.Error, "description": "The model has no explainer"}
+    }
+
+    @inference_routes.post(
+        EXPLAIN_PATH,
+        response_model=schemas.ExplainResponse,
+        openapi_extra=request_body(schemas.PredictRequest),
+        responses=explain_errors,
+        summary="Predict a batch of rows, with each feature's contribution (SHAP values)",
+    )
+    async def explain() -> None: ...
+
+    @inference_routes.post(
+        EXPLAIN_V2_PATH,
+        response_model=schemas.ExplainInferenceResponse,
+        openapi_extra=request_body(schemas.InferenceRequest),
+        responses=explain_errors,
+        summary="Explain: SHAP values of an infer request's rows",
+    )
+    async def explain_v2(name: str) -> None: ...
+
+    @inference_routes.post(
+        EXPLAIN_V2_VERSION_PATH,
+        response_model=schemas.ExplainInferenceResponse,
+        openapi_extra=request_body(schemas.InferenceRequest),
+        responses=explain_errors,
+    )
+    async def explain_v2_version(name: str, version: str) -> None: ...
 
     @app.get("/v2/health/live", response_model=schemas.Health)
     @app.get("/healthz", response_model=schemas.Health, include_in_schema=False)
@@ -357,6 +390,9 @@ class InferenceRoutes:
                 (PREDICT_PATH, self._predict),
                 (INFER_PATH, self._infer),
                 (INFER_VERSION_PATH, self._infer),
+                (EXPLAIN_PATH, self._explain),
+                (EXPLAIN_V2_PATH, self._explain_v2),
+                (EXPLAIN_V2_VERSION_PATH, self._explain_v2),
             )
         ]
 
@@ -420,20 +456,43 @@ class InferenceRoutes:
         answer = await self._dataplane.predict(parsed)
         return 200, _JSON, orjson.dumps(answer, option=_JSON_OPTIONS), []
 
+    async def _explain(self, _: dict[str, str], __: str | None, body: bytes) -> _Answer:
+        parsed, _binary = v2.split_body(body, None)
+        answer = await self._dataplane.explain(parsed)
+        return 200, _JSON, orjson.dumps(answer, option=_JSON_OPTIONS), []
+
     async def _infer(
         self, path_params: dict[str, str], binary_length: str | None, body: bytes
     ) -> _Answer:
         """An infer response: JSON, or with outputs asked for as binary data, the JSON header
         and their bytes after it (the binary tensor extension)."""
         parsed, binary = v2.split_body(body, binary_length)
-        answer, blobs = await self._dataplane.infer(
-            path_params["name"], path_params.get("version"), parsed, binary
+        return _tensors(
+            *await self._dataplane.infer(
+                path_params["name"], path_params.get("version"), parsed, binary
+            )
         )
-        header = orjson.dumps(answer, option=_JSON_OPTIONS)
-        if not blobs:
-            return 200, _JSON, header, []
-        length = (_BINARY_LENGTH, str(len(header)).encode())
-        return 200, b"application/octet-stream", b"".join((header, *blobs)), [length]
+
+    async def _explain_v2(
+        self, path_params: dict[str, str], binary_length: str | None, body: bytes
+    ) -> _Answer:
+        """As an infer response, with the explanation's tensors."""
+        parsed, binary = v2.split_body(body, binary_length)
+        return _tensors(
+            *await self._dataplane.explain_v2(
+                path_params["name"], path_params.get("version"), parsed, binary
+            )
+        )
+
+
+def _tensors(answer: dict[str, Any], blobs: list[bytes]) -> _Answer:
+    """A response of output tensors: JSON, or with outputs asked for as binary data, the JSON
+    header and their bytes after it (the binary tensor extension)."""
+    header = orjson.dumps(answer, option=_JSON_OPTIONS)
+    if not blobs:
+        return 200, _JSON, header, []
+    length = (_BINARY_LENGTH, str(len(header)).encode())
+    return 200, b"application/octet-stream", b"".join((header, *blobs)), [length]
 
 
 _JSON = b"application/json"

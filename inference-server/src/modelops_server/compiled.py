@@ -9,23 +9,31 @@ are scikit-learn's to the last bit where the arithmetic allows it: the same inpu
 same comparisons, leaf values summed in the same order, the same link functions computed the
 same way. tests/server/test_server_compiled.py compares them for every supported estimator,
 straight from the estimator and through the file.
+
+Tree ensembles are explained too: exact TreeSHAP in the same C extension, from each node's
+cover (format 2 on; tests/server/test_server_explain.py holds it to the shap library's
+TreeExplainer).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
 from ._kernels import Walker
-from .errors import InvalidInput
-from .prediction import Prediction
+from .errors import InvalidInput, NotExplainable
+from .prediction import Explanation, Prediction
 
-# What a compiled file says it is, and the layout of its arrays this server reads.
+# What a compiled file says it is, and the layout of its arrays this server writes; it reads
+# format 1 too (trees without covers: served, not explained).
 FORMAT = "modelops-compiled"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 Link = Literal["identity", "logistic", "softmax"]
 
 
@@ -51,8 +59,13 @@ class Trees:
     depth: int
     # scikit-learn's trees compare float32 inputs, HistGradientBoosting float64.
     dtype: type[np.floating[Any]]
+    # Per slot: the training weight (or sample count) that reached the node; what TreeSHAP
+    # weighs the paths a row does not take by. None in a format 1 file: not explained.
+    cover: np.ndarray | None = None
     # The arrays checked for the walk (_kernels.c), which never reads outside them.
     _walker: Walker = field(init=False, repr=False, compare=False)
+    # (outputs,): the sum of the trees' expected values (their mean leaf values by cover).
+    _expected: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """ValueError when the arrays do not make trees (a child or feature out of range)."""
@@ -64,8 +77,14 @@ class Trees:
             self.roots,
             self.depth,
             self.dtype is np.float32,
+            self.cover,
         )
         object.__setattr__(self, "_walker", walker)
+        expected = None
+        if self.cover is not None:
+            expected = np.zeros(self.value.shape[1])
+            walker.expectation(expected, 1.0)
+        object.__setattr__(self, "_expected", expected)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {
@@ -76,7 +95,7 @@ class Trees:
             f"{prefix}roots": self.roots,
             f"{prefix}depth": np.array(self.depth),
             f"{prefix}float32": np.array(self.dtype is np.float32),
-        }
+        } | ({} if self.cover is None else {f"{prefix}cover": self.cover})
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Trees:
@@ -88,6 +107,7 @@ class Trees:
             _integers(arrays, f"{prefix}roots"),
             int(_scalar(arrays, f"{prefix}depth")),
             np.float32 if bool(_scalar(arrays, f"{prefix}float32")) else np.float64,
+            _floats(arrays, f"{prefix}cover") if f"{prefix}cover" in arrays else None,
         )
         try:
             return cls(*parts)
@@ -109,14 +129,39 @@ class Trees:
         else:
             totals = np.empty(shape)
             totals[:] = start
-        try:
+        with _float32_range():
             self._walker.add(np.ascontiguousarray(matrix, dtype=np.float64), totals, divisor)
-        except OverflowError:
-            # scikit-learn refuses such values rather than predict with infinity.
-            raise InvalidInput(
-                "a value is too large for this model (beyond float32's range)"
-            ) from None
         return totals
+
+    def explain(
+        self, matrix: np.ndarray, start: np.ndarray | None = None, divisor: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, features, outputs) SHAP values of `total`'s outputs, and their base values:
+        the trees' expected values plus `start`, divided by `divisor` as `total` divides."""
+        if self.cover is None or self._expected is None:
+            raise NotExplainable(
+                "its compiled form has no node covers, which TreeSHAP needs (a format 1 file, "
+                "from a trainer before explanations): train it again to explain it"
+            )
+        rows, width = matrix.shape
+        contributions = np.zeros((rows, width, self.value.shape[1]))
+        with _float32_range():
+            self._walker.explain(
+                np.ascontiguousarray(matrix, dtype=np.float64), contributions, divisor
+            )
+        base_values = self._expected / divisor
+        if start is not None:
+            base_values = base_values + start
+        return contributions, base_values
+
+
+@contextmanager
+def _float32_range() -> Iterator[None]:
+    try:
+        yield
+    except OverflowError:
+        # scikit-learn refuses such values rather than predict with infinity.
+        raise InvalidInput("a value is too large for this model (beyond float32's range)") from None
 
 
 class Compiled(Protocol):
@@ -125,6 +170,11 @@ class Compiled(Protocol):
     KIND: ClassVar[str]
 
     def predict(self, matrix: np.ndarray) -> Prediction: ...
+
+    def explain(self, matrix: np.ndarray) -> Explanation:
+        """Each feature's contribution to each output, for every row; NotExplainable when
+        this predictor has no explainer."""
+        ...
 
     def takes(self, features: int) -> bool:
         """Whether it predicts from rows of `features` values."""
@@ -148,6 +198,12 @@ class AveragedTrees:
         if self.classification:
             return Prediction(mean.argmax(axis=1), mean)
         return Prediction(mean[:, 0], None)
+
+    def explain(self, matrix: np.ndarray) -> Explanation:
+        contributions, base_values = self.trees.explain(matrix, divisor=self.count)
+        return Explanation(
+            contributions, base_values, "probability" if self.classification else "value"
+        )
 
     def takes(self, features: int) -> bool:
         return self.trees.takes(features)
@@ -190,6 +246,12 @@ class BoostedTrees:
             return Prediction(positive.astype(np.intp), _logistic(score))
         return Prediction(raw.argmax(axis=1), _softmax(raw))
 
+    def explain(self, matrix: np.ndarray) -> Explanation:
+        contributions, base_values = self.trees.explain(matrix, self.start)
+        return Explanation(
+            contributions, base_values, "value" if self.link == "identity" else "logit"
+        )
+
     def takes(self, features: int) -> bool:
         return self.trees.takes(features)
 
@@ -228,6 +290,12 @@ class Linear:
             score = decision.ravel()
             return Prediction((score > 0).astype(np.intp), _logistic(score))
         return Prediction(decision.argmax(axis=1), _softmax(decision))
+
+    def explain(self, matrix: np.ndarray) -> Explanation:
+        raise NotExplainable(
+            "a linear model's contributions are measured from the training data's feature "
+            "means, which its compiled form does not keep"
+        )
 
     def takes(self, features: int) -> bool:
         return bool(self.coef_t.shape[0] == features)
@@ -285,9 +353,10 @@ def from_bytes(content: bytes) -> CompiledModel:
         raise CompiledFileError(f"it is not a readable .npz of plain arrays: {exc}") from None
     if str(arrays.get("format", "")) != FORMAT:
         raise CompiledFileError(f"it is not a {FORMAT} file")
-    if int(_scalar(arrays, "format_version")) != FORMAT_VERSION:
+    if int(_scalar(arrays, "format_version")) not in READABLE_FORMAT_VERSIONS:
         raise CompiledFileError(
-            f"it has format_version {arrays['format_version']}; this server reads {FORMAT_VERSION}"
+            f"it has format_version {arrays['format_version']}; this server reads "
+            f"{' and '.join(map(str, READABLE_FORMAT_VERSIONS))}"
         )
     kind = KINDS.get(str(_scalar(arrays, "kind")))
     if kind is None:

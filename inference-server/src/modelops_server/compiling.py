@@ -39,7 +39,8 @@ class NotCompilable(Exception):
 
 
 class _Concatenation:
-    """Builds `Trees` out of per-tree arrays (children as node indices, -1 under a leaf)."""
+    """Builds `Trees` out of per-tree arrays (children as node indices, -1 under a leaf, and
+    each node's cover)."""
 
     def __init__(self, outputs: int, dtype: type[np.floating[Any]]) -> None:
         self._outputs = outputs
@@ -55,6 +56,7 @@ class _Concatenation:
         feature: np.ndarray,
         threshold: np.ndarray,
         value: np.ndarray,
+        cover: np.ndarray,
         depth: int,
     ) -> None:
         count = len(left)
@@ -70,16 +72,17 @@ class _Concatenation:
                 np.repeat(np.where(leaf, 0.0, threshold).astype(np.float64), 2),
                 np.repeat(value.reshape(count, self._outputs).astype(np.float64), 2, axis=0),
                 np.array([2 * self._nodes], dtype=np.intp),
+                np.repeat(cover.astype(np.float64), 2),
             )
         )
         self._nodes += count
         self._depth = max(self._depth, depth)
 
     def build(self) -> Trees:
-        children, feature, threshold, value, roots = (
+        children, feature, threshold, value, roots, cover = (
             np.concatenate(part) for part in zip(*self._parts, strict=True)
         )
-        return Trees(children, feature, threshold, value, roots, self._depth, self._dtype)
+        return Trees(children, feature, threshold, value, roots, self._depth, self._dtype, cover)
 
 
 def _sklearn_trees(
@@ -101,6 +104,7 @@ def _sklearn_trees(
             tree.feature,
             tree.threshold,
             value,
+            tree.weighted_n_node_samples,
             tree.max_depth,
         )
     return concatenation.build()
@@ -206,6 +210,8 @@ def _hist_gradient_boosting(estimator: Any, classification: bool) -> BoostedTree
                 nodes["feature_idx"],
                 nodes["num_threshold"],
                 value,
+                # What shap's TreeExplainer takes as these trees' cover.
+                nodes["count"],
                 int(nodes["depth"].max()),
             )
     start = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()

@@ -25,6 +25,10 @@ class ModelNotReady(ServingError):
     """The model is not loaded (yet, or at all: the log says why)."""
 
 
+class NotExplainable(ServingError):
+    """The model has no explainer here; the message says why (and what would give it one)."""
+
+
 class ArtifactError(Exception):
     """The artifact directory cannot be served: missing files, bad metadata, wrong digest."""
 
@@ -33,5 +37,6 @@ HTTP_STATUS: dict[type[ServingError], int] = {
     InvalidInput: 400,
     ModelNotFound: 404,
     PayloadTooLarge: 413,
+    NotExplainable: 501,
     ModelNotReady: 503,
 }

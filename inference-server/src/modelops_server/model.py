@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from . import artifact, runtime
 from .artifact import Metadata
-from .errors import ArtifactError, ModelNotReady
+from .compiled import Compiled
+from .errors import ArtifactError, ModelNotReady, NotExplainable
 from .inputs import Features
-from .prediction import Prediction
+from .prediction import Explanation, Prediction
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,18 @@ class Model:
 
     def predict(self, matrix: np.ndarray) -> Prediction:
         return self._require().runtime.predictor.predict(matrix)
+
+    def explain(self, matrix: np.ndarray) -> tuple[Prediction, Explanation]:
+        """The rows' prediction and its explanation; NotExplainable, with the reason, for a
+        model that has no explainer."""
+        chosen = self._require().runtime
+        if chosen.name != runtime.COMPILED:
+            raise NotExplainable(
+                f"{self.name!r} is served by scikit-learn, not compiled ({chosen.reason}); "
+                "explanations are computed from a compiled tree ensemble"
+            )
+        compiled = cast(Compiled, chosen.predictor)
+        return compiled.predict(matrix), compiled.explain(matrix)
 
     def features(self) -> Features:
         return self._require().features

@@ -1,8 +1,8 @@
-"""What every runtime answers with."""
+"""What every runtime answers with, and explains with."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -13,3 +13,17 @@ class Prediction(NamedTuple):
     outputs: np.ndarray
     # (rows, classes) for a classifier that has probabilities, else None.
     probabilities: np.ndarray | None
+
+
+# What an explanation's contributions add up to: class probabilities, the log-odds (logits)
+# a boosted or logistic classifier turns into probabilities, or a regressor's prediction.
+Units = Literal["probability", "logit", "value"]
+
+
+class Explanation(NamedTuple):
+    # (rows, features, outputs): each feature's contribution to each output, in `units`.
+    contributions: np.ndarray
+    # (outputs,): the output with no feature known (the mean over the training data); a row's
+    # contributions add up from it to the row's output.
+    base_values: np.ndarray
+    units: Units

@@ -54,6 +54,28 @@ class PredictResponse(BaseModel):
     )
 
 
+class ExplainResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[Value] = Field(description="As /predict answers.")
+    units: Literal["probability", "logit", "value"] = Field(
+        description="What the contributions add up to: class probabilities (forests), log-odds "
+        "(boosted classifiers), or the predicted value (regressors)."
+    )
+    outputs: list[str] = Field(
+        description="What each contribution column explains: a class (a binary boosted "
+        "classifier's one column is the second class's log-odds), or 'prediction'."
+    )
+    features: list[str]
+    base_values: list[float] = Field(
+        description="Per output: the mean over the training data, where every row's "
+        "contributions start from: base value plus a row's contributions is its output."
+    )
+    contributions: list[list[list[float]]] = Field(
+        description="[rows][features][outputs]: each feature's SHAP value (exact TreeSHAP)."
+    )
+
+
 class CardFeature(BaseModel):
     name: str
     type: Literal["numeric", "categorical"]
@@ -112,8 +134,9 @@ class RequestInput(BaseModel):
 
 
 class RequestOutput(BaseModel):
-    name: Literal["predict", "predict_proba"] = Field(
-        description="predict_proba: classifiers with probabilities only."
+    name: Literal["predict", "predict_proba", "contributions", "base_values"] = Field(
+        description="Infer: predict, and predict_proba (classifiers with probabilities only). "
+        "Explain: contributions and base_values."
     )
     parameters: Parameters | None = None
 
@@ -137,6 +160,13 @@ class InferenceResponse(BaseModel):
     model_version: str | None = None
     id: str | None = None
     outputs: list[ResponseOutput]
+
+
+class ExplainInferenceResponse(InferenceResponse):
+    parameters: dict[str, Any] = Field(
+        description="units, outputs and features, as /explain names them; the outputs are "
+        "contributions [rows, features, outputs] and base_values [outputs]."
+    )
 
 
 class MetadataTensor(BaseModel):

@@ -13,10 +13,14 @@ import orjson
 
 from .errors import InvalidInput
 from .inputs import Features
-from .prediction import Prediction
+from .prediction import Explanation, Prediction
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+# An explain response's tensors: [rows, features, outputs] and [outputs].
+CONTRIBUTIONS = "contributions"
+BASE_VALUES = "base_values"
+EXPLANATION_OUTPUTS = (CONTRIBUTIONS, BASE_VALUES)
 # Every datatype of the protocol. Values are read as JSON numbers (or strings for BYTES) and
 # checked per feature, so the declared type only has to be one of these.
 DATATYPES = frozenset(
@@ -128,6 +132,17 @@ def write_outputs(
         elif prediction.probabilities is not None:
             probabilities = prediction.probabilities
             _output(outputs, name, list(probabilities.shape), "FP64", probabilities, binary)
+    return outputs
+
+
+def write_explanation(
+    explanation: Explanation, request: InferRequest, wanted: list[str]
+) -> Outputs:
+    outputs = Outputs([], [])
+    for name in wanted:
+        binary = request.binary_by_default or name in request.binary_outputs
+        tensor = explanation.contributions if name == CONTRIBUTIONS else explanation.base_values
+        _output(outputs, name, list(tensor.shape), "FP64", tensor, binary)
     return outputs
 
 

@@ -143,13 +143,61 @@ function showAnswer(card, answer) {
   $("result").hidden = false;
 }
 
+const UNITS = { probability: "probability", logit: "log-odds", value: "predicted value" };
+
+// Why the model answered that: each feature's SHAP value for the answer's column (the predicted
+// class, a binary classifier's one score, or the regressor's value), largest first, as bars
+// left (against) and right (for) of the base value's line.
+function showExplanation(answer, explanation) {
+  const column = Math.max(0, explanation.outputs.indexOf(answer.predictions[0]));
+  const contributions = explanation.features.map((name, index) =>
+    [name, explanation.contributions[0][index][column]]);
+  contributions.sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  const largest = Math.max(...contributions.map(([, value]) => Math.abs(value)), Number.MIN_VALUE);
+  const chart = $("why-chart");
+  chart.replaceChildren();
+  for (const [name, value] of contributions) {
+    const bar = element("div", undefined, "contribution");
+    const track = element("div", undefined, "track diverging");
+    const fill = element("div", undefined, value < 0 ? "fill against" : "fill for");
+    const width = (Math.abs(value) / largest) * 50;
+    fill.style.width = `${width.toFixed(1)}%`;
+    fill.style.marginLeft = `${(value < 0 ? 50 - width : 50).toFixed(1)}%`;
+    track.append(fill);
+    bar.append(element("span", name), track, element("span", (value > 0 ? "+" : "") + round(value), "share"));
+    chart.append(bar);
+  }
+  const output = explanation.outputs[column];
+  $("why-base").textContent = `Contributions to the ${UNITS[explanation.units]}` +
+    (explanation.units === "value" ? "" : ` of ${output}`) +
+    `, from the base value ${round(explanation.base_values[column])} (the training data's mean).`;
+  $("why-note").textContent = "";
+  $("why").hidden = false;
+}
+
+async function explainForm(answer, row) {
+  try {
+    showExplanation(answer, await call("explain", { instances: [row] }));
+  } catch (problem) {
+    // A model without an explainer says why (501); the prediction stands either way.
+    $("why-chart").replaceChildren();
+    $("why-base").textContent = "";
+    $("why-note").textContent = `No explanation: ${problem.message}`;
+    $("why").hidden = false;
+  }
+}
+
 async function predictForm(card, event) {
   event.preventDefault();
   clearErrors();
   $("result").hidden = true;
+  $("why").hidden = true;
   $("predict").disabled = true;
   try {
-    showAnswer(card, await call("predict", { instances: [formRow(card)] }));
+    const row = formRow(card);
+    const answer = await call("predict", { instances: [row] });
+    showAnswer(card, answer);
+    await explainForm(answer, row);
   } catch (problem) {
     showError(problem.message);
   } finally {
