@@ -9,7 +9,10 @@ Trains the sample's model with the trainer, then prints side by side:
   TreeSHAP), and the shap library's TreeExplainer on the same rows, the peer whose numbers the
   server's are held to (tests/server/test_server_explain.py);
 - over HTTP: the median latency of POST /predict against POST /explain to a `modelops-serve`
-  process, one request at a time on one kept-alive connection.
+  process, one request at a time on one kept-alive connection;
+- the model-agnostic path, on the iris SVC (probability: true) scikit-learn serves: its
+  predict_proba against its explanation (every coalition of 4 features, over the 50 training
+  rows the artifact keeps), and shap's ExactExplainer on the same rows.
 
 Not a test: run it on request, on a quiet machine.
 """
@@ -33,7 +36,7 @@ import joblib
 import numpy as np
 import shap
 from modelops_envtest.controlplane import free_port
-from modelops_server import compiled
+from modelops_server import artifact, compiled, runtime
 from modelops_trainer import train
 from sklearn.datasets import load_iris
 
@@ -58,8 +61,27 @@ def kernel(artifact: Path, rows: np.ndarray) -> tuple[float, float, float]:
     explainer = shap.TreeExplainer(joblib.load(artifact / "model.joblib"))
     return (
         per_call_us(lambda: forest.predict(rows)),
-        per_call_us(lambda: forest.explain(rows)),
+        per_call_us(lambda: forest.explain(rows, None)),
         per_call_us(lambda: explainer.shap_values(rows, check_additivity=False)),
+    )
+
+
+def agnostic(root: Path, rows: np.ndarray) -> tuple[float, float, float]:
+    spec = SPEC | {"estimator": "SVC", "hyperparameters": {"probability": True}}
+    directory = Path(train(spec, root / "svc", "iris-svc")["artifactPath"])
+    metadata = json.loads((directory / "metadata.json").read_text())
+    features = tuple(artifact.feature(raw) for raw in metadata["features"])
+    background = artifact.background_rows(metadata["background"], features)
+    assert background is not None
+    svc = joblib.load(directory / "model.joblib")
+    chosen = runtime.select(svc, True, compile_models=True)
+    exact = shap.explainers.Exact(
+        svc.predict_proba, shap.maskers.Independent(background, max_samples=len(background))
+    )
+    return (
+        per_call_us(lambda: chosen.predictor.predict(rows)),
+        per_call_us(lambda: chosen.predictor.explain(rows, background)),
+        per_call_us(lambda: exact(rows), seconds=3.0),
     )
 
 
@@ -134,6 +156,11 @@ def main() -> None:
                     f"{peer:9.1f} us | {http_predict:6.3f} ms, {http_explain:6.3f} ms "
                     f"({http_explain / http_predict:3.1f}x)"
                 )
+            predict, explain, peer = agnostic(Path(root), data[:1])
+            print(
+                f"SVC, 1 row | predict_proba {predict:8.1f} us, explain {explain:9.1f} us "
+                f"({explain / predict:5.1f}x), shap ExactExplainer {peer:10.1f} us"
+            )
         finally:
             server.terminate()
             server.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -234,10 +235,43 @@ def test_the_page_status_points_to_predicts_in_a_browser(
         answer = WebDriverWait(browser, 60).until(
             lambda _: browser.find_element(By.ID, "answer").text, message="an answer"
         )
+        # Why: the compiled forest's exact contributions, one bar per feature.
+        bars = WebDriverWait(browser, 60).until(
+            lambda _: browser.find_elements(By.CSS_SELECTOR, "#why-chart .contribution"),
+            message="the explanation's bars",
+        )
+        # The versions, from the ConfigMap the operator writes and the pod mounts: the
+        # kubelet brings its newest content (servingSince, set once the rollout completed)
+        # within its sync period.
+        version = observed["model"]["version"]
+        wait_until(
+            lambda: (
+                (history := _history(port)).get("serving") == version
+                and history.get("servingSince") is not None
+            ),
+            timeout=180,
+            what=f"the pod's /history to say since when {version} serves",
+        )
+        browser.get(f"http://127.0.0.1:{port}/")
+        serving = WebDriverWait(browser, 60).until(
+            lambda _: browser.find_elements(By.CSS_SELECTOR, "#history tr.serving"),
+            message="the serving version in the page's list",
+        )
+        serving_row = serving[0].text
     assert metadata["name"] == "wine"
-    assert metadata["versions"] == [observed["model"]["version"]]
+    assert metadata["versions"] == [version]
     # The form starts at the middle of each range training saw: a wine class comes back.
     assert answer in {"class_0", "class_1", "class_2"}
+    assert len(bars) == len(metadata["parameters"]["features"])
+    assert serving_row.startswith(version) and "since " in serving_row
+
+
+def _history(port: int) -> dict[str, Any]:
+    try:
+        history: dict[str, Any] = _get_json(f"http://127.0.0.1:{port}/history")
+    except urllib.error.HTTPError:
+        return {}
+    return history
 
 
 def _get_json(url: str) -> Any:

@@ -161,6 +161,37 @@ def test_server_deployment_is_locked_down_and_verifies_the_artifact() -> None:
     assert deployment["metadata"]["labels"][constants.LABEL_VERSION] == MODEL.version
 
 
+def test_the_history_reaches_the_page_through_a_mounted_configmap_not_the_pod_template() -> None:
+    served = MODEL.model_copy(
+        update={"served_since": "2026-12-01T10:00:00Z", "score": "accuracy=0.970"}
+    )
+    older = MODEL.model_copy(
+        update={"version": "v000000000001", "served_since": "2026-11-01T10:00:00Z"}
+    )
+    configmap = builders.build_history_configmap("iris", "ns", [served, older], served)
+    deployment = builders.build_server_deployment("iris", "ns", spec_of("iris"), served, SETTINGS)
+
+    document = json.loads(configmap["data"]["history.json"])
+    assert configmap["metadata"]["name"] == "iris-history"
+    assert (document["serving"], document["servingSince"]) == (
+        MODEL.version,
+        "2026-12-01T10:00:00Z",
+    )
+    assert [(v["version"], v["servedSince"]) for v in document["versions"]] == [
+        (MODEL.version, "2026-12-01T10:00:00Z"),
+        ("v000000000001", "2026-11-01T10:00:00Z"),
+    ]
+    assert document["versions"][0]["score"] == "accuracy=0.970"
+    env = {item["name"]: item["value"] for item in container(deployment)["env"]}
+    assert env["MODELOPS_HISTORY_FILE"] == "/etc/modelops/history/history.json"
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "history", "configMap": {"name": "iris-history", "optional": True}} in volumes
+    # Whatever history says, the pod template (and so the pods) stays the same.
+    unserved = MODEL.model_copy(update={"served_since": None})
+    again = builders.build_server_deployment("iris", "ns", spec_of("iris"), unserved, SETTINGS)
+    assert again["spec"]["template"] == deployment["spec"]["template"]
+
+
 def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
     spec = spec_of("wine")
     assert (

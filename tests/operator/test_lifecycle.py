@@ -13,6 +13,7 @@ import kubernetes
 import pytest
 from conftest import (  # type: ignore[import-not-found]
     Models,
+    configmap_data,
     dashboards,
     deploy_to_ready,
     registered,
@@ -175,6 +176,39 @@ def test_training_change_retrains_and_rolls_out_then_pin_rolls_back(
         "jsonpath={.metadata.labels.modelops\\.dev/version}",
     ).stdout
     assert version_label == first["model"]["version"]
+
+    # The page's history: each version's last start of service, the serving one's since the
+    # rollback's rollout completed, in the ConfigMap the serving pods mount.
+    rolled_back = models.status("wine")
+    served = {entry["version"]: entry.get("servedSince") for entry in rolled_back["history"]}
+    assert rolled_back["model"]["servedSince"] == served[first["model"]["version"]]
+    # A new period: later than its first, and than the version it took over from.
+    assert served[first["model"]["version"]] > first["model"]["servedSince"]
+    assert served[first["model"]["version"]] >= served[second["model"]["version"]]
+    assert served[second["model"]["version"]] == second["model"]["servedSince"]
+
+    def page_history() -> dict[str, Any]:
+        data = configmap_data(models.cp, models.namespace, "wine-history")
+        kept: dict[str, Any] = json.loads(data.get("history.json", "{}"))
+        return kept
+
+    wait_until(
+        lambda: page_history().get("servingSince") == rolled_back["model"]["servedSince"],
+        timeout=30,
+        what="the history ConfigMap to say since when the rolled-back version serves",
+    )
+    kept = page_history()
+    assert kept["serving"] == first["model"]["version"]
+    assert [(v["version"], v["servedSince"], v["score"]) for v in kept["versions"]] == [
+        (entry["version"], entry["servedSince"], entry["score"]) for entry in rolled_back["history"]
+    ]
+    pod_spec = json.loads(models.kubectl("get", "deployment", "wine-server", "-o", "json").stdout)[
+        "spec"
+    ]["template"]["spec"]
+    assert {
+        "name": "history",
+        "configMap": {"name": "wine-history", "optional": True, "defaultMode": 420},
+    } in pod_spec["volumes"]
 
 
 def test_serving_change_updates_without_retraining(
@@ -457,6 +491,7 @@ def test_a_provided_model_is_served_and_monitored_with_no_job_and_no_claim(
     models.apply(provided_manifest("byo"))
     status = serve_to_ready(models, kubelet, "byo")
     version = "v" + "d" * 12
+    served = status["model"].pop("servedSince")
     assert status["model"] == {
         "version": version,
         "sha256": PROVIDED["sha256"],
@@ -464,6 +499,7 @@ def test_a_provided_model_is_served_and_monitored_with_no_job_and_no_claim(
         "origin": "Provided",
         "metrics": {},
     }
+    assert [entry["servedSince"] for entry in status["history"]] == [served]
     assert "training" not in status
     assert status["message"] == f"serving {version}, 2/2 replicas ready"
     assert models.condition("byo", "Trained")["reason"] == "ModelProvided"

@@ -553,3 +553,36 @@ def test_a_status_patch_nulls_out_what_is_no_longer_reported_at_any_depth() -> N
         "model": {"version": "v2", "mlflow": {"runId": "b", "alias": None}},
         "history": [],
     }
+
+
+def test_a_version_serves_since_its_rollout_completed_until_another_takes_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = iter(["2026-12-01T10:00:00Z", "2026-12-02T10:00:00Z", "2026-12-03T10:00:00Z"])
+    monkeypatch.setattr(status, "now", lambda: next(clock))
+    old, new = record("v000000000001"), record("v000000000002")
+    history = [new, old]
+
+    # Rolling out: not serving yet.
+    target, kept = status.with_serving_since(None, new, history, rollout_complete=False)
+    assert target.served_since is None and kept == history
+    # Complete: since now, in history too; a later reconcile (or a new rollout of the same
+    # version, for new resources) keeps it.
+    target, history = status.with_serving_since(target, new, history, rollout_complete=True)
+    assert target.served_since == history[0].served_since == "2026-12-01T10:00:00Z"
+    same, _ = status.with_serving_since(target, new, history, rollout_complete=False)
+    assert same.served_since == "2026-12-01T10:00:00Z"
+
+    # A pin back to the old version: not serving while it rolls out, then a new period, and
+    # the version it took over from keeps its last start.
+    pinned, history = status.with_serving_since(target, history[1], history, rollout_complete=False)
+    assert pinned.served_since is None
+    pinned, history = status.with_serving_since(pinned, history[1], history, rollout_complete=True)
+    assert pinned.served_since == "2026-12-02T10:00:00Z"
+    assert [entry.served_since for entry in history] == [
+        "2026-12-01T10:00:00Z",
+        "2026-12-02T10:00:00Z",
+    ]
+    # Each reconcile promotes the run's result again: it keeps when it served.
+    again = status.promote(history, record("v000000000002"))
+    assert again[0].served_since == "2026-12-01T10:00:00Z"

@@ -176,12 +176,13 @@ class Process:
 
 
 @pytest.fixture
-def serve_process() -> Iterator[Callable[[Artifact], Process]]:
-    """serve_process(artifact): `modelops-serve` as the container runs it (with the digests the
-    operator passes), a real process on loopback ports, once it is ready."""
+def serve_process() -> Iterator[Callable[..., Process]]:
+    """serve_process(artifact, **environment): `modelops-serve` as the container runs it (with
+    the digests the operator passes, and `environment` besides), a real process on loopback
+    ports, once it is ready."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(artifact: Artifact) -> Process:
+    def start(artifact: Artifact, **settings: str) -> Process:
         port, grpc_port = free_port(), free_port()
         command = [
             str(Path(sys.executable).parent / "modelops-serve"),
@@ -197,6 +198,7 @@ def serve_process() -> Iterator[Callable[[Artifact], Process]]:
             "MODELOPS_MODEL_DIR": str(artifact.directory),
             "MODELOPS_MODEL_SHA256": artifact.metadata["sha256"],
             **({"MODELOPS_COMPILED_SHA256": compiled["sha256"]} if compiled else {}),
+            **settings,
         }
         process = subprocess.Popen(
             command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -17,10 +18,12 @@ import pytest
 import shap
 import tritonclient.http as triton_http
 from conftest import Artifact, Server
-from modelops_server import compiled
+from modelops_server import artifact as server_artifact
+from modelops_server import compiled, explaining
 from modelops_server.compiling import compile_estimator
 from modelops_server.errors import NotExplainable
 from modelops_trainer.estimators import task_of
+from sklearn import datasets
 from sklearn.ensemble import GradientBoostingClassifier
 from test_server_compiled import DATASETS, _inputs
 
@@ -183,7 +186,9 @@ def test_the_open_inference_protocols_explain_route_answers_the_same_tensors(
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["model_name"], body["model_version"], body["id"]) == (name, version, "why")
-        assert body["parameters"] == {key: simple[key] for key in ("units", "outputs", "features")}
+        assert body["parameters"] == {
+            key: simple[key] for key in ("method", "units", "outputs", "features")
+        }
         tensors = {output["name"]: output for output in body["outputs"]}
         assert tensors["contributions"]["shape"] == [5, 4, 3]
         assert tensors["contributions"]["datatype"] == "FP64"
@@ -228,40 +233,155 @@ def test_bad_rows_get_the_errors_predict_gives(iris_server: Server) -> None:
             assert explained.json() == predicted.json()
 
 
+def _background(artifact: Artifact) -> np.ndarray:
+    """The training rows the server explains against, as it reads them."""
+    metadata = artifact.metadata
+    features = tuple(server_artifact.feature(raw) for raw in metadata["features"])
+    rows = server_artifact.background_rows(metadata["background"], features)
+    assert rows is not None
+    return rows
+
+
 @pytest.mark.parametrize(
-    ("estimator", "dataset", "reason"),
+    ("estimator", "dataset"),
     [
-        ("SVC", "iris", "SVC has no compiled form"),
-        ("LogisticRegression", "iris", "training data's feature means"),
+        ("LogisticRegression", "iris"),
+        ("LogisticRegression", "breast_cancer"),
+        ("Ridge", "diabetes"),
+        ("LinearRegression", "diabetes"),
     ],
 )
-def test_a_model_without_an_explainer_gets_a_501_that_says_why(
-    serve: Callable[..., Server],
-    trained: Callable[..., Artifact],
-    estimator: str,
-    dataset: str,
-    reason: str,
+def test_a_linear_models_contributions_are_shaps_linear_explainers(
+    serve: Callable[..., Server], trained: Callable[..., Artifact], estimator: str, dataset: str
 ) -> None:
-    server = serve(trained(estimator, dataset=dataset))
-    rows = {"instances": DATASETS[dataset]().data[:1].tolist()}
+    artifact = trained(estimator, dataset=dataset)
+    model = joblib.load(artifact.directory / "model.joblib")
+    rows = _inputs(dataset)[::5]
+    explainer = shap.LinearExplainer(model, _background(artifact))
+    expected = np.asarray(explainer.shap_values(rows))
+    expected = expected if expected.ndim == 3 else expected[:, :, None]
 
-    response = server.client.post("/explain", json=rows)
+    body = _explain(serve(artifact), rows)
 
-    assert response.status_code == 501
-    assert reason in response.json()["error"]
-    # Predictions go on as before.
-    assert server.predict(rows).status_code == 200
+    assert body["method"] == "linear"
+    assert np.abs(np.array(body["contributions"]) - expected).max() <= TOLERANCE
+    assert (
+        np.abs(np.array(body["base_values"]) - np.ravel(explainer.expected_value)).max()
+        <= TOLERANCE
+    )
 
 
-def test_a_pipeline_gets_a_501_that_says_why(
+def test_a_model_scikit_learn_serves_gets_exact_shapley_values_against_the_training_rows(
+    serve: Callable[..., Server], trained: Callable[..., Artifact]
+) -> None:
+    """Four features: every coalition is evaluated, as shap's ExactExplainer does."""
+    artifact = trained("SVC", dataset="iris")
+    model = joblib.load(artifact.directory / "model.joblib")
+    background = _background(artifact)
+    rows = _inputs("iris")[::40]
+    explainer = shap.explainers.Exact(
+        model.predict_proba, shap.maskers.Independent(background, max_samples=len(background))
+    )
+    expected = explainer(rows)
+
+    body = _explain(serve(artifact), rows)
+
+    assert (body["method"], body["units"]) == ("exact-shapley", "probability")
+    assert np.abs(np.array(body["contributions"]) - expected.values).max() <= TOLERANCE
+    assert np.abs(np.array(body["base_values"]) - expected.base_values[0]).max() <= TOLERANCE
+
+
+def test_a_pipeline_is_explained_over_its_raw_features(
     serve: Callable[..., Server], fruit_forest: Artifact
 ) -> None:
+    """A numeric and a categorical feature, through the saved Pipeline: each coalition's value
+    is the mean probability over the training rows with its features set to the row's."""
+    model = joblib.load(fruit_forest.directory / "model.joblib")
+    background = _background(fruit_forest)
+    row = {"size": 3, "colour": "red"}
+
     server = serve(fruit_forest)
+    response = server.client.post("/explain", json={"instances": [row]})
+    assert response.status_code == 200, response.text
+    body = response.json()
 
-    response = server.client.post("/explain", json={"instances": [{"size": 3, "colour": "red"}]})
+    def value(size: bool, colour: bool) -> np.ndarray:
+        hybrid = background.copy()
+        if size:
+            hybrid[:, 0] = 3.0
+        if colour:
+            hybrid[:, 1] = "red"
+        return np.asarray(model.predict_proba(hybrid)).mean(axis=0)
 
-    assert response.status_code == 501
-    assert "a Pipeline" in response.json()["error"] and "not compiled" in response.json()["error"]
+    # Two features: each contribution is the mean of its gain alone and its gain last.
+    size = (
+        (value(True, False) - value(False, False)) + (value(True, True) - value(False, True))
+    ) / 2
+    colour = (
+        (value(False, True) - value(False, False)) + (value(True, True) - value(True, False))
+    ) / 2
+    assert body["method"] == "exact-shapley" and body["features"] == ["size", "colour"]
+    np.testing.assert_allclose(body["contributions"][0], [size, colour], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(body["base_values"], value(False, False), rtol=0, atol=TOLERANCE)
+    assert body["predictions"] == server.predict({"instances": [row]}).json()["predictions"]
+
+
+def test_many_features_are_explained_from_sampled_orderings_that_still_add_up(
+    serve: Callable[..., Server], trained: Callable[..., Artifact]
+) -> None:
+    """Thirteen features are 8192 coalitions: beyond the budget, so the values come from
+    orderings of the features, seeded, and add up exactly; here they stay near the exact ones."""
+    artifact = trained("SVC", dataset="wine")
+    model = joblib.load(artifact.directory / "model.joblib")
+    background = _background(artifact)
+    rows = datasets.load_wine().data[:2]
+    server = serve(artifact)
+
+    body = _explain(server, rows)
+
+    assert body["method"] == "sampled-shapley"
+    total = np.array(body["base_values"]) + np.array(body["contributions"]).sum(axis=1)
+    np.testing.assert_allclose(total, model.predict_proba(rows), rtol=0, atol=TOLERANCE)
+    exact = shap.explainers.Exact(
+        model.predict_proba, shap.maskers.Independent(background, max_samples=len(background))
+    )(rows[:1])
+    assert np.abs(np.array(body["contributions"][0]) - exact.values[0]).max() < 0.01
+    assert _explain(server, rows)["contributions"] == body["contributions"]
+
+
+def test_a_model_without_an_explainer_gets_a_501_that_says_why(
+    serve: Callable[..., Server], trained: Callable[..., Artifact], tmp_path: Path
+) -> None:
+    rows = {"instances": DATASETS["iris"]().data[:1].tolist()}
+    without_probabilities = serve(trained("SVC", dataset="iris", probability=False))
+    # A version from a trainer before explanations: no training rows in its metadata.json.
+    older = trained("SVC", dataset="iris").copy_to(tmp_path / "older")
+    metadata = json.loads((older.directory / "metadata.json").read_text())
+    del metadata["background"]
+    (older.directory / "metadata.json").write_text(json.dumps(metadata))
+    without_background = serve(older)
+
+    for server, reason in (
+        (without_probabilities, "SVC gives no class probabilities to explain"),
+        (without_background, "its metadata.json keeps none"),
+    ):
+        response = server.client.post("/explain", json=rows)
+        assert response.status_code == 501
+        assert reason in response.json()["error"]
+        # Predictions go on as before.
+        assert server.predict(rows).status_code == 200
+
+
+def test_a_model_scikit_learn_serves_is_explained_a_bounded_number_of_rows_at_a_time(
+    serve: Callable[..., Server], trained: Callable[..., Artifact]
+) -> None:
+    server = serve(trained("SVC", dataset="iris"))
+    rows = np.tile(DATASETS["iris"]().data[:1], (explaining.MAX_EXPLAINED_ROWS + 1, 1))
+
+    response = server.client.post("/explain", json={"instances": rows.tolist()})
+
+    assert response.status_code == 413
+    assert f"explained {explaining.MAX_EXPLAINED_ROWS} rows at a time" in response.json()["error"]
 
 
 def _arrays(artifact: Artifact) -> dict[str, np.ndarray]:
@@ -284,7 +404,7 @@ def test_a_format_1_file_is_served_and_not_explained(iris_forest: Artifact) -> N
         model.predictor.predict(rows).probabilities, forest.predict_proba(rows)
     )
     with pytest.raises(NotExplainable, match="format 1 file"):
-        model.predictor.explain(rows)
+        model.predictor.explain(rows, None)
 
 
 @pytest.mark.parametrize(
@@ -327,5 +447,5 @@ def test_the_compiled_file_keeps_the_covers_explanations_need(iris_forest: Artif
     # Per slot, both slots of a node alike: the training weight that reached it.
     root_covers = arrays["trees.cover"][arrays["trees.roots"]]
     assert root_covers.tolist() == [t.tree_.weighted_n_node_samples[0] for t in forest.estimators_]
-    explained = compile_estimator(forest).explain(DATASETS["iris"]().data[:3])
+    explained = compile_estimator(forest).explain(DATASETS["iris"]().data[:3], None)
     assert explained.contributions.shape == (3, 4, 3)

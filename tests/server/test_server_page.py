@@ -4,7 +4,10 @@ bad value shows the server's own message next to its field."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ def test_the_card_holds_what_the_trainer_recorded(iris_server: Server) -> None:
     assert card["sha256"] == metadata["sha256"]
     assert card["metrics"] == metadata["metrics"]
     assert card["trainedAt"] == metadata["createdAt"]
+    assert card["importance"] == metadata["importance"]
     assert card["classes"] == ["setosa", "versicolor", "virginica"]
     assert card["runtime"]["name"] == "compiled"
     assert card["runtime"]["libraries"] == metadata["libraryVersions"]
@@ -94,6 +98,11 @@ def test_the_form_predicts_a_class_with_its_probabilities(
     assert page.title == f"{iris_forest.name} {iris_forest.version}"
     card = page.find_element(By.ID, "card").text
     assert "RandomForestClassifier" in card and "accuracy" in card
+    # Global importance from training, largest first.
+    importance = page.find_elements(By.CSS_SELECTOR, "#importance-chart .bar")
+    shown = [bar.text.split("\n")[0] for bar in importance]
+    assert shown == list(iris_forest.metadata["importance"]["features"])
+    assert "held-out rows, tree-shap" in page.find_element(By.ID, "importance-about").text
     fill(page, ["5.1", "3.5", "1.4", "0.2"])
     page.find_element(By.ID, "predict").click()
     answer = wait_for(page, lambda: page.find_element(By.ID, "answer").text, "an answer")
@@ -142,16 +151,101 @@ def test_a_model_without_an_explainer_predicts_and_says_why_it_is_not_explained(
     serve_process: Callable[[Artifact], Process],
     trained: Callable[..., Artifact],
 ) -> None:
-    browser.get(serve_process(trained("SVC")).url + "/")
+    browser.get(serve_process(trained("SVC", probability=False)).url + "/")
     wait_for(browser, lambda: browser.find_element(By.ID, "content").is_displayed(), "the page")
     fill(browser, ["5.1", "3.5", "1.4", "0.2"])
     browser.find_element(By.ID, "predict").click()
 
     note = wait_for(browser, lambda: browser.find_element(By.ID, "why-note").text, "the note")
 
-    assert note.startswith("No explanation:") and "SVC has no compiled form" in note
+    assert note.startswith("No explanation:") and "SVC gives no class probabilities" in note
     assert browser.find_element(By.ID, "answer").text == "setosa"
     assert not browser.find_elements(By.CSS_SELECTOR, "#why-chart .contribution")
+
+
+HISTORY = {
+    "serving": "v000000000002",
+    "servingSince": "2026-12-02T10:00:00Z",
+    "versions": [
+        {
+            "version": "v000000000003",
+            "origin": "Trained",
+            "trainedAt": "2026-12-03T09:00:00Z",
+            "score": "accuracy=0.912",
+            "metrics": {"accuracy": 0.912},
+            "servedSince": None,
+        },
+        {
+            "version": "v000000000002",
+            "origin": "Trained",
+            "trainedAt": "2026-12-02T09:00:00Z",
+            "score": "accuracy=0.947",
+            "metrics": {"accuracy": 0.947},
+            "servedSince": "2026-12-02T10:00:00Z",
+        },
+        {
+            "version": "v000000000001",
+            "origin": "Provided",
+            "trainedAt": None,
+            "score": None,
+            "metrics": {},
+            "servedSince": "2026-12-01T10:00:00Z",
+        },
+    ],
+}
+
+
+def test_the_page_lists_the_versions_the_operator_keeps_and_which_serves_since_when(
+    browser: WebDriver,
+    serve_process: Callable[..., Process],
+    iris_forest: Artifact,
+    tmp_path: Path,
+) -> None:
+    """From the file the operator mounts (here written by hand), read at each request: the
+    server never asks the apiserver."""
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps(HISTORY))
+    url = serve_process(iris_forest, MODELOPS_HISTORY_FILE=str(history)).url
+
+    with urllib.request.urlopen(f"{url}/history") as answer:
+        assert json.load(answer) == HISTORY
+    browser.get(url + "/")
+    rows = wait_for(
+        browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#history tbody tr"), "versions"
+    )
+    cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [line[0] for line in cells] == ["v000000000003", "v000000000002", "v000000000001"]
+    assert [line[2:4] for line in cells] == [
+        ["Trained", "accuracy=0.912"],
+        ["Trained", "accuracy=0.947"],
+        ["Provided", ""],
+    ]
+    assert cells[0][4] == "" and cells[1][4].startswith("since ")
+    assert cells[2][4].startswith("served from ")
+    assert rows[1].get_attribute("class") == "serving"
+
+    # A new entry reaches the page at its next load, the server unchanged.
+    newer = HISTORY | {"serving": "v000000000003", "servingSince": None}
+    history.write_text(json.dumps(newer))
+    browser.get(url + "/")
+    wait_for(
+        browser,
+        lambda: "rolling out" in browser.find_element(By.ID, "history").text,
+        "the newest version rolling out",
+    )
+
+
+def test_a_server_the_operator_did_not_start_has_no_versions_section(page: WebDriver) -> None:
+    assert not page.find_element(By.ID, "history-section").is_displayed()
+    with urllib.request.urlopen(page.current_url + "card"):
+        pass
+    try:
+        urllib.request.urlopen(page.current_url + "history")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        assert "keeps no history" in json.load(error)["error"]
+    else:
+        raise AssertionError("GET /history answered without a history")
 
 
 def test_a_bad_value_shows_the_servers_message_next_to_its_field(page: WebDriver) -> None:

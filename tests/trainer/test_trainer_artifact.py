@@ -37,6 +37,8 @@ METADATA_KEYS = {
     "sha256",
     "compiled",
     "trainingSpec",
+    "background",
+    "importance",
 }
 SUMMARY_KEYS = {
     "name",

@@ -41,6 +41,15 @@ def test_a_trained_version_is_a_run_and_a_registered_model(
     assert run.data.tags["modelops.version"] == summary["version"]
     assert len(run.data.tags["modelops.dataFingerprint"]) >= 16
     assert run.info.run_name == summary["version"]
+    # Global importance beside the model: the numbers metadata.json keeps, and their chart.
+    logged_files = {entry.path for entry in client.list_artifacts(logged["runId"])}
+    assert {"importance.json", "importance.svg"} <= logged_files
+    mlflow.set_tracking_uri(mlflow_tracking)
+    importance = mlflow.artifacts.load_dict(f"runs:/{logged['runId']}/importance.json")
+    metadata = json.loads((Path(summary["artifactPath"]) / "metadata.json").read_text())
+    assert importance == metadata["importance"]
+    chart = mlflow.artifacts.load_text(f"runs:/{logged['runId']}/importance.svg")
+    assert chart.startswith("<svg") and next(iter(importance["features"])) in chart
     assert logged["runUrl"] == (
         f"{mlflow_tracking}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     )

@@ -225,6 +225,15 @@ def create_app(
     async def card() -> Response:
         return _json(dataplane.card())
 
+    @app.get(
+        "/history",
+        response_model=schemas.History,
+        summary="The model's versions, and which serves since when",
+        responses={404: {"model": schemas.Error, "description": "No history kept"}},
+    )
+    async def history() -> Response:
+        return _json(dataplane.history())
+
     # The model's page: static files, served by the server itself (no CDN, works offline).
     page = {name: (files(__package__) / "page" / name).read_bytes() for name in PAGE_FILES}
 

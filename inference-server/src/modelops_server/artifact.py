@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from . import compiled
 from .errors import ArtifactError
 
@@ -56,6 +58,11 @@ class Metadata:
     library_versions: dict[str, str] = field(default_factory=dict)
     # Absent for a model with no compiled form (or trained before there was one).
     compiled: CompiledFile | None = None
+    # Training rows (in feature order, numbers and strings) that explanations take the
+    # features a coalition leaves out from; absent before explanations, or without metadata.
+    background: np.ndarray | None = None
+    # Each feature's mean |SHAP value| on the held-out rows, and how it was computed.
+    importance: dict[str, Any] | None = None
 
 
 def read_metadata(directory: Path, expected_sha256: str | None = None) -> Metadata:
@@ -90,12 +97,13 @@ def read_metadata(directory: Path, expected_sha256: str | None = None) -> Metada
                 f"{SUPPORTED_FORMAT}: serve it with a matching server image"
             )
         classes = raw["target"]["classes"]
+        features = tuple(feature(f) for f in raw["features"])
         return Metadata(
             name=str(raw["name"]),
             version=str(raw["version"]),
             task=_one_of(raw["task"], ("classification", "regression"), "task"),
             estimator=str(raw["estimator"]),
-            features=tuple(_feature(f) for f in raw["features"]),
+            features=features,
             classes=None if classes is None else tuple(str(c) for c in classes),
             metrics={str(k): float(v) for k, v in raw.get("metrics", {}).items()},
             model_file=str(raw["modelFile"]),
@@ -105,12 +113,15 @@ def read_metadata(directory: Path, expected_sha256: str | None = None) -> Metada
                 str(k): str(v) for k, v in (raw.get("libraryVersions") or {}).items()
             },
             compiled=_compiled_file(raw.get("compiled")),
+            background=background_rows(raw.get("background"), features),
+            importance=_importance(raw.get("importance")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path} does not follow the artifact contract: {exc!r}") from None
 
 
-def _feature(raw: dict[str, Any]) -> Feature:
+def feature(raw: dict[str, Any]) -> Feature:
+    """A feature as metadata.json describes it."""
     categories = raw.get("categories")
     return Feature(
         str(raw["name"]),
@@ -119,6 +130,40 @@ def _feature(raw: dict[str, Any]) -> Feature:
         minimum=_number_or_none(raw.get("min")),
         maximum=_number_or_none(raw.get("max")),
     )
+
+
+def background_rows(raw: Any, features: tuple[Feature, ...]) -> np.ndarray | None:
+    """The background rows as the server's own inputs are: float64 when every feature is a
+    number, else objects (floats and strings)."""
+    if raw is None:
+        return None
+    rows = raw["rows"]
+    if type(rows) is not list or not rows:
+        raise ValueError("background.rows must be a non-empty list")
+    numeric_only = all(column.type == "numeric" for column in features)
+    matrix = np.empty((len(rows), len(features)), dtype=np.float64 if numeric_only else object)
+    for index, row in enumerate(rows):
+        if type(row) is not list or len(row) != len(features):
+            raise ValueError(f"background row {index} does not have one value per feature")
+        for column, (described, value) in enumerate(zip(features, row, strict=True)):
+            numeric = described.type == "numeric"
+            if numeric and (type(value) not in (int, float) or not np.isfinite(value)):
+                raise ValueError(f"background row {index}: {described.name!r} is not a number")
+            if not numeric and type(value) is not str:
+                raise ValueError(f"background row {index}: {described.name!r} is not a string")
+            matrix[index, column] = float(value) if numeric else value
+    return matrix
+
+
+def _importance(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    return {
+        "method": str(raw["method"]),
+        "rows": int(raw["rows"]),
+        "units": str(raw["units"]),
+        "features": {str(name): float(value) for name, value in raw["features"].items()},
+    }
 
 
 def _compiled_file(raw: Any) -> CompiledFile | None:

@@ -18,8 +18,6 @@ TreeExplainer).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -27,7 +25,7 @@ import numpy as np
 
 from ._kernels import Walker
 from .errors import InvalidInput, NotExplainable
-from .prediction import Explanation, Prediction
+from .prediction import Explanation, Prediction, Units
 
 # What a compiled file says it is, and the layout of its arrays this server writes; it reads
 # format 1 too (trees without covers: served, not explained).
@@ -129,8 +127,10 @@ class Trees:
         else:
             totals = np.empty(shape)
             totals[:] = start
-        with _float32_range():
+        try:
             self._walker.add(np.ascontiguousarray(matrix, dtype=np.float64), totals, divisor)
+        except OverflowError:
+            raise _beyond_float32() from None
         return totals
 
     def explain(
@@ -145,23 +145,21 @@ class Trees:
             )
         rows, width = matrix.shape
         contributions = np.zeros((rows, width, self.value.shape[1]))
-        with _float32_range():
+        try:
             self._walker.explain(
                 np.ascontiguousarray(matrix, dtype=np.float64), contributions, divisor
             )
+        except OverflowError:
+            raise _beyond_float32() from None
         base_values = self._expected / divisor
         if start is not None:
             base_values = base_values + start
         return contributions, base_values
 
 
-@contextmanager
-def _float32_range() -> Iterator[None]:
-    try:
-        yield
-    except OverflowError:
-        # scikit-learn refuses such values rather than predict with infinity.
-        raise InvalidInput("a value is too large for this model (beyond float32's range)") from None
+def _beyond_float32() -> InvalidInput:
+    # scikit-learn refuses such values rather than predict with infinity.
+    return InvalidInput("a value is too large for this model (beyond float32's range)")
 
 
 class Compiled(Protocol):
@@ -171,9 +169,10 @@ class Compiled(Protocol):
 
     def predict(self, matrix: np.ndarray) -> Prediction: ...
 
-    def explain(self, matrix: np.ndarray) -> Explanation:
+    def explain(self, matrix: np.ndarray, background: np.ndarray | None) -> Explanation:
         """Each feature's contribution to each output, for every row; NotExplainable when
-        this predictor has no explainer."""
+        this predictor has no explainer. `background`: training rows, where the explainer
+        needs them."""
         ...
 
     def takes(self, features: int) -> bool:
@@ -199,11 +198,10 @@ class AveragedTrees:
             return Prediction(mean.argmax(axis=1), mean)
         return Prediction(mean[:, 0], None)
 
-    def explain(self, matrix: np.ndarray) -> Explanation:
+    def explain(self, matrix: np.ndarray, background: np.ndarray | None) -> Explanation:
         contributions, base_values = self.trees.explain(matrix, divisor=self.count)
-        return Explanation(
-            contributions, base_values, "probability" if self.classification else "value"
-        )
+        units: Units = "probability" if self.classification else "value"
+        return Explanation(contributions, base_values, units, "tree-shap")
 
     def takes(self, features: int) -> bool:
         return self.trees.takes(features)
@@ -246,11 +244,9 @@ class BoostedTrees:
             return Prediction(positive.astype(np.intp), _logistic(score))
         return Prediction(raw.argmax(axis=1), _softmax(raw))
 
-    def explain(self, matrix: np.ndarray) -> Explanation:
+    def explain(self, matrix: np.ndarray, background: np.ndarray | None) -> Explanation:
         contributions, base_values = self.trees.explain(matrix, self.start)
-        return Explanation(
-            contributions, base_values, "value" if self.link == "identity" else "logit"
-        )
+        return Explanation(contributions, base_values, _score_units(self.link), "tree-shap")
 
     def takes(self, features: int) -> bool:
         return self.trees.takes(features)
@@ -291,11 +287,21 @@ class Linear:
             return Prediction((score > 0).astype(np.intp), _logistic(score))
         return Prediction(decision.argmax(axis=1), _softmax(decision))
 
-    def explain(self, matrix: np.ndarray) -> Explanation:
-        raise NotExplainable(
-            "a linear model's contributions are measured from the training data's feature "
-            "means, which its compiled form does not keep"
-        )
+    def explain(self, matrix: np.ndarray, background: np.ndarray | None) -> Explanation:
+        """Exact: a feature's contribution is its coefficient times its distance from the
+        background's mean (in the score's units: the log-odds of a classifier)."""
+        if background is None:
+            raise NotExplainable(
+                "a linear model's contributions are measured from the training rows' means, "
+                "and its metadata.json keeps no training rows (trained before explanations, or "
+                "provided without metadata): train it again to explain it"
+            )
+        mean = background.mean(axis=0)
+        # (features, outputs), a regressor's one output too.
+        coef = self.coef_t.reshape(len(self.coef_t), -1)
+        contributions = (matrix - mean)[:, :, None] * coef[None, :, :]
+        base_values = mean @ coef + np.ravel(self.intercept)
+        return Explanation(contributions, base_values, _score_units(self.link), "linear")
 
     def takes(self, features: int) -> bool:
         return bool(self.coef_t.shape[0] == features)
@@ -366,6 +372,11 @@ def from_bytes(content: bytes) -> CompiledModel:
     if not predictor.takes(features):
         raise CompiledFileError(f"its {kind.KIND} do not take the {features} features it lists")
     return CompiledModel(predictor, features, int(_scalar(arrays, "classes")))
+
+
+def _score_units(link: Link) -> Units:
+    """A score through the identity is the prediction; through a link, the log-odds."""
+    return "value" if link == "identity" else "logit"
 
 
 def _logistic(score: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ Python values; the REST layer only moves them in and out of HTTP."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import numpy as np
@@ -12,13 +13,15 @@ import numpy as np
 from . import __version__, runtime, v2
 from .artifact import Feature
 from .batching import Batches
-from .errors import InvalidInput, ModelNotFound
+from .errors import HistoryNotKept, InvalidInput, ModelNotFound
 from .metrics import Metrics
 from .model import Model
 from .prediction import Explanation, Prediction
 from .settings import Settings
 
 SERVER_NAME = "modelops-inference-server"
+# What a v2 explain response says of its tensors, in its parameters.
+EXPLANATION_PARAMETERS = ("method", "units", "outputs", "features")
 PLATFORM = "scikit-learn"
 
 
@@ -112,7 +115,7 @@ class DataPlane:
         answer: dict[str, Any] = {
             "model_name": self.model.name,
             "model_version": self.model.version,
-            "parameters": {key: described[key] for key in ("units", "outputs", "features")},
+            "parameters": {key: described[key] for key in EXPLANATION_PARAMETERS},
         }
         if request.id is not None:
             answer["id"] = request.id
@@ -135,6 +138,7 @@ class DataPlane:
         else:
             outputs = self._classes
         return {
+            "method": explanation.method,
             "units": explanation.units,
             "outputs": outputs,
             "features": self.model.features().names,
@@ -158,6 +162,7 @@ class DataPlane:
             "classes": self._classes,
             "metrics": metadata.metrics,
             "trainedAt": metadata.created_at,
+            "importance": metadata.importance,
             "sha256": self.model.sha256,
             "runtime": {
                 "name": loaded.runtime.name,
@@ -166,6 +171,24 @@ class DataPlane:
                 "libraries": metadata.library_versions,
             },
         }
+
+    def history(self) -> dict[str, Any]:
+        """The model's versions as the operator last wrote them (MODELOPS_HISTORY_FILE)."""
+        path = self._settings.history_file
+        if path is None:
+            raise HistoryNotKept(
+                "this server keeps no history of versions: the operator gives it one "
+                "(MODELOPS_HISTORY_FILE)"
+            )
+        try:
+            history = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise HistoryNotKept(f"{path} is not there (yet): the operator writes it") from None
+        except (OSError, ValueError) as exc:
+            raise HistoryNotKept(f"{path} cannot be read: {exc}") from None
+        if type(history) is not dict or type(history.get("versions")) is not list:
+            raise HistoryNotKept(f"{path} is not a history of versions")
+        return history
 
     # --- the Open Inference Protocol
 

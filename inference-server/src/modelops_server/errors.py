@@ -29,6 +29,10 @@ class NotExplainable(ServingError):
     """The model has no explainer here; the message says why (and what would give it one)."""
 
 
+class HistoryNotKept(ServingError):
+    """The server has no history of the model's versions; the message says why."""
+
+
 class ArtifactError(Exception):
     """The artifact directory cannot be served: missing files, bad metadata, wrong digest."""
 
@@ -36,6 +40,7 @@ class ArtifactError(Exception):
 HTTP_STATUS: dict[type[ServingError], int] = {
     InvalidInput: 400,
     ModelNotFound: 404,
+    HistoryNotKept: 404,
     PayloadTooLarge: 413,
     NotExplainable: 501,
     ModelNotReady: 503,

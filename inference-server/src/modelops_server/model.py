@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from . import artifact, runtime
 from .artifact import Metadata
-from .compiled import Compiled
-from .errors import ArtifactError, ModelNotReady, NotExplainable
+from .errors import ArtifactError, ModelNotReady
 from .inputs import Features
 from .prediction import Explanation, Prediction
 from .settings import Settings
@@ -59,14 +58,9 @@ class Model:
     def explain(self, matrix: np.ndarray) -> tuple[Prediction, Explanation]:
         """The rows' prediction and its explanation; NotExplainable, with the reason, for a
         model that has no explainer."""
-        chosen = self._require().runtime
-        if chosen.name != runtime.COMPILED:
-            raise NotExplainable(
-                f"{self.name!r} is served by scikit-learn, not compiled ({chosen.reason}); "
-                "explanations are computed from a compiled tree ensemble"
-            )
-        compiled = cast(Compiled, chosen.predictor)
-        return compiled.predict(matrix), compiled.explain(matrix)
+        loaded = self._require()
+        predictor = loaded.runtime.predictor
+        return predictor.predict(matrix), predictor.explain(matrix, loaded.metadata.background)
 
     def features(self) -> Features:
         return self._require().features

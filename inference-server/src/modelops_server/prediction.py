@@ -18,6 +18,9 @@ class Prediction(NamedTuple):
 # What an explanation's contributions add up to: class probabilities, the log-odds (logits)
 # a boosted or logistic classifier turns into probabilities, or a regressor's prediction.
 Units = Literal["probability", "logit", "value"]
+# How: exact TreeSHAP (compiled trees), exact for a linear model, exact Shapley values over every
+# coalition, or estimated from sampled orderings of the features (explaining.py).
+Method = Literal["tree-shap", "linear", "exact-shapley", "sampled-shapley"]
 
 
 class Explanation(NamedTuple):
@@ -27,3 +30,4 @@ class Explanation(NamedTuple):
     # contributions add up from it to the row's output.
     base_values: np.ndarray
     units: Units
+    method: Method

@@ -8,8 +8,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import InvalidInput
-from .prediction import Prediction
+from . import explaining
+from .errors import InvalidInput, NotExplainable, PayloadTooLarge
+from .prediction import Explanation, Prediction
 
 COMPILED = "compiled"
 SCIKIT_LEARN = "scikit-learn"
@@ -17,6 +18,8 @@ SCIKIT_LEARN = "scikit-learn"
 
 class Predictor(Protocol):
     def predict(self, matrix: np.ndarray) -> Prediction: ...
+
+    def explain(self, matrix: np.ndarray, background: np.ndarray | None) -> Explanation: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,38 @@ class ScikitLearnPredictor:
             # the answer.
             outputs = np.searchsorted(self._classes, outputs)
         return Prediction(outputs, probabilities)
+
+    def explain(self, matrix: np.ndarray, background: np.ndarray | None) -> Explanation:
+        """Model-agnostic Shapley values (explaining.py) of the class probabilities, or of the
+        predicted value."""
+        name = type(self._estimator).__name__
+        if background is None:
+            raise NotExplainable(
+                f"{name} is explained against training rows, and its metadata.json keeps none "
+                "(trained before explanations, or provided without metadata): train it again "
+                "to explain it"
+            )
+        if self._classes is not None and not self.has_probabilities:
+            raise NotExplainable(
+                f"{name} gives no class probabilities to explain (SVC needs probability: true)"
+            )
+        if len(matrix) > explaining.MAX_EXPLAINED_ROWS:
+            raise PayloadTooLarge(
+                f"{len(matrix)} rows to explain; a model scikit-learn serves is explained "
+                f"{explaining.MAX_EXPLAINED_ROWS} rows at a time (each takes up to "
+                f"{explaining.EVALUATIONS_PER_ROW} predictions): split it"
+            )
+        outputs = (
+            self._estimator.predict_proba
+            if self._classes is not None
+            else lambda rows: self._estimator.predict(rows).reshape(-1, 1)
+        )
+        try:
+            return explaining.shapley(
+                outputs, matrix, background, "probability" if self._classes is not None else "value"
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"the model rejected the input: {exc}") from None
 
 
 def _predicts_argmax_of_proba(estimator: Any) -> bool:

@@ -58,6 +58,11 @@ class ExplainResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[Value] = Field(description="As /predict answers.")
+    method: Literal["tree-shap", "linear", "exact-shapley", "sampled-shapley"] = Field(
+        description="Exact TreeSHAP (compiled tree ensembles), exact for a linear model, exact "
+        "Shapley values over every coalition of features, or estimated from sampled orderings "
+        "of them (models scikit-learn serves), against the training rows kept in the artifact."
+    )
     units: Literal["probability", "logit", "value"] = Field(
         description="What the contributions add up to: class probabilities (forests), log-odds "
         "(boosted classifiers), or the predicted value (regressors)."
@@ -91,6 +96,16 @@ class CardRuntime(BaseModel):
     libraries: dict[str, str] = Field(description="The library versions it was trained with.")
 
 
+class CardImportance(BaseModel):
+    method: str = Field(description="How the SHAP values were computed (see /explain's method).")
+    rows: int = Field(description="The held-out rows they were computed on.")
+    units: str
+    features: dict[str, float] = Field(
+        description="Per feature, largest first: its mean |SHAP value| over the rows, summed "
+        "over the outputs (classes)."
+    )
+
+
 class ModelCard(BaseModel):
     """What the model's page and `modelops-load` are built from."""
 
@@ -102,8 +117,31 @@ class ModelCard(BaseModel):
     classes: list[str] | None
     metrics: dict[str, float] = Field(description="Held-out metrics from training.")
     trainedAt: str | None = Field(description="Unknown for a model trained elsewhere.")
+    importance: CardImportance | None = Field(
+        description="Global importance, computed at training; absent before explanations."
+    )
     sha256: str
     runtime: CardRuntime
+
+
+class HistoryVersion(BaseModel):
+    version: str
+    origin: Literal["Trained", "Provided"]
+    trainedAt: str | None
+    score: str | None = Field(description="The gate's metric, e.g. accuracy=0.967.")
+    metrics: dict[str, float]
+    servedSince: str | None = Field(
+        description="When it last began serving; null for a version that has not served."
+    )
+    registeredModel: str | None = Field(None, description="models:/<name>/<version>, in MLflow.")
+
+
+class History(BaseModel):
+    """What the operator writes for the model's page: its status.history."""
+
+    serving: str = Field(description="The version serving now.")
+    servingSince: str | None = Field(description="Since when; null while its rollout runs.")
+    versions: list[HistoryVersion] = Field(description="Newest first.")
 
 
 class Drained(BaseModel):
@@ -164,7 +202,7 @@ class InferenceResponse(BaseModel):
 
 class ExplainInferenceResponse(InferenceResponse):
     parameters: dict[str, Any] = Field(
-        description="units, outputs and features, as /explain names them; the outputs are "
+        description="method, units, outputs and features, as /explain names them; the outputs are "
         "contributions [rows, features, outputs] and base_values [outputs]."
     )
 

@@ -45,4 +45,7 @@ class Settings(BaseSettings):
     # threads at once only take turns at it (bench/server/compare_mlserver.py); more pay off for
     # large batches whose work releases it (KNN, SVC) on a pod with several cores.
     prediction_threads: int = Field(default=1, ge=1)
+    # The model's versions, as the operator writes them into a mounted ConfigMap (its page's
+    # history); read at each GET /history, as the kubelet replaces it. Unset: no history.
+    history_file: Path | None = None
     log_level: str = "info"

@@ -849,6 +849,11 @@ class ModelRecord(StatusModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="Held-out metrics.")
     score: str | None = Field(default=None, description="The gating metric, e.g. accuracy=0.967.")
     trained_at: Timestamp | None = Field(default=None, description="When it was trained.")
+    served_since: Timestamp | None = Field(
+        default=None,
+        description="When it last began serving: its rollout completed after another version "
+        "(or none) served. Unset for a version that has not served.",
+    )
     job_name: str | None = Field(
         default=None, description="The training Job that made it (kept while it is in history)."
     )

@@ -191,6 +191,40 @@ def _pod_spec(container: dict[str, Any], claim: str | None, *, read_only: bool) 
     }
 
 
+def build_history_configmap(
+    name: str, namespace: str, history: Sequence[api.ModelRecord], serving: api.ModelRecord
+) -> dict[str, Any]:
+    """The model's versions, newest first, and which serves, for its page (the server reads
+    the file; it never asks the apiserver)."""
+    versions = [
+        {
+            "version": entry.version,
+            "origin": entry.origin,
+            "trainedAt": entry.trained_at,
+            "score": entry.score,
+            "metrics": entry.metrics,
+            "servedSince": entry.served_since,
+            **({"registeredModel": entry.mlflow.model_uri} if entry.mlflow else {}),
+        }
+        for entry in history
+    ]
+    document = {
+        "serving": serving.version,
+        "servingSince": serving.served_since,
+        "versions": versions,
+    }
+    return with_spec_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _metadata(
+                constants.HISTORY_NAME.format(name=name), namespace, labels(name, "history")
+            ),
+            "data": {constants.HISTORY_FILE: json.dumps(document, indent=1, sort_keys=True)},
+        }
+    )
+
+
 def build_claim(
     name: str, namespace: str, storage: api.StorageSpec, settings: Settings
 ) -> dict[str, Any] | None:
@@ -460,6 +494,10 @@ def build_server_deployment(
             ),
             {"name": "MODELOPS_PORT", "value": str(constants.SERVER_PORT)},
             {"name": "MODELOPS_GRPC_PORT", "value": str(constants.SERVER_GRPC_PORT)},
+            {
+                "name": "MODELOPS_HISTORY_FILE",
+                "value": f"{constants.HISTORY_MOUNT_PATH}/{constants.HISTORY_FILE}",
+            },
             *provided_file,
         ],
         "resources": _resources(serving.resources),
@@ -480,6 +518,7 @@ def build_server_deployment(
         "volumeMounts": [
             {"name": "models", "mountPath": constants.ARTIFACT_MOUNT_PATH, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "history", "mountPath": constants.HISTORY_MOUNT_PATH, "readOnly": True},
         ],
     }
     deployment_spec: dict[str, Any] = {
@@ -499,6 +538,9 @@ def build_server_deployment(
             else _pod_spec(container, claim_name(name, spec.storage), read_only=True),
         },
     }
+    # Optional: a pod made before the operator wrote it starts, and the page lists no versions.
+    history = {"name": constants.HISTORY_NAME.format(name=name), "optional": True}
+    deployment_spec["template"]["spec"]["volumes"].append({"name": "history", "configMap": history})
     deployment_spec["template"]["spec"]["topologySpreadConstraints"] = [
         {
             # Replicas on different nodes, where there are several: a node lost or drained

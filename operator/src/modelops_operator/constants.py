@@ -35,6 +35,8 @@ SERVER_NAME = "{name}-server"
 SERVICE_NAME = "{name}"
 CLAIM_NAME = "{name}-models"
 DASHBOARD_NAME = "{name}-dashboard"
+# The model's versions as its page lists them, mounted into the serving pods.
+HISTORY_NAME = "{name}-history"
 NETWORK_POLICY_NAME = "{name}-network"
 # The Job that points the registry's alias at the serving version (a number: at most 11 digits
 # fit).
@@ -42,6 +44,10 @@ CHAMPION_JOB_NAME = "{name}-champion-{registered_version}"
 
 # Paths and ports of the artifact contract (docs/artifact-contract.md).
 ARTIFACT_MOUNT_PATH = "/models"
+# Where a serving pod reads the history ConfigMap: a volume, so a new entry changes the file
+# (within the kubelet's sync period) and never the pod template.
+HISTORY_MOUNT_PATH = "/etc/modelops/history"
+HISTORY_FILE = "history.json"
 # What a spec.model's file is fetched as, in its version's directory (it has no metadata.json).
 PROVIDED_MODEL_FILE = "model"
 SERVER_PORT = 8080

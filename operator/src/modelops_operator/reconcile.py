@@ -441,6 +441,17 @@ def _reconcile(
     if target is not None:
         rollout = _ensure_serving(world, settings, body, spec, target)
         target = _follow_champion(world, settings, body, spec, target, rollout)
+        target, history = status.with_serving_since(
+            previous.model, target, history, rollout.complete
+        )
+    _apply_or_remove(
+        world,
+        body,
+        builders.build_history_configmap(name, namespace, history, target)
+        if target is not None
+        else None,
+        ("v1", "ConfigMap", constants.HISTORY_NAME.format(name=name)),
+    )
 
     if workload_only and reported_monitoring is not None:
         monitoring = reported_monitoring

@@ -251,6 +251,31 @@ def with_champion(
     return target.model_copy(update={"mlflow": mlflow})
 
 
+def with_serving_since(
+    previous: api.ModelRecord | None,
+    target: api.ModelRecord,
+    history: list[api.ModelRecord],
+    rollout_complete: bool,
+) -> tuple[api.ModelRecord, list[api.ModelRecord]]:
+    """The serving version's record, and history, with when it began serving: kept while the
+    same version goes on serving (a rollout of new resources included), now once a rollout of
+    another version completes. History keeps each version's last start; the target carries it
+    only while it serves."""
+    if previous is not None and previous.version == target.version and previous.served_since:
+        since: str | None = previous.served_since
+    else:
+        since = now() if rollout_complete else None
+    target = target.model_copy(update={"served_since": since})
+    if since is None:
+        return target, history
+    return target, [
+        entry.model_copy(update={"served_since": since})
+        if entry.version == target.version
+        else entry
+        for entry in history
+    ]
+
+
 def job_failed(job: Mapping[str, Any]) -> bool:
     return _job_failed(job) is not None
 
@@ -414,7 +439,11 @@ def promote(
 ) -> list[api.ModelRecord]:
     """Newest first, each version once, at most HISTORY_LIMIT entries, the `pinned` one
     (serving.modelVersion) among them however old: what leaves history, the next training run
-    deletes from storage, and a pinned version still serves."""
+    deletes from storage, and a pinned version still serves. A version promoted again (each
+    reconcile promotes the run's result) keeps when it served."""
+    before = next((entry for entry in history if entry.version == model.version), None)
+    if before is not None and before.served_since and not model.served_since:
+        model = model.model_copy(update={"served_since": before.served_since})
     rest = [entry for entry in history if entry.version != model.version]
     kept = [model, *rest][: api.HISTORY_LIMIT]
     old_pin = [entry for entry in rest[api.HISTORY_LIMIT - 1 :] if entry.version == pinned]

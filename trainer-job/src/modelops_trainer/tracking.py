@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from . import explanations
 from .errors import TrainingError
 from .search import Trial
 
@@ -19,6 +20,9 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The model's own folder in the run, and the format the server can read without skops.
 MODEL_NAME = "model"
 SERIALIZATION_FORMAT = "cloudpickle"
+# The run's artifacts beside the model: global importance, as numbers and as a bar chart.
+IMPORTANCE_FILE = "importance.json"
+IMPORTANCE_CHART = "importance.svg"
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class Run:
     # A hyperparameter search's trials, each a nested run with its score as `trial_metric`.
     trials: Sequence[Trial] = ()
     trial_metric: str = ""
+    # Each feature's mean |SHAP value| on the held-out rows (explanations.importance).
+    importance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ class Tracking:
                         mlflow.set_tag("modelops.trialFailed", trial.problem or "")
                     else:
                         mlflow.log_metric(run.trial_metric, trial.score)
+            if run.importance is not None:
+                mlflow.log_dict(run.importance, IMPORTANCE_FILE)
+                mlflow.log_text(explanations.bar_chart(run.importance), IMPORTANCE_CHART)
             logged = mlflow.sklearn.log_model(
                 run.model,
                 name=MODEL_NAME,

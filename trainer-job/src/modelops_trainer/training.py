@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import type_of_target
 
-from . import artifact, datasets, estimators, evaluate, features, search
+from . import artifact, datasets, estimators, evaluate, explanations, features, search
 from .errors import TrainingError
 from .object_storage import ObjectStore
 from .spec import parse_spec
@@ -125,6 +125,10 @@ def train(
     arguments = arguments_with(best)
     model = model_with(best)
     metrics = _fit_and_score(model, split, task, training.estimator, table.origin)
+    background = explanations.background(split[0], encoding.features, training.random_seed)
+    importance = explanations.importance(
+        model, task == "classification", split[1], encoding.features, background
+    )
     logged = (
         tracking.log(
             Run(
@@ -145,6 +149,7 @@ def train(
                 example=split[0][:5],
                 trials=searched.trials if searched is not None else [],
                 trial_metric=f"cv_{searched.metric}" if searched is not None else "",
+                importance=importance,
             )
         )
         if tracking is not None
@@ -166,6 +171,8 @@ def train(
         "metrics": metrics,
         "dataFingerprint": data_fingerprint,
         **({"search": searched.record()} if searched is not None else {}),
+        **({"background": background} if background is not None else {}),
+        **({"importance": importance} if importance is not None else {}),
         "libraryVersions": artifact.library_versions(),
         "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "trainingSpec": spec,

@@ -4,6 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const NOT_READY_RETRY_MS = 2000;
+// What an explanation's numbers are, in words.
+const UNITS = { probability: "probability", logit: "log-odds", value: "predicted value" };
 
 function element(tag, text, className) {
   const node = document.createElement(tag);
@@ -35,6 +37,17 @@ async function call(path, body) {
   return parsed;
 }
 
+// A labelled bar filled to `fraction` of its track, with `text` after it.
+function bar(label, fraction, text, className = "bar") {
+  const row = element("div", undefined, className);
+  const track = element("div", undefined, "track");
+  const fill = element("div", undefined, "fill");
+  fill.style.width = `${(fraction * 100).toFixed(1)}%`;
+  track.append(fill);
+  row.append(element("span", label), track, element("span", text, "share"));
+  return row;
+}
+
 function showCard(card) {
   document.title = `${card.name} ${card.version}`;
   $("title").textContent = `${card.name} `;
@@ -55,6 +68,20 @@ function showCard(card) {
   list.replaceChildren();
   for (const [term, value] of rows) list.append(element("dt", term), element("dd", value));
   $("v2-path").textContent = `v2/models/${card.name}/infer`;
+  showImportance(card.importance);
+}
+
+// Global importance, computed at training: each feature's mean |SHAP value| on held-out rows.
+function showImportance(importance) {
+  if (!importance) return;
+  const features = Object.entries(importance.features);
+  const largest = Math.max(...features.map(([, value]) => value), Number.MIN_VALUE);
+  const chart = $("importance-chart");
+  chart.replaceChildren();
+  for (const [name, value] of features) chart.append(bar(name, value / largest, String(round(value))));
+  $("importance-about").textContent = `Mean |SHAP value| (${UNITS[importance.units] || importance.units}) ` +
+    `on ${importance.rows} held-out rows, ${importance.method}.`;
+  $("importance").hidden = false;
 }
 
 function inputFor(feature, index) {
@@ -131,19 +158,12 @@ function showAnswer(card, answer) {
   if (answer.probabilities) {
     answer.classes.forEach((label, index) => {
       const share = answer.probabilities[0][index];
-      const bar = element("div", undefined, label === prediction ? "bar top" : "bar");
-      const track = element("div", undefined, "track");
-      const fill = element("div", undefined, "fill");
-      fill.style.width = `${(share * 100).toFixed(1)}%`;
-      track.append(fill);
-      bar.append(element("span", label), track, element("span", `${(share * 100).toFixed(1)}%`, "share"));
-      chart.append(bar);
+      const percent = `${(share * 100).toFixed(1)}%`;
+      chart.append(bar(label, share, percent, label === prediction ? "bar top" : "bar"));
     });
   }
   $("result").hidden = false;
 }
-
-const UNITS = { probability: "probability", logit: "log-odds", value: "predicted value" };
 
 // Why the model answered that: each feature's SHAP value for the answer's column (the predicted
 // class, a binary classifier's one score, or the regressor's value), largest first, as bars
@@ -294,6 +314,47 @@ async function predictCsv(card) {
   }
 }
 
+// The table's header and rows; `marked(index)` names a row's class, if any.
+function fillTable(table, header, lines, marked = () => "") {
+  table.replaceChildren();
+  const head = element("tr");
+  for (const name of header) head.append(element("th", name));
+  table.append(element("thead"));
+  table.tHead.append(head);
+  const body = element("tbody");
+  lines.forEach((line, index) => {
+    const tr = element("tr", undefined, marked(index));
+    for (const cell of line) tr.append(element("td", String(cell)));
+    body.append(tr);
+  });
+  table.append(body);
+}
+
+function when(timestamp) {
+  return timestamp ? new Date(timestamp).toLocaleString() : "";
+}
+
+// The model's versions as the operator keeps them: none where the server keeps no history
+// (a server the operator did not start).
+async function showHistory() {
+  let history;
+  try {
+    history = await call("history");
+  } catch {
+    return;
+  }
+  const header = ["Version", "Trained", "Origin", "Gate score", "Serving"];
+  const lines = history.versions.map((entry) => {
+    const serving = entry.version === history.serving;
+    let served = entry.servedSince ? `served from ${when(entry.servedSince)}` : "";
+    if (serving) served = history.servingSince ? `since ${when(history.servingSince)}` : "rolling out";
+    return [entry.version, when(entry.trainedAt), entry.origin, entry.score || "", served];
+  });
+  fillTable($("history"), header, lines, (index) =>
+    history.versions[index].version === history.serving ? "serving" : "");
+  $("history-section").hidden = false;
+}
+
 function showTable(card, rows, answer) {
   const header = [...card.features.map((feature) => feature.name), "prediction"];
   if (answer.probabilities) header.push(...answer.classes.map((label) => `P(${label})`));
@@ -302,19 +363,7 @@ function showTable(card, rows, answer) {
     if (answer.probabilities) line.push(...answer.probabilities[index].map((p) => round(p)));
     return line;
   });
-  const table = $("table");
-  table.replaceChildren();
-  const head = element("tr");
-  for (const name of header) head.append(element("th", name));
-  table.append(element("thead"));
-  table.tHead.append(head);
-  const body = element("tbody");
-  for (const line of lines) {
-    const tr = element("tr");
-    for (const cell of line) tr.append(element("td", String(cell)));
-    body.append(tr);
-  }
-  table.append(body);
+  fillTable($("table"), header, lines);
   const download = $("download");
   if (download.href) URL.revokeObjectURL(download.href);
   download.href = URL.createObjectURL(new Blob([csvText([header, ...lines])], { type: "text/csv" }));
@@ -362,7 +411,7 @@ async function start() {
   showTemplate(card);
   showCurl();
   $("content").hidden = false;
-  await readiness();
+  await Promise.all([showHistory(), readiness()]);
 }
 
 start();
