@@ -20,11 +20,17 @@ import tritonclient.http as triton_http
 from conftest import Artifact, Server
 from modelops_server import artifact as server_artifact
 from modelops_server import compiled, explaining
+from modelops_server._kernels import Walker
 from modelops_server.compiling import compile_estimator
 from modelops_server.errors import NotExplainable
 from modelops_trainer.estimators import task_of
 from sklearn import datasets
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from test_server_compiled import DATASETS, _inputs
 
 TREES = [
@@ -449,3 +455,45 @@ def test_the_compiled_file_keeps_the_covers_explanations_need(iris_forest: Artif
     assert root_covers.tolist() == [t.tree_.weighted_n_node_samples[0] for t in forest.estimators_]
     explained = compile_estimator(forest).explain(DATASETS["iris"]().data[:3], None)
     assert explained.contributions.shape == (3, 4, 3)
+
+
+def _walkers(trees: compiled.Trees) -> tuple[Walker, Walker, int]:
+    """Two walkers of the same trees: one explaining by the recursion alone, one from the leaf
+    tables where they fit; and how many trees have tables."""
+    arrays = (trees.children, trees.feature, trees.threshold, trees.value, trees.roots)
+    walkers = [
+        Walker(*arrays, trees.depth, trees.dtype is np.float32, trees.cover) for _ in range(2)
+    ]
+    for walker in walkers:
+        walker.expectation(np.zeros(trees.value.shape[1]), 1.0)
+    return walkers[0], walkers[1], walkers[1].tabulate()
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "tabled"),
+    [
+        (RandomForestClassifier(n_estimators=100, max_depth=5, random_state=0), "iris", "all"),
+        (HistGradientBoostingClassifier(max_iter=20, random_state=0), "iris", "all"),
+        # Grown to the end: most trees' tables would not fit, and the recursion explains them.
+        (RandomForestRegressor(n_estimators=20, random_state=0), "diabetes", "some"),
+    ],
+    ids=["shallow-forest", "boosting", "deep-forest"],
+)
+def test_the_leaf_tables_and_the_recursion_give_the_same_contributions(
+    model: Any, dataset: str, tabled: str
+) -> None:
+    """Shallow trees are explained from tables made at load, deep ones by the recursion
+    (_kernels.c): the same arithmetic, which agrees to rounding."""
+    data = DATASETS[dataset]()
+    trees = compile_estimator(model.fit(data.data, data.target)).trees  # type: ignore[attr-defined]
+    recursion, tables, count = _walkers(trees)
+    rows = _inputs(dataset)
+    by_recursion = np.zeros((len(rows), rows.shape[1], trees.value.shape[1]))
+    by_tables = np.zeros_like(by_recursion)
+
+    recursion.explain(rows, by_recursion, 1.0)
+    tables.explain(rows, by_tables, 1.0)
+
+    trees_count = len(trees.roots)
+    assert count == trees_count if tabled == "all" else 0 < count < trees_count
+    assert np.abs(by_tables - by_recursion).max() <= 1e-12 * max(1.0, np.abs(by_recursion).max())

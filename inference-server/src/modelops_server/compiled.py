@@ -81,7 +81,10 @@ class Trees:
         expected = None
         if self.cover is not None:
             expected = np.zeros(self.value.shape[1])
+            # Checks the nodes make trees (as an explanation walks them), then tables what
+            # explanations of shallow trees look up (_kernels.c, "Leaf tables").
             walker.expectation(expected, 1.0)
+            walker.tabulate()
         object.__setattr__(self, "_expected", expected)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
