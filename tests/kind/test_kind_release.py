@@ -98,7 +98,14 @@ def test_the_chart_installs_with_helm_serves_a_model_and_uninstalls(
     assert condition["status"] == "False"
     assert "installed without Prometheus wiring" in condition["message"]
     assert "installed without dashboards" in condition["message"]
-    configmaps = get_json(fresh, "-A", "configmap", "-l", "app.kubernetes.io/managed-by=modelops")
+    # Monitoring's ConfigMaps, that is: the model's history (its page's versions) stays.
+    configmaps = get_json(
+        fresh,
+        "-A",
+        "configmap",
+        "-l",
+        "app.kubernetes.io/managed-by=modelops,app.kubernetes.io/component!=history",
+    )
     assert configmaps["items"] == [], "monitoring=none: no scrape files, no dashboards"
 
     delete_models(fresh, namespace)
